@@ -1,0 +1,5 @@
+"""Allow `python -m infgan`."""
+
+from infgan.cli import main
+
+raise SystemExit(main())

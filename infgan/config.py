@@ -1,0 +1,278 @@
+"""Run configuration: frozen dataclasses whose defaults are the default run, a strict YAML
+loader, and `--set key=value` overrides.
+
+A config file holds only overrides of these defaults, nested by section (`train: {steps: 100}`).
+Every key, type and value is checked here, before anything runs; a mistake becomes a
+`ConfigError` whose message is one line naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message is one line for the user."""
+
+
+def _opt(default: Any, help: str, *, choices: tuple | None = None, ge: float | None = None,
+         gt: float | None = None, lt: float | None = None) -> Any:
+    """A config field with its documentation and the values it allows."""
+    return field(default=default, metadata={"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = _opt("ou", "which data to train on", choices=("ou",))
+    t_size: int = _opt(64, "time points per series", ge=2)
+    size: int = _opt(8192, "number of series (train + held-out)", ge=4)
+    val_fraction: float = _opt(0.125, "fraction of series held out for the quality metrics", gt=0, lt=1)
+    missing_rate: float = _opt(0.3, "fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    initial_noise_size: int = _opt(5, "size of the generator's initial noise", ge=1)
+    noise_size: int = _opt(3, "number of Brownian motions driving the generator SDE", ge=1)
+    hidden_size: int = _opt(16, "hidden state size of both the SDE and the CDE", ge=1)
+    mlp_size: int = _opt(16, "width of every MLP", ge=1)
+    num_layers: int = _opt(1, "hidden layers of every MLP", ge=1)
+    adjoint: bool = _opt(True, "backpropagate with the reversible Heun adjoint (else through the solver)")
+    dt: float = _opt(1.0, "solver step, in the data's time units", gt=0)
+    initial_scale: float = _opt(3.0, "multiplier on the generator's initial-MLP weights at init", gt=0)
+    field_scale: float = _opt(0.5, "multiplier on the generator's drift/diffusion weights at init", gt=0)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = _opt("wgan_clip", "adversarial loss", choices=("wgan_clip", "wgan_gp", "gan"))
+    gp_weight: float = _opt(10.0, "gradient-penalty weight (wgan_gp only)", ge=0)
+
+
+_OPTIMISERS = ("adadelta", "adam", "rmsprop")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = _opt(600, "generator steps", ge=1)
+    batch_size: int = _opt(128, "global batch size (split across workers)", ge=1)
+    n_critic: int = _opt(1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1)
+    generator_lr: float = _opt(1.0e-2, "generator learning rate", gt=0)
+    discriminator_lr: float = _opt(5.0e-2, "discriminator learning rate", gt=0)
+    generator_optimizer: str = _opt("adadelta", "generator optimiser", choices=_OPTIMISERS)
+    discriminator_optimizer: str = _opt("adadelta", "discriminator optimiser", choices=_OPTIMISERS)
+    generator_weight_decay: float = _opt(0.01, "generator weight decay", ge=0)
+    discriminator_weight_decay: float = _opt(0.01, "discriminator weight decay", ge=0)
+    adam_betas: tuple[float, float] = _opt((0.5, 0.9), "Adam betas (adam only)")
+    swa_start: int = _opt(300, "step from which weights are averaged (evaluation uses the average)", ge=0)
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = _opt(1, "intra-op threads per process (1 is fastest for these small tensors; 0 = torch's default)", ge=0)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = _opt(50, "steps between evaluations of the quality metrics", ge=1)
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = _opt(100, "steps between checkpoints", ge=1)
+    keep: int = _opt(2, "how many recent checkpoints to keep", ge=1)
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = _opt(0, "seed of data, initialisation and noise", ge=0)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+PRESETS = ("default", "reference", "seed")
+
+
+# ----------------------------------------------------------------------------------------------
+# Building a Config from nested dicts, with one-line errors.
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+    """Return `value` converted to `tp`, or raise ConfigError naming `path`."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"'{path}' must be a list of {len(args)} numbers, got {value!r}")
+        return tuple(_check_value(f"{path}[{i}]", a, v, {}) for i, (a, v) in enumerate(zip(args, value)))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        hint = ""
+        if tp in (float, int) and isinstance(value, str):
+            hint = " (YAML reads 1e-4 as a string: write 1.0e-4)"
+        raise ConfigError(f"'{path}' must be {_type_name(tp)}, got {value!r}{hint}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"'{path}' must be one of {', '.join(meta['choices'])}; got {value!r}")
+    bounds = [("ge", ">=", lambda a, b: a >= b), ("gt", ">", lambda a, b: a > b), ("lt", "<", lambda a, b: a < b)]
+    for key, sym, ok in bounds:
+        if meta.get(key) is not None and not ok(value, meta[key]):
+            raise ConfigError(f"'{path}' must be {sym} {meta[key]:g}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Build dataclass `cls` from a mapping of overrides, checking every key and value."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        where = f"'{prefix.rstrip('.')}'" if prefix else "the config"
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        allowed = ", ".join(prefix + name for name in fields)
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; allowed: {allowed}")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_value(prefix + name, tp, value, fields[name].metadata)
+    return cls(**kwargs)
+
+
+def from_dict(data: Mapping[str, Any] | None) -> Config:
+    """Build a Config from nested overrides (missing keys keep their defaults)."""
+    return _build(Config, data, "")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain nested dicts and lists, ready for YAML."""
+    def plain(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [plain(v) for v in x]
+        return x
+    return plain(dataclasses.asdict(cfg))
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to {'train.steps': 100, ...}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{'train.steps': 100} to nested dicts."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"'{key}' conflicts with '{p}' which is not a section")
+            node = child
+        node[leaf] = value
+    return out
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `over` into a copy of `base`."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def config_paths() -> dict[str, Any]:
+    """Every settable dotted path mapped to its (type, field metadata)."""
+    def walk(cls: type, prefix: str) -> Iterable[tuple[str, Any]]:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from walk(hints[f.name], f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}", (hints[f.name], f.metadata)
+    return dict(walk(Config, ""))
+
+
+def parse_set(items: Iterable[str]) -> dict[str, Any]:
+    """Parse `--set key=value` items (values as YAML) into nested overrides."""
+    flat = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. train.steps=100), got {item!r}")
+        try:
+            flat[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
+        if flat[key.strip()] is None:
+            raise ConfigError(f"--set {key}: give a value, e.g. {key}=1")
+    return unflatten(flat)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file, turning a missing file or bad syntax into a ConfigError."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+
+
+def source_overrides(source: str | None) -> dict[str, Any]:
+    """Overrides from a config file path or a preset name (None = the default run)."""
+    if source is None or source == "default":
+        return {}
+    path = Path(source)
+    if not path.exists() and source in PRESETS:
+        path = Path(str(resources.files("infgan") / "presets" / f"{source}.yaml"))
+    elif not path.exists():
+        raise ConfigError(f"--config: no file or preset named {source!r}; presets: {', '.join(PRESETS)}")
+    data = read_yaml(path)
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a config file must be a mapping of sections, got {type(data).__name__}")
+    return dict(data or {})
+
+
+def load_config(source: str | None = None, sets: Iterable[str] = ()) -> Config:
+    """Defaults, then a file or preset, then `--set` overrides; validated."""
+    return from_dict(merge(source_overrides(source), parse_set(sets)))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config so `infgan train --config PATH` reproduces the run."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,66 @@
+"""Sample-quality metrics that do not depend on any trial's critic (design.md section 4).
+
+All are computed on the data channels (time excluded) in normalised units, between a fixed
+held-out set of real paths (NaN where unobserved: ignored) and generated paths from fixed noise:
+
+- `val/marginal_w1`: Wasserstein-1 distance between the real and generated marginals at each
+  time point, averaged over time points and channels;
+- `val/marginal_ks`: the two-sample Kolmogorov-Smirnov statistic, averaged the same way (0..1);
+- `val/cov_error`: mean absolute error of the lag auto- and cross-covariances
+  E[(X_t - m_t)(X_{t+k} - m_{t+k})^T], over lags k = 0, 1, 2, 4, 8, ... < time points.
+
+**`val/score` = marginal_w1 + marginal_ks + cov_error; lower is better, 0 is a perfect match.**
+It is the default tuning objective: one number that is small only when marginals (location,
+spread and shape) and temporal dependence all match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import stats
+
+
+def lags(t_size: int) -> list[int]:
+    """Lags at which covariances are compared: 0 and powers of two below t_size."""
+    return [0] + [2**i for i in range(int(np.log2(max(t_size - 1, 1))) + 1) if 2**i < t_size]
+
+
+def _lag_covariances(x: np.ndarray, t_size: int) -> np.ndarray:
+    """(lags, channels, channels) averaged over start times; x: (n, time, channels) with NaNs."""
+    centred = x - np.nanmean(x, axis=0, keepdims=True)
+    out = []
+    for k in lags(t_size):
+        a, b = centred[:, : t_size - k, :, None], centred[:, k:, None, :]
+        out.append(np.nanmean(a * b, axis=(0, 1)))
+    return np.stack(out)
+
+
+def quality_metrics(real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    """The metrics above from real (n, time, 1 + channels) with NaNs and fake (m, time, 1 + channels)."""
+    r = real[..., 1:].detach().cpu().double().numpy()
+    f = fake[..., 1:].detach().cpu().double().numpy()
+    t_size, channels = r.shape[1], r.shape[2]
+    w1, ks = [], []
+    for t in range(t_size):
+        for c in range(channels):
+            rv = r[:, t, c][~np.isnan(r[:, t, c])]
+            fv = f[:, t, c]
+            if rv.size == 0 or not np.isfinite(fv).all():
+                continue
+            w1.append(stats.wasserstein_distance(rv, fv))
+            ks.append(stats.ks_2samp(rv, fv).statistic)
+    if not np.isfinite(f).all():
+        nan = float("nan")
+        return {"val/marginal_w1": nan, "val/marginal_ks": nan, "val/cov_error": nan, "val/score": nan}
+    cov = float(np.nanmean(np.abs(_lag_covariances(r, t_size) - _lag_covariances(f, t_size))))
+    out = {"val/marginal_w1": float(np.mean(w1)), "val/marginal_ks": float(np.mean(ks)), "val/cov_error": cov}
+    out["val/score"] = out["val/marginal_w1"] + out["val/marginal_ks"] + out["val/cov_error"]
+    return out
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, ts: torch.Tensor, n: int, seed: int, chunk: int = 1024) -> torch.Tensor:
+    """`n` generated paths (n, time, 1 + data) from noise fixed by `seed`, in chunks."""
+    rng = torch.Generator().manual_seed(seed)
+    return torch.cat([generator(ts, min(chunk, n - i), rng) for i in range(0, n, chunk)])

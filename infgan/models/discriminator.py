@@ -1,0 +1,58 @@
+"""Neural CDE discriminator over the linearly interpolated path, with careful clipping."""
+
+from __future__ import annotations
+
+import torch
+import torchcde
+from torch import nn
+
+from infgan.config import ModelConfig
+from infgan.models.mlp import MLP
+
+
+class _VectorField(nn.Module):
+    """CDE vector field f(t, h): (batch, hidden) -> (batch, hidden, 1 + data)."""
+
+    def __init__(self, channels: int, hidden_size: int, mlp_size: int, num_layers: int):
+        super().__init__()
+        self.channels, self.hidden_size = channels, hidden_size
+        self.mlp = MLP(1 + hidden_size, hidden_size * channels, mlp_size, num_layers, tanh=True)
+
+    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        # t: (), h: (batch, hidden) -> (batch, hidden, channels)
+        th = torch.cat([t.expand(h.size(0), 1), h], dim=1)
+        return self.mlp(th).view(h.size(0), self.hidden_size, self.channels)
+
+
+class Discriminator(nn.Module):
+    """Scores each path (batch, time, 1 + data) with a neural CDE; one score per path."""
+
+    def __init__(self, data_size: int, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        channels = 1 + data_size  # time is channel 0
+        self.initial = MLP(channels, cfg.hidden_size, cfg.mlp_size, cfg.num_layers, tanh=False)
+        self.func = _VectorField(channels, cfg.hidden_size, cfg.mlp_size, cfg.num_layers)
+        self.readout = nn.Linear(cfg.hidden_size, 1)
+
+    def forward(self, coeffs: torch.Tensor, adjoint: bool | None = None) -> torch.Tensor:
+        # coeffs: (batch, time, 1 + data) linear-interpolation coefficients -> (batch,)
+        adjoint = self.cfg.adjoint if adjoint is None else adjoint
+        path = torchcde.LinearInterpolation(coeffs)
+        h0 = self.initial(path.evaluate(path.interval[0]))
+        kwargs = {"adjoint_method": "adjoint_reversible_heun",
+                  "adjoint_params": (coeffs,) + tuple(self.func.parameters())} if adjoint else {}
+        hs = torchcde.cdeint(path, self.func, h0, path.interval, adjoint=adjoint, method="reversible_heun",
+                             backend="torchsde", dt=self.cfg.dt, **kwargs)
+        return self.readout(hs[:, -1]).squeeze(-1)
+
+    @torch.no_grad()
+    def clip_weights(self) -> None:
+        """Careful clipping: clamp every Linear weight to +-1/out_features after each critic step."""
+        # Why: with 1-Lipschitz activations this bounds the critic's Lipschitz constant, the
+        # Wasserstein critic's constraint, without the cost of a gradient penalty (up to 1.87x
+        # faster in Kidger et al. 2021).
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                lim = 1.0 / module.out_features
+                module.weight.clamp_(-lim, lim)

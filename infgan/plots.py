@@ -1,0 +1,90 @@
+"""Plots of a run: real vs generated paths, marginal histograms, loss/score curves, val/score curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+REAL, FAKE = "tab:blue", "tab:orange"
+
+
+def _save(fig: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_samples(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str], n: int = 24) -> None:
+    """Real (observed points joined) and generated paths, one panel per channel, in data units."""
+    channels = real.size(-1) - 1
+    fig, axes = plt.subplots(channels, 2, figsize=(10, 2.8 * channels), squeeze=False, sharey="row")
+    for c in range(channels):
+        for ax, paths, colour, title in ((axes[c, 0], real, REAL, "real (held out)"), (axes[c, 1], fake, FAKE, "generated")):
+            for p in paths[:n]:
+                t, y = p[:, 0].numpy(), p[:, c + 1].numpy()
+                seen = ~np.isnan(y)
+                ax.plot(t[seen], y[seen], color=colour, alpha=0.5, lw=0.8)
+            ax.set_title(f"{names[c]}: {title}")
+            ax.set_xlabel("t")
+    _save(fig, path)
+
+
+def plot_marginals(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str],
+                   fractions: Sequence[float] = (0.0, 1 / 3, 2 / 3, 1.0)) -> None:
+    """Histograms of real vs generated values at a few fractions of the time range, per channel."""
+    channels, t_size = real.size(-1) - 1, real.size(1)
+    fig, axes = plt.subplots(channels, len(fractions), figsize=(3.2 * len(fractions), 2.6 * channels), squeeze=False)
+    for c in range(channels):
+        for j, frac in enumerate(fractions):
+            i = min(t_size - 1, round(frac * (t_size - 1)))
+            r, f = real[:, i, c + 1].numpy(), fake[:, i, c + 1].numpy()
+            r = r[~np.isnan(r)]
+            bins = np.histogram_bin_edges(np.concatenate([r, f]), bins=40)
+            ax = axes[c, j]
+            ax.hist(r, bins=bins, density=True, alpha=0.5, color=REAL, label="real")
+            ax.hist(f, bins=bins, density=True, alpha=0.5, color=FAKE, label="generated")
+            ax.set_title(f"{names[c]} at t = {float(real[0, i, 0]):.3g}")
+    axes[0, 0].legend()
+    _save(fig, path)
+
+
+def _curve(ax: Any, history: list[dict[str, Any]], key: str, label: str | None = None) -> None:
+    pts = [(r["step"], r[key]) for r in history if key in r and r[key] is not None]
+    if pts:
+        x, y = zip(*pts)
+        ax.plot(x, y, marker=".", label=label or key)
+
+
+def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Critic and generator losses, and mean real/fake critic scores, against the step."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
+    for key in ("train/critic_loss", "train/generator_loss"):
+        _curve(ax1, history, key)
+    ax1.set_title("losses (diagnostic; not comparable across trials)")
+    for key in ("train/score_real", "train/score_fake"):
+        _curve(ax2, history, key)
+    ax2.set_title("mean critic score")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("step")
+        ax.legend()
+    _save(fig, path)
+
+
+def plot_score(history: list[dict[str, Any]], path: Path) -> None:
+    """val/score and its parts against the step (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for key in ("val/score", "val/marginal_w1", "val/marginal_ks", "val/cov_error"):
+        _curve(ax, history, key)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title("held-out quality (lower is better)")
+    ax.legend()
+    _save(fig, path)

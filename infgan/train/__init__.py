@@ -1,0 +1,1 @@
+"""Training: state, the one training step, the loop, and the context it runs in."""

@@ -1,0 +1,57 @@
+"""Atomic checkpoint files: `checkpoints/step_000500.pt`, the newest `keep` of them kept."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write `obj` to `path` so that a reader never sees a partial file (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoints(directory: Path) -> list[Path]:
+    """Checkpoint files in `directory`, oldest step first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
+    """Write the checkpoint of `step` and delete all but the newest `keep`."""
+    path = directory / f"step_{step:06d}.pt"
+    atomic_torch_save(payload, path)
+    for old in checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest checkpoint in `directory`, or None."""
+    found = checkpoints(directory)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU."""
+    # weights_only=False: our own files hold RNG states and plain dicts besides tensors.
+    return torch.load(path, map_location="cpu", weights_only=False)

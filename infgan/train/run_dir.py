@@ -1,0 +1,99 @@
+"""The run directory: config.yaml, metrics.jsonl, summary.json, normalisation.json, checkpoints/, plots/."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infgan.config import Config, ConfigError, flatten, from_dict, read_yaml, save_config, to_dict
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class RunDir:
+    """Paths and readers/writers of one run's directory."""
+
+    root: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def generator_path(self) -> Path:
+        return self.root / "generator.pt"
+
+    def holds_run(self) -> bool:
+        """Whether a run has already written here."""
+        return self.config_path.exists() or self.metrics_path.exists() or self.checkpoints.exists()
+
+    def create(self, cfg: Config, normalisation: dict[str, Any]) -> None:
+        """Start a new run here; refuse to overwrite an existing one."""
+        if self.holds_run():
+            raise ConfigError(f"{self.root} already holds a run: pass --resume to continue it, or choose another --out")
+        self.root.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.config_path)
+        write_json_atomic(self.root / "normalisation.json", normalisation)
+        self.metrics_path.write_text("")
+
+    def saved_config(self) -> Config:
+        """The config this run was started with."""
+        if not self.config_path.exists():
+            raise ConfigError(f"{self.root} holds no run to resume (no config.yaml)")
+        return from_dict(read_yaml(self.config_path))
+
+    def check_same_config(self, cfg: Config) -> None:
+        """Refuse to resume with a config other than the run's own (a resumed run must be the same run)."""
+        saved, given = flatten(to_dict(self.saved_config())), flatten(to_dict(cfg))
+        diff = [k for k in given if given[k] != saved[k]]
+        if diff:
+            raise ConfigError(f"--resume: the config differs from {self.config_path} in '{diff[0]}'; "
+                              "resume without --config/--set, or start a new run with another --out")
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        """Add one evaluation's record to metrics.jsonl."""
+        with self.metrics_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """All records of metrics.jsonl."""
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, step: int) -> list[dict[str, Any]]:
+        """Drop records after `step` (written after the checkpoint we resume from); return the rest."""
+        kept = [r for r in self.read_metrics() if r["step"] <= step]
+        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self.metrics_path)
+        return kept
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write summary.json."""
+        write_json_atomic(self.summary_path, summary)

@@ -1,0 +1,94 @@
+"""Everything a run carries between steps: models, optimisers, weight averages, step and RNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from infgan.config import Config
+from infgan.models import Discriminator, Generator
+
+
+def make_optimizer(name: str, params: Any, lr: float, weight_decay: float, betas: tuple[float, float]
+                   ) -> torch.optim.Optimizer:
+    """One player's optimiser by config name."""
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=betas)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimiser {name!r}")
+
+
+def rank_seed(seed: int, rank: int, stream: str) -> int:
+    """An independent 63-bit seed for one named random stream of one rank."""
+    words = [seed, rank] + [ord(c) for c in stream]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclass
+class TrainState:
+    """The mutable state of a run; `state_dict` holds all of it, so a resume is exact."""
+
+    generator: Generator
+    discriminator: Discriminator
+    g_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer
+    g_avg: AveragedModel
+    d_avg: AveragedModel
+    rng: torch.Generator            # this rank's batches, generator noise and GP interpolation
+    step: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # the loop's running sums, best score, wall time
+
+    def eval_generator(self) -> nn.Module:
+        """The averaged generator once averaging has begun, else the trained one (never the initial)."""
+        # Why the guard: the reference always evaluates the average, which for a run shorter
+        # than the averaging start is the untrained initial model (design.md section 3).
+        return self.g_avg.module if int(self.g_avg.n_averaged) > 0 else self.generator
+
+    def update_averages(self) -> None:
+        """Fold the current weights into the running (stochastic weight) averages."""
+        self.g_avg.update_parameters(self.generator)
+        self.d_avg.update_parameters(self.discriminator)
+
+    def state_dict(self) -> dict[str, Any]:
+        """All state, CPU tensors, for a checkpoint."""
+        return {
+            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+            "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
+            "g_avg": self.g_avg.state_dict(), "d_avg": self.d_avg.state_dict(),
+            "rng": self.rng.get_state(), "step": self.step, "extra": dict(self.extra),
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self.generator.load_state_dict(sd["generator"])
+        self.discriminator.load_state_dict(sd["discriminator"])
+        self.g_opt.load_state_dict(sd["g_opt"])
+        self.d_opt.load_state_dict(sd["d_opt"])
+        self.g_avg.load_state_dict(sd["g_avg"])
+        self.d_avg.load_state_dict(sd["d_avg"])
+        self.rng.set_state(sd["rng"])
+        self.step = int(sd["step"])
+        self.extra = dict(sd["extra"])
+
+
+def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0) -> TrainState:
+    """Fresh models and optimisers; initial weights depend on the seed only, noise on (seed, rank)."""
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    generator = Generator(data_size, cfg.model).to(device)
+    discriminator = Discriminator(data_size, cfg.model).to(device)
+    t = cfg.train
+    g_opt = make_optimizer(t.generator_optimizer, generator.parameters(), t.generator_lr,
+                           t.generator_weight_decay, t.adam_betas)
+    d_opt = make_optimizer(t.discriminator_optimizer, discriminator.parameters(), t.discriminator_lr,
+                           t.discriminator_weight_decay, t.adam_betas)
+    rng = torch.Generator().manual_seed(rank_seed(cfg.seed, rank, "train"))
+    return TrainState(generator, discriminator, g_opt, d_opt, AveragedModel(generator),
+                      AveragedModel(discriminator), rng)
