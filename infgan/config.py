@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,9 +25,10 @@ class ConfigError(ValueError):
 
 
 def _opt(default: Any, help: str, *, choices: tuple | None = None, ge: float | None = None,
-         gt: float | None = None, lt: float | None = None) -> Any:
+         gt: float | None = None, lt: float | None = None, pattern: str | None = None) -> Any:
     """A config field with its documentation and the values it allows."""
-    return field(default=default, metadata={"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt})
+    return field(default=default, metadata={"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt,
+                                            "pattern": pattern})
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class TrainConfig:
     discriminator_weight_decay: float = _opt(0.01, "discriminator weight decay", ge=0)
     adam_betas: tuple[float, float] = _opt((0.5, 0.9), "Adam betas (adam only)")
     swa_start: int = _opt(300, "step from which weights are averaged (evaluation uses the average)", ge=0)
-    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
     threads: int = _opt(1, "intra-op threads per process (1 is fastest for these small tensors; 0 = torch's default)", ge=0)
 
 
@@ -128,6 +130,8 @@ def _check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any
         raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"'{path}' must be one of {', '.join(meta['choices'])}; got {value!r}")
+    if meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(f"'{path}' must match {meta['pattern']} ({meta['help']}); got {value!r}")
     bounds = [("ge", ">=", lambda a, b: a >= b), ("gt", ">", lambda a, b: a > b), ("lt", "<", lambda a, b: a < b)]
     for key, sym, ok in bounds:
         if meta.get(key) is not None and not ok(value, meta[key]):

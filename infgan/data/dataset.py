@@ -34,9 +34,10 @@ class Dataset:
         """Paths (…, time, 1 + channels) from normalised to data units; time unchanged."""
         return torch.cat([paths[..., :1], paths[..., 1:] * self.std + self.mean], dim=-1)
 
-    def normalisation(self) -> dict[str, list[float]]:
-        """The per-channel normalisation, as saved with a run."""
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+    def describe(self) -> dict[str, list]:
+        """Channel names, normalisation and the output time grid, as saved with a run (data.json)."""
+        return {"channels": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "times": self.ts.tolist()}
 
 
 def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:

@@ -11,12 +11,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from infgan.config import ConfigError
+
 
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when available, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"'train.device' is {name!r} but this machine has no CUDA device; use auto or cpu")
+    return device
 
 
 @dataclass

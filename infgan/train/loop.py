@@ -64,7 +64,7 @@ def _write_final(run: RunDir, state: TrainState, dataset: Dataset, evaluator: Ev
                  history: list[dict[str, Any]]) -> None:
     """Final generator weights and every plot, from rank 0."""
     atomic_torch_save({"generator": state.eval_generator().state_dict(), "data_size": dataset.channels,
-                       "normalisation": dataset.normalisation(), "step": state.step}, run.generator_path)
+                       "data": dataset.describe(), "step": state.step}, run.generator_path)
     if evaluator.last_fake is not None:
         real, fake = dataset.denormalise(dataset.val), dataset.denormalise(evaluator.last_fake)
         plots.plot_samples(real, fake, run.plots / "samples.png", dataset.names)
@@ -91,7 +91,7 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
         if resume:
             history = run.truncate_metrics(state.step if checkpoint else -1)
         else:
-            run.create(cfg, dataset.normalisation())
+            run.create(cfg, dataset.describe())
 
     coeffs = dataset.coeffs(ctx.rank, ctx.world_size).to(ctx.device)
     ts = dataset.ts.to(ctx.device)

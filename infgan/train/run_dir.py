@@ -1,4 +1,4 @@
-"""The run directory: config.yaml, metrics.jsonl, summary.json, normalisation.json, checkpoints/, plots/."""
+"""The run directory: config.yaml, data.json, metrics.jsonl, summary.json, generator.pt, checkpoints/, plots/."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class RunDir:
         return self.root / "plots"
 
     @property
+    def data_path(self) -> Path:
+        return self.root / "data.json"
+
+    @property
     def generator_path(self) -> Path:
         return self.root / "generator.pt"
 
@@ -52,19 +56,19 @@ class RunDir:
         """Whether a run has already written here."""
         return self.config_path.exists() or self.metrics_path.exists() or self.checkpoints.exists()
 
-    def create(self, cfg: Config, normalisation: dict[str, Any]) -> None:
+    def create(self, cfg: Config, data: dict[str, Any]) -> None:
         """Start a new run here; refuse to overwrite an existing one."""
         if self.holds_run():
             raise ConfigError(f"{self.root} already holds a run: pass --resume to continue it, or choose another --out")
         self.root.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.config_path)
-        write_json_atomic(self.root / "normalisation.json", normalisation)
+        write_json_atomic(self.data_path, data)
         self.metrics_path.write_text("")
 
     def saved_config(self) -> Config:
         """The config this run was started with."""
         if not self.config_path.exists():
-            raise ConfigError(f"{self.root} holds no run to resume (no config.yaml)")
+            raise ConfigError(f"{self.root}: no infgan run here (no config.yaml)")
         return from_dict(read_yaml(self.config_path))
 
     def check_same_config(self, cfg: Config) -> None:

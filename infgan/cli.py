@@ -1,0 +1,110 @@
+"""The `infgan` command: argument parsing only, then calls into the package.
+
+Bad input (config, command line, files) ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from infgan.config import PRESETS, ConfigError
+
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), not usage text plus a line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"infgan: error: {message}", file=sys.stderr)
+    return code
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE|PRESET",
+                   help=f"YAML file of overrides, or a preset: {', '.join(PRESETS)} (default: the default run)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, parsed as YAML (repeatable), e.g. --set train.steps=200")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="infgan", description="Train and tune SDE-GANs (neural SDE vs neural CDE).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train one SDE-GAN in this process")
+    _add_config_args(p)
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/train-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("sample", help="write generated paths of a trained run, in data units")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("-n", type=int, default=1000, help="number of paths (default 1000)")
+    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from infgan.config import from_dict, load_config, merge, parse_set, source_overrides, to_dict
+    from infgan.train.loop import fit
+    from infgan.train.run_dir import RunDir
+
+    if args.resume:
+        if not args.out:
+            return _fail("--resume needs --out DIR, the run to continue")
+        run = RunDir(Path(args.out))
+        cfg = run.saved_config()
+        if args.config or args.sets:
+            # --set applies on top of the run's own config; a resumed run must stay the same run.
+            base = source_overrides(args.config) if args.config else to_dict(cfg)
+            run.check_same_config(from_dict(merge(base, parse_set(args.sets))))
+    else:
+        cfg = load_config(args.config, args.sets)
+    out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    from infgan.train.context import RunContext, resolve_device
+
+    ctx = RunContext(device=resolve_device(cfg.train.device), progress=not args.no_progress)
+    try:
+        summary = fit(cfg, out, ctx, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: infgan train --out {out} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    first = RunDir(out).read_metrics()[:1]
+    start = f"{first[0]['val/score']:.3f} -> " if first else ""
+    best = summary["best_score"]
+    print(f"{summary['status']}: {summary['steps']} steps in {summary['wall_time_s']:.0f} s; "
+          f"val/score {start}{summary['final_score']:.3f} (best {best:.3f} at step {summary['best_step']}); "
+          f"run directory {out}")
+    if summary["status"] == "diverged":
+        return _fail(summary["message"], EXIT_FAILED)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from infgan.sample import write_samples
+
+    if args.n < 1:
+        return _fail(f"-n must be a positive number of paths, got {args.n}")
+    path = write_samples(Path(args.run_dir), args.n, Path(args.out), args.seed)
+    print(f"wrote {args.n} paths to {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `infgan` console script."""
+    args = build_parser().parse_args(argv)
+    handlers = {"train": _train, "sample": _sample}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as e:
+        return _fail(str(e))

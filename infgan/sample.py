@@ -1,0 +1,48 @@
+"""`infgan sample`: generated paths of a trained run, in data units, as an .npz file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from infgan.config import ConfigError
+from infgan.metrics import generate
+from infgan.models import Generator
+from infgan.train.checkpoint import latest_checkpoint, load_checkpoint
+from infgan.train.run_dir import RunDir
+from infgan.train.state import init_state
+
+
+def load_generator(run_dir: Path) -> tuple[nn.Module, dict]:
+    """The run's final generator (or, for an unfinished run, its latest checkpoint's) and data.json."""
+    run = RunDir(run_dir)
+    cfg = run.saved_config()
+    if not run.data_path.exists():
+        raise ConfigError(f"{run_dir}: no data.json; is this an infgan run directory?")
+    data = json.loads(run.data_path.read_text())
+    data_size = len(data["channels"])
+    if run.generator_path.exists():
+        generator = Generator(data_size, cfg.model)
+        generator.load_state_dict(load_checkpoint(run.generator_path)["generator"])
+        return generator, data
+    ckpt = latest_checkpoint(run.checkpoints)
+    if ckpt is None:
+        raise ConfigError(f"{run_dir}: no generator.pt and no checkpoint yet; train first")
+    state = init_state(cfg, data_size, torch.device("cpu"))
+    state.load_state_dict(load_checkpoint(ckpt))
+    return state.eval_generator(), data
+
+
+def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:
+    """Write `n` generated paths: arrays `t` (time,), `paths` (n, time, channels), `channels`."""
+    generator, data = load_generator(run_dir)
+    ts = torch.tensor(data["times"], dtype=torch.get_default_dtype())
+    values = generate(generator, ts, n, seed)[..., 1:]
+    values = values * torch.tensor(data["std"]) + torch.tensor(data["mean"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, t=ts.numpy(), paths=values.numpy(), channels=np.array(data["channels"]))
+    return out

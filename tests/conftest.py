@@ -1,0 +1,31 @@
+"""Shared test setup: one intra-op thread, tiny sizes, W&B off."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from infgan.config import Config, load_config  # noqa: E402
+
+torch.set_num_threads(1)
+
+TINY = [
+    "data.size=64", "data.t_size=8", "model.hidden_size=4", "model.mlp_size=4", "model.initial_noise_size=3",
+    "model.noise_size=2", "train.batch_size=8", "train.steps=12", "train.swa_start=6", "eval.every=4",
+    "checkpoint.every=4",
+]
+
+
+def tiny(*sets: str) -> Config:
+    """The default run shrunk to test size, with extra `--set` overrides."""
+    return load_config(None, [*TINY, *sets])
+
+
+@pytest.fixture
+def tiny_cfg() -> Config:
+    return tiny()

@@ -1,0 +1,85 @@
+"""Config: defaults, presets, strict loading, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from infgan.config import PRESETS, Config, ConfigError, config_paths, from_dict, load_config, save_config
+
+
+def test_defaults_are_the_default_run():
+    cfg = load_config()
+    assert cfg == Config()
+    assert cfg.loss.kind == "wgan_clip" and cfg.train.n_critic == 1
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_loads(preset):
+    cfg = load_config(preset)
+    assert isinstance(cfg, Config)
+
+
+def test_reference_and_seed_presets_hold_their_values():
+    ref, seed = load_config("reference"), load_config("seed")
+    assert (ref.train.batch_size, ref.train.generator_lr, ref.train.discriminator_lr, ref.train.steps) == (1024, 2e-4, 1e-3, 10000)
+    assert (seed.model.hidden_size, seed.model.mlp_size, seed.model.num_layers, seed.train.n_critic) == (96, 64, 2, 5)
+    assert (seed.data.t_size, seed.data.size, seed.train.generator_lr) == (128, 10000, 4e-5)
+
+
+def test_set_overrides_parse_yaml_values():
+    cfg = load_config(None, ["train.steps=7", "model.adjoint=false", "train.adam_betas=[0.0, 0.99]", "train.generator_lr=2"])
+    assert cfg.train.steps == 7 and cfg.model.adjoint is False
+    assert cfg.train.adam_betas == (0.0, 0.99) and cfg.train.generator_lr == 2.0
+
+
+@pytest.mark.parametrize("sets, words", [
+    (["train.lr=1"], ["unknown config key 'train.lr'", "train.generator_lr"]),
+    (["nope.x=1"], ["unknown config key 'nope'"]),
+    (["train.generator_lr=1e-4"], ["'train.generator_lr' must be a number", "1.0e-4"]),
+    (["train.generator_lr=-0.1"], ["'train.generator_lr' must be > 0"]),
+    (["train.n_critic=0"], ["'train.n_critic' must be >= 1"]),
+    (["train.steps=1.5"], ["'train.steps' must be an integer"]),
+    (["train.steps=true"], ["'train.steps' must be an integer"]),
+    (["loss.kind=hinge"], ["'loss.kind' must be one of wgan_clip, wgan_gp, gan"]),
+    (["model.adjoint=3"], ["'model.adjoint' must be true or false"]),
+    (["train.adam_betas=[0.5]"], ["'train.adam_betas' must be a list of 2 numbers"]),
+    (["train.device=gpu"], ["'train.device' must match"]),
+    (["train=3"], ["'train' must be a mapping"]),
+    (["train.steps"], ["--set expects KEY=VALUE"]),
+])
+def test_bad_values_are_one_line_errors_naming_the_key(sets, words):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, sets)
+    msg = str(e.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+def test_config_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {steps: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(str(bad))
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(str(listy))
+    with pytest.raises(ConfigError, match="no file or preset named"):
+        load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config("seed", ["train.steps=3", "loss.kind=wgan_gp"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(str(tmp_path / "c.yaml")) == cfg
+
+
+def test_config_paths_lists_every_leaf():
+    paths = config_paths()
+    for name in ("data.dataset", "data.t_size", "data.size", "model.initial_noise_size", "model.noise_size",
+                 "model.hidden_size", "model.mlp_size", "model.num_layers", "model.adjoint", "loss.kind",
+                 "loss.gp_weight", "train.steps", "train.batch_size", "train.n_critic", "train.generator_lr",
+                 "train.discriminator_lr", "train.swa_start", "eval.every", "checkpoint.every", "seed"):
+        assert name in paths
+    assert from_dict({"seed": 3}).seed == 3

@@ -1,0 +1,54 @@
+"""Models: shapes, time as channel 0, careful clipping, determinism of generated noise."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from infgan.config import ModelConfig
+from infgan.data.dataset import interpolation_coeffs
+from infgan.models import Discriminator, Generator
+from infgan.models.mlp import MLP
+
+CFG = ModelConfig(initial_noise_size=3, noise_size=2, hidden_size=4, mlp_size=5, num_layers=2)
+
+
+def test_generator_and_discriminator_shapes():
+    torch.manual_seed(0)
+    g, d = Generator(3, CFG), Discriminator(3, CFG)
+    ts = torch.linspace(0, 9, 10)
+    paths = g(ts, 6, torch.Generator().manual_seed(0))
+    assert paths.shape == (6, 10, 4)
+    assert torch.equal(paths[..., 0], ts.expand(6, 10))  # time is channel 0
+    assert d(interpolation_coeffs(paths)).shape == (6,)
+    assert d(interpolation_coeffs(paths), adjoint=False).shape == (6,)
+
+
+def test_mlp_depth_and_final_tanh():
+    m = MLP(2, 3, 5, num_layers=3, tanh=True)
+    assert sum(isinstance(x, nn.Linear) for x in m) == 4 and isinstance(m[-1], nn.Tanh)
+    assert m(torch.randn(7, 2) * 100).abs().max() <= 1
+
+
+def test_same_noise_seed_same_paths_and_adjoint_matches_direct():
+    torch.manual_seed(0)
+    g = Generator(1, CFG)
+    ts = torch.linspace(0, 7, 8)
+    a = g(ts, 4, torch.Generator().manual_seed(3))
+    b = g(ts, 4, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, g(ts, 4, torch.Generator().manual_seed(4)))
+    direct = Generator(1, ModelConfig(**{**CFG.__dict__, "adjoint": False}))
+    direct.load_state_dict(g.state_dict())
+    assert torch.allclose(direct(ts, 4, torch.Generator().manual_seed(3)), a, atol=1e-6)
+
+
+def test_clipping_bounds_every_linear_weight():
+    d = Discriminator(2, CFG)
+    with torch.no_grad():
+        for p in d.parameters():
+            p.mul_(50)
+    d.clip_weights()
+    linears = [m for m in d.modules() if isinstance(m, nn.Linear)]
+    assert linears and all(m.weight.abs().max() <= 1 / m.out_features + 1e-7 for m in linears)
+    assert any(m.weight.abs().max() == 1 / m.out_features for m in linears)  # clipping was active

@@ -1,0 +1,124 @@
+"""The training step: loss signs, gradient penalty, n_critic isolation, joint == separate updates."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from infgan.data import build_dataset
+from infgan.data.dataset import interpolation_coeffs, sample_batch
+from infgan.train.state import init_state
+from infgan.train.step import Players, _critic_terms, critic_step, generator_step, joint_step, train_step
+
+from conftest import tiny
+
+KINDS = ["wgan_clip", "wgan_gp", "gan"]
+
+
+def setup(*sets):
+    cfg = tiny(*sets)
+    data = build_dataset(cfg.data, cfg.seed)
+    state = init_state(cfg, data.channels, torch.device("cpu"))
+    coeffs = data.coeffs()
+    real = sample_batch(coeffs, cfg.train.batch_size, torch.Generator().manual_seed(5))
+    return cfg, data, state, coeffs, real
+
+
+def params(m: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in m.parameters()]
+
+
+def same(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+class FixedPaths(nn.Module):
+    """A 'generator' that always returns the same paths, so a critic step sees a known fake batch."""
+
+    def __init__(self, paths):
+        super().__init__()
+        self.paths = paths
+
+    def forward(self, ts, batch_size, rng):
+        return self.paths
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_critic_steps_raise_real_minus_fake_score(kind):
+    cfg, data, state, coeffs, real = setup(f"loss.kind={kind}", "train.discriminator_optimizer=adam",
+                                           "train.discriminator_lr=0.01")
+    with torch.no_grad():
+        fake_paths = state.generator(data.ts, real.size(0), torch.Generator().manual_seed(9))
+    fake = interpolation_coeffs(fake_paths)
+    players = Players(FixedPaths(fake_paths), state.discriminator)
+
+    def gap():
+        with torch.no_grad():
+            return (state.discriminator(real).mean() - state.discriminator(fake).mean()).item()
+
+    before = gap()
+    for _ in range(5):
+        critic_step(cfg, state, players, real, data.ts)
+    assert gap() > before
+
+
+def test_gradient_penalty_is_finite_and_nonzero():
+    cfg, data, state, coeffs, real = setup("loss.kind=wgan_gp")
+    with torch.no_grad():
+        fake = interpolation_coeffs(state.generator(data.ts, real.size(0), torch.Generator().manual_seed(1)))
+    terms = _critic_terms(cfg, state.discriminator, real, fake, torch.Generator().manual_seed(2))
+    gp = terms["gp"]
+    assert torch.isfinite(gp) and gp.item() > 0
+    terms["critic_loss"].backward()
+    grads = [p.grad for p in state.discriminator.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)  # every parameter gets a gradient
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generator_step_leaves_critic_untouched_and_vice_versa(kind):
+    cfg, data, state, coeffs, real = setup(f"loss.kind={kind}", "train.n_critic=3")
+    players = Players(state.generator, state.discriminator)
+    g0, d0 = params(state.generator), params(state.discriminator)
+    generator_step(cfg, state, players, real.size(0), data.ts)
+    assert same(params(state.discriminator), d0) and not same(params(state.generator), g0)
+    assert all(p.grad is None for p in state.discriminator.parameters())  # no gradient leaks into the critic
+    g1 = params(state.generator)
+    critic_step(cfg, state, players, real, data.ts)
+    assert same(params(state.generator), g1) and not same(params(state.discriminator), d0)
+    # The critic step zeroed the critic's gradients first: what it applied came from this batch only.
+    state.d_opt.zero_grad(set_to_none=True)
+
+
+def test_critic_steps_draw_fresh_fake_batches():
+    cfg, data, state, coeffs, real = setup("train.n_critic=3")
+    seen = []
+
+    class Recorder(nn.Module):
+        def forward(self, ts, batch_size, rng):
+            out = state.generator(ts, batch_size, rng)
+            seen.append(out.detach().clone())
+            return out
+
+    players = Players(Recorder(), state.discriminator)
+    batches = iter([sample_batch(coeffs, 8, torch.Generator().manual_seed(i)) for i in range(3)])
+    train_step(cfg, state, players, lambda: next(batches), data.ts)
+    assert len(seen) == 4  # 3 critic steps + 1 generator step
+    assert all(not torch.equal(seen[i], seen[j]) for i in range(4) for j in range(i + 1, 4))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_joint_step_equals_separate_critic_and_generator_updates(kind):
+    """The 1:1 simultaneous step updates each player exactly as its own step would, from the same noise."""
+    cfg, data, state, coeffs, real = setup(f"loss.kind={kind}")
+    critic_only, generator_only = copy.deepcopy(state), copy.deepcopy(state)
+    joint_step(cfg, state, Players(state.generator, state.discriminator), real, data.ts)
+    critic_step(cfg, critic_only, Players(critic_only.generator, critic_only.discriminator), real, data.ts)
+    generator_step(cfg, generator_only, Players(generator_only.generator, generator_only.discriminator),
+                   real.size(0), data.ts)
+    for a, b in zip(params(state.discriminator), params(critic_only.discriminator)):
+        assert torch.allclose(a, b, atol=1e-6)
+    for a, b in zip(params(state.generator), params(generator_only.generator)):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -1,0 +1,153 @@
+"""The loop: determinism, exact resume, the averaging guard, divergence, the run directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import infgan.train.loop as loop
+from infgan.cli import main
+from infgan.models import Generator
+from infgan.train.checkpoint import checkpoints, load_checkpoint
+from infgan.train.context import RunContext
+from infgan.train.loop import fit
+from infgan.train.state import init_state
+
+from conftest import TINY, tiny
+
+ARTEFACTS = ["config.yaml", "data.json", "metrics.jsonl", "summary.json", "generator.pt",
+             "plots/samples.png", "plots/marginals.png", "plots/losses.png", "plots/val_score.png"]
+
+
+def quiet():
+    return RunContext(progress=False)
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def strip_time(records):
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
+
+
+def test_same_seed_same_run_and_other_seed_differs(tmp_path):
+    a = fit(tiny(), tmp_path / "a", quiet())
+    b = fit(tiny(), tmp_path / "b", quiet())
+    c = fit(tiny("seed=1"), tmp_path / "c", quiet())
+    assert a["final_score"] == b["final_score"]
+    assert strip_time(metrics(tmp_path / "a")) == strip_time(metrics(tmp_path / "b"))
+    assert a["final_score"] != c["final_score"]
+
+
+@pytest.mark.parametrize("extra", [[], ["train.n_critic=2", "loss.kind=wgan_gp"]])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, extra):
+    cfg = tiny(*extra)
+    full = fit(cfg, tmp_path / "full", quiet())
+
+    calls = {"n": 0}
+    real_step = loop.train_step
+
+    def dies_at_step_7(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", dies_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tmp_path / "cut", quiet())
+    monkeypatch.setattr(loop, "train_step", real_step)
+    assert [p.name for p in checkpoints(tmp_path / "cut" / "checkpoints")] == ["step_000004.pt"]
+    resumed = fit(cfg, tmp_path / "cut", quiet(), resume=True)
+    assert resumed["final_score"] == full["final_score"] and resumed["best_score"] == full["best_score"]
+    assert strip_time(metrics(tmp_path / "cut")) == strip_time(metrics(tmp_path / "full"))
+    a, b = load_checkpoint(tmp_path / "full" / "generator.pt"), load_checkpoint(tmp_path / "cut" / "generator.pt")
+    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+
+
+def test_run_shorter_than_averaging_start_returns_trained_not_initial_weights(tmp_path):
+    cfg = tiny("train.swa_start=1000")
+    fit(cfg, tmp_path / "r", quiet())
+    final = load_checkpoint(tmp_path / "r" / "generator.pt")["generator"]
+    last = load_checkpoint(checkpoints(tmp_path / "r" / "checkpoints")[-1])
+    initial = init_state(cfg, 1, torch.device("cpu")).generator.state_dict()
+    assert all(torch.equal(final[k], last["generator"][k]) for k in final)
+    assert not all(torch.equal(final[k], initial[k]) for k in final)
+    assert int(last["g_avg"]["n_averaged"]) == 0
+
+
+def test_averaged_generator_is_the_one_evaluated_after_averaging_starts(tmp_path):
+    fit(tiny("train.swa_start=2"), tmp_path / "r", quiet())
+    final = load_checkpoint(tmp_path / "r" / "generator.pt")["generator"]
+    last = load_checkpoint(checkpoints(tmp_path / "r" / "checkpoints")[-1])
+    assert int(last["g_avg"]["n_averaged"]) == 10
+    assert all(torch.equal(final[k], last["g_avg"][f"module.{k}"]) for k in final)
+
+
+def test_non_finite_loss_stops_the_run_as_diverged(tmp_path, monkeypatch, capsys):
+    real_step = loop.train_step
+    calls = {"n": 0}
+
+    def nan_at_step_6(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            out["critic_loss"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(loop, "train_step", nan_at_step_6)
+    out = tmp_path / "r"
+    code = main(["train", "--out", str(out), "--no-progress", *sum((["--set", s] for s in TINY), [])])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("infgan: error: run diverged at step 6") and "Traceback" not in "".join(err)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["steps"] == 5
+    assert [r["step"] for r in metrics(out)] == [0, 4]
+
+
+def test_existing_run_is_not_overwritten_and_resume_refuses_another_config(tmp_path, capsys):
+    out = tmp_path / "r"
+    sets = sum((["--set", s] for s in TINY), [])
+    assert main(["train", "--out", str(out), "--no-progress", *sets]) == 0
+    before = (out / "metrics.jsonl").read_text()
+    assert main(["train", "--out", str(out), "--no-progress", *sets]) == 2
+    assert main(["train", "--out", str(out), "--resume", "--set", "train.steps=99"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "differs" in err and "train.steps" in err
+    assert (out / "metrics.jsonl").read_text() == before
+
+
+def test_cli_run_writes_every_artefact_and_sample_writes_data_units(tmp_path):
+    out, npz = tmp_path / "run", tmp_path / "s.npz"
+    sets = sum((["--set", s] for s in TINY), [])
+    env_cmd = [sys.executable, "-m", "infgan", "train", "--out", str(out), *sets]
+    proc = subprocess.run(env_cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "completed: 12 steps" in proc.stdout
+    for name in ARTEFACTS:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert checkpoints(out / "checkpoints")
+    records = metrics(out)
+    assert [r["step"] for r in records] == [0, 4, 8, 12]
+    assert all("val/score" in r and "val/marginal_w1" in r and "val/marginal_ks" in r and "val/cov_error" in r
+               for r in records)
+    assert all("train/critic_loss" in r and "train/score_real" in r for r in records[1:])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["final_score"] == records[-1]["val/score"]
+
+    assert main(["sample", str(out), "-n", "300", "--out", str(npz)]) == 0
+    data = np.load(npz)
+    assert data["paths"].shape == (300, 8, 1) and data["t"].shape == (8,)
+    # data units: the generated values live on the scale of the raw OU paths, not the normalised one
+    norm = json.loads((out / "data.json").read_text())
+    gen = Generator(1, tiny().model)
+    gen.load_state_dict(load_checkpoint(out / "generator.pt")["generator"])
+    assert np.isfinite(data["paths"]).all() and norm["std"][0] != 1.0
+    assert main(["sample", str(tmp_path / "nothing"), "-n", "3", "--out", str(npz)]) == 2
