@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from infgan import metrics, plots
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
-from infgan.train.checkpoint import atomic_torch_save, latest_checkpoint, load_checkpoint, save_checkpoint
+from infgan.train.checkpoint import atomic_torch_save
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.run_dir import RunDir
 from infgan.train.state import TrainState, init_state, rank_seed
@@ -60,6 +61,25 @@ def _non_finite(out: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
+def _payload(state: TrainState, ctx: RunContext) -> dict[str, Any]:
+    """The checkpoint: the state, plus every rank's own RNG and running sums (a collective)."""
+    payload = state.state_dict()
+    payload["ranks"] = ctx.gather({"rng": state.rng.get_state(), "extra": copy.deepcopy(state.extra)})
+    return payload
+
+
+def _load(state: TrainState, payload: dict[str, Any], ctx: RunContext) -> None:
+    """Restore a checkpoint; each rank takes back its own RNG when the world size is unchanged."""
+    state.load_state_dict(payload)
+    ranks = payload.get("ranks", [])
+    if len(ranks) == ctx.world_size:
+        state.rng.set_state(ranks[ctx.rank]["rng"])
+        state.extra = copy.deepcopy(ranks[ctx.rank]["extra"])
+    elif ctx.rank > 0:
+        # Another world size: give this rank a fresh stream rather than a copy of rank 0's.
+        state.rng.manual_seed(rank_seed(state.step, ctx.rank, "resumed"))
+
+
 def _write_final(run: RunDir, state: TrainState, dataset: Dataset, evaluator: Evaluator,
                  history: list[dict[str, Any]]) -> None:
     """Final generator weights and every plot, from rank 0."""
@@ -83,13 +103,13 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
     state = init_state(cfg, dataset.channels, ctx.device, ctx.rank)
     players = Players(ctx.wrap(state.generator), ctx.wrap(state.discriminator))
 
-    checkpoint = latest_checkpoint(run.checkpoints) if resume else None
-    if checkpoint is not None:
-        state.load_state_dict(load_checkpoint(checkpoint))
+    payload = ctx.restore(run.root, resume)
+    if payload is not None:
+        _load(state, payload, ctx)
     history: list[dict[str, Any]] = []
     if ctx.is_main:
-        if resume:
-            history = run.truncate_metrics(state.step if checkpoint else -1)
+        if resume and run.config_path.exists():
+            history = run.truncate_metrics(state.step if payload else -1)
         else:
             run.create(cfg, dataset.describe())
 
@@ -99,21 +119,22 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
     evaluator = Evaluator(cfg, dataset, ts)
     wall_before, started = state.extra.get("wall_s", 0.0), time.perf_counter()
 
-    def record(step_record: dict[str, Any], ckpt: Path | None) -> None:
+    def record(step_record: dict[str, Any]) -> None:
         score = step_record["val/score"]
         if math.isfinite(score) and score < state.extra.get("best_score", math.inf):
             state.extra["best_score"], state.extra["best_step"] = score, state.step
         history.append(step_record)
         if ctx.is_main:
             run.append_metrics(step_record)
-        ctx.report(step_record, ckpt)
 
     def evaluate() -> dict[str, Any]:
         wall = wall_before + time.perf_counter() - started
         return {"step": state.step, **evaluator(state), **_take_means(state, ctx), "time/wall_s": wall}
 
     if state.step == 0:
-        record(evaluate(), None)
+        first = evaluate()
+        record(first)
+        ctx.publish(run.root, 0, first, None, cfg.checkpoint.keep)
     status, message = "completed", None
     bar = tqdm(total=cfg.train.steps, initial=state.step, desc="train", unit="step", disable=not (ctx.is_main and ctx.progress),
                dynamic_ncols=True)
@@ -121,10 +142,10 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
         while state.step < cfg.train.steps:
             out = train_step(cfg, state, players, lambda: sample_batch(coeffs, local_batch, state.rng), ts)
             problem = _non_finite(out)
-            if problem:
+            if ctx.any_true(problem is not None):
                 status = "diverged"
-                message = (f"run diverged at step {state.step + 1}: {problem}; lower train.generator_lr / "
-                           "train.discriminator_lr or change loss.kind")
+                message = (f"run diverged at step {state.step + 1}: {problem or 'a loss on another rank is non-finite'}"
+                           "; lower train.generator_lr / train.discriminator_lr or change loss.kind")
                 break
             _accumulate(state, out)
             state.step += 1
@@ -132,15 +153,19 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
                 state.update_averages()
             bar.update(1)
             last = state.step == cfg.train.steps
-            rec = evaluate() if state.step % cfg.eval.every == 0 or last else None
-            ckpt = None
-            if state.step % cfg.checkpoint.every == 0 or last:
-                state.extra["wall_s"] = wall_before + time.perf_counter() - started
-                if ctx.is_main:
-                    ckpt = save_checkpoint(run.checkpoints, state.step, state.state_dict(), cfg.checkpoint.keep)
+            is_eval = state.step % cfg.eval.every == 0 or last
+            is_ckpt = state.step % cfg.checkpoint.every == 0 or last
+            if not (is_eval or is_ckpt):
+                continue
+            rec = evaluate() if is_eval else None
             if rec is not None:
-                record(rec, ckpt)
+                record(rec)
                 bar.set_postfix({"val/score": f"{rec['val/score']:.3f}", "best": f"{state.extra['best_score']:.3f}"})
+            ckpt = None
+            if is_ckpt:
+                state.extra["wall_s"] = wall_before + time.perf_counter() - started
+                ckpt = _payload(state, ctx)
+            ctx.publish(run.root, state.step, rec, ckpt, cfg.checkpoint.keep)
     finally:
         bar.close()
 

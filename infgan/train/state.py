@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +64,7 @@ class TrainState:
             "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
             "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
             "g_avg": self.g_avg.state_dict(), "d_avg": self.d_avg.state_dict(),
-            "rng": self.rng.get_state(), "step": self.step, "extra": dict(self.extra),
+            "rng": self.rng.get_state(), "step": self.step, "extra": copy.deepcopy(self.extra),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -76,7 +77,7 @@ class TrainState:
         self.d_avg.load_state_dict(sd["d_avg"])
         self.rng.set_state(sd["rng"])
         self.step = int(sd["step"])
-        self.extra = dict(sd["extra"])
+        self.extra = copy.deepcopy(sd["extra"])
 
 
 def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0) -> TrainState:
