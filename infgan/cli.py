@@ -6,12 +6,13 @@ Bad input (config, command line, files) ends with one line on stderr and exit co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-from infgan.config import PRESETS, ConfigError
+from infgan.config import PRESETS, Config, ConfigError
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/train-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="train with N Ray Train workers (DDP; the batch is split across them) instead of in this process")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per worker (default 0: CPU, gloo)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs per worker (default 1)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to join (auto or HOST:PORT); default: start a fresh local Ray and stop it after")
 
     p = sub.add_parser("sample", help="write generated paths of a trained run, in data units")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -71,11 +78,14 @@ def _train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, args.sets)
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
-    from infgan.train.context import RunContext, resolve_device
-
-    ctx = RunContext(device=resolve_device(cfg.train.device), progress=not args.no_progress)
     try:
-        summary = fit(cfg, out, ctx, resume=args.resume)
+        if args.workers is not None:
+            summary = _train_distributed(args, cfg, out)
+        else:
+            from infgan.train.context import RunContext, resolve_device
+
+            ctx = RunContext(device=resolve_device(cfg.train.device), progress=not args.no_progress)
+            summary = fit(cfg, out, ctx, resume=args.resume)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: infgan train --out {out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -88,6 +98,31 @@ def _train(args: argparse.Namespace) -> int:
     if summary["status"] == "diverged":
         return _fail(summary["message"], EXIT_FAILED)
     return 0
+
+
+def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path) -> dict:
+    """`infgan train --workers N`: the same run under a Ray Train TorchTrainer."""
+    from infgan.train.run_dir import RunDir
+    from infgan.tune.cluster import ray_session
+    from infgan.tune.trainable import check_request, fit_distributed
+
+    check_request(cfg, args.workers, args.gpus_per_worker, args.cpus_per_worker)
+    if not args.resume and RunDir(out).holds_run():
+        raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if args.address is None and args.workers * args.cpus_per_worker > (os.cpu_count() or 1):
+        raise ConfigError(f"--workers {args.workers} needs {args.workers * args.cpus_per_worker:g} CPUs; "
+                          f"this machine has {os.cpu_count()} (lower --cpus-per-worker, or join a cluster with --address)")
+    with ray_session(args.address):
+        try:
+            return fit_distributed(cfg, out, args.workers, args.gpus_per_worker, args.cpus_per_worker)
+        except Exception as e:  # Ray wraps worker failures; say what failed in one line
+            if type(e).__name__ not in ("TrainingFailedError", "WorkerGroupError", "ControllerError"):
+                raise
+            raise _Failed(f"training failed after its restarts: {str(e).strip().splitlines()[0]}") from None
+
+
+class _Failed(Exception):
+    """A run that failed for a reason other than bad input (exit code 1)."""
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -108,3 +143,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except ConfigError as e:
         return _fail(str(e))
+    except _Failed as e:
+        return _fail(str(e), EXIT_FAILED)

@@ -1,4 +1,5 @@
-"""Atomic checkpoint files: `checkpoints/step_000500.pt`, the newest `keep` of them kept."""
+"""Checkpoints of a run: `checkpoints/step_000500.pt` files written atomically by a single process
+(the newest `keep` kept), or `checkpoints/step_000500/state.pt` directories persisted by Ray Train."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 import torch
 
-_NAME = re.compile(r"^step_(\d+)\.pt$")
+_NAME = re.compile(r"^step_(\d+)(\.pt)?$")
+RAY_STATE_FILE = "state.pt"
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -29,10 +31,16 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def checkpoints(directory: Path) -> list[Path]:
-    """Checkpoint files in `directory`, oldest step first."""
+    """Checkpoint files in `directory` (ours and Ray Train's), oldest step first."""
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    found = []
+    for p in directory.iterdir():
+        m = _NAME.match(p.name)
+        if m and m.group(2) and p.is_file():
+            found.append((int(m.group(1)), p))
+        elif m and not m.group(2) and (p / RAY_STATE_FILE).is_file():
+            found.append((int(m.group(1)), p / RAY_STATE_FILE))
     return [p for _, p in sorted(found)]
 
 
@@ -40,7 +48,8 @@ def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: i
     """Write the checkpoint of `step` and delete all but the newest `keep`."""
     path = directory / f"step_{step:06d}.pt"
     atomic_torch_save(payload, path)
-    for old in checkpoints(directory)[:-keep]:
+    ours = [p for p in checkpoints(directory) if p.parent == directory]  # Ray prunes its own
+    for old in ours[:-keep]:
         old.unlink(missing_ok=True)
     return path
 

@@ -106,6 +106,7 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
     payload = ctx.restore(run.root, resume)
     if payload is not None:
         _load(state, payload, ctx)
+        state.extra.setdefault("resumed_from", []).append(state.step)
     history: list[dict[str, Any]] = []
     if ctx.is_main:
         if resume and run.config_path.exists():
@@ -177,6 +178,8 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
         "best_step": state.extra.get("best_step"),
         "wall_time_s": round(wall_before + time.perf_counter() - started, 3),
         "message": message,
+        "resumed_from": state.extra.get("resumed_from", []),
+        "world_size": ctx.world_size,
     }
     if ctx.is_main:
         _write_final(run, state, dataset, evaluator, history)

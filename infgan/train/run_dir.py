@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infgan.train.checkpoint import checkpoints
 from infgan.config import Config, ConfigError, flatten, from_dict, read_yaml, save_config, to_dict
 
 
@@ -53,8 +54,8 @@ class RunDir:
         return self.root / "generator.pt"
 
     def holds_run(self) -> bool:
-        """Whether a run has already written here."""
-        return self.config_path.exists() or self.metrics_path.exists() or self.checkpoints.exists()
+        """Whether a run has already written here (Ray may have made an empty checkpoints/ first)."""
+        return self.config_path.exists() or self.metrics_path.exists() or bool(checkpoints(self.checkpoints))
 
     def create(self, cfg: Config, data: dict[str, Any]) -> None:
         """Start a new run here; refuse to overwrite an existing one."""
