@@ -29,3 +29,18 @@ def tiny(*sets: str) -> Config:
 @pytest.fixture
 def tiny_cfg() -> Config:
     return tiny()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole test session (2 CPUs, one thread per worker)."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def set_args(sets) -> list[str]:
+    """`--set` arguments for a list of KEY=VALUE strings."""
+    return [x for s in sets for x in ("--set", s)]

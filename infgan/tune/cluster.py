@@ -3,6 +3,7 @@ any work is started, so that a bad request fails in seconds with one line instea
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -48,15 +49,28 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         ray.shutdown()
 
 
-def check_state_api() -> None:
-    """Ray's State API must answer: Ray Train frees a stopped run's workers through it."""
+def check_state_api(wait_s: float = 30.0) -> None:
+    """Ray's State API must answer (it may take a few seconds after start-up): Ray Train frees a
+    stopped run's workers through it."""
     try:
         from ray.util.state import list_nodes
-
-        list_nodes(limit=1, timeout=15, raise_on_missing_output=False)
-    except Exception as e:  # noqa: BLE001 - any failure here means the same thing to the user
-        raise ConfigError("Ray's State API is unavailable (install 'ray[default]' and do not disable the "
-                          f"dashboard): without it stopped workers are never released ({type(e).__name__})") from None
+    except ImportError:
+        raise ConfigError("Ray's State API is missing: pip install 'ray[default,tune,train]'") from None
+    ray = import_ray()
+    # The connected cluster's own address: with several Ray instances on one machine the State
+    # API cannot guess which one is meant.
+    address = ray.get_runtime_context().gcs_address
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            list_nodes(address=address, limit=1, timeout=10, raise_on_missing_output=False)
+            return
+        except Exception as e:  # noqa: BLE001 - any failure here means the same thing to the user
+            if time.monotonic() > deadline:
+                raise ConfigError("Ray's State API is unavailable (install 'ray[default]' and do not disable the "
+                                  f"dashboard): without it stopped workers are never released ({type(e).__name__})"
+                                  ) from None
+            time.sleep(1.0)
 
 
 def check_resources(what: str, cpus: float, gpus: float) -> None:

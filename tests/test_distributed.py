@@ -1,0 +1,74 @@
+"""DDP: a step on 2 workers with half the batch each updates the parameters exactly as one worker
+whose gradient is the average of the two halves' (i.e. the full batch)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from infgan.train.state import init_state
+from infgan.train.step import Players
+
+from ddp_helpers import BATCH, CASES, case_setup, rank_main, run_step
+
+WORLD = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_worker_reference(which: str, kind: str) -> dict[str, list[torch.Tensor]]:
+    """One process: each rank's half (with that rank's noise stream) gives a gradient; average them and step once."""
+    cfg, data, real = case_setup(kind)
+    target = init_state(cfg, data.channels, torch.device("cpu"), 0)
+    share = BATCH // WORLD
+    g_sum = [torch.zeros_like(p) for p in target.generator.parameters()]
+    d_sum = [torch.zeros_like(p) for p in target.discriminator.parameters()]
+    for rank in range(WORLD):
+        s = init_state(cfg, data.channels, torch.device("cpu"), rank)  # same weights, rank's noise
+        s.g_opt.step = s.d_opt.step = lambda: None                      # gradients only
+        s.discriminator.clip_weights = lambda: None
+        run_step(which, cfg, s, Players(s.generator, s.discriminator), real[rank * share:(rank + 1) * share], data.ts)
+        for acc, p in zip(g_sum, s.generator.parameters()):
+            acc += p.grad / WORLD if p.grad is not None else 0
+        for acc, p in zip(d_sum, s.discriminator.parameters()):
+            acc += p.grad / WORLD if p.grad is not None else 0
+    g_changes, d_changes = which in ("joint", "generator"), which in ("joint", "critic")
+    for p, g in zip(target.generator.parameters(), g_sum):
+        p.grad = g
+    for p, g in zip(target.discriminator.parameters(), d_sum):
+        p.grad = g
+    if g_changes:
+        target.g_opt.step()
+    if d_changes:
+        target.d_opt.step()
+        if kind == "wgan_clip":
+            target.discriminator.clip_weights()
+    return {"g": [p.detach() for p in target.generator.parameters()],
+            "d": [p.detach() for p in target.discriminator.parameters()]}
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    mp.start_processes(rank_main, args=(WORLD, free_port(), str(out)), nprocs=WORLD, join=True, start_method="spawn")
+    return {case: torch.load(out / f"{case[0]}-{case[1]}.pt") for case in CASES}
+
+
+@pytest.mark.parametrize("which, kind", CASES)
+def test_two_workers_update_like_one_worker_with_the_full_batch(ddp_results, which, kind):
+    got, want = ddp_results[(which, kind)], one_worker_reference(which, kind)
+    changed = False
+    for part in ("g", "d"):
+        for a, b in zip(got[part], want[part]):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), (part, (a - b).abs().max())
+        init = init_state(case_setup(kind)[0], 1, torch.device("cpu"), 0)
+        module = init.generator if part == "g" else init.discriminator
+        changed |= any(not torch.equal(a, p.detach()) for a, p in zip(got[part], module.parameters()))
+    assert changed  # the step did update something

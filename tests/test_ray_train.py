@@ -1,0 +1,116 @@
+"""`infgan train --workers N`: Ray Train TorchTrainer runs, recovery from a killed worker, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from infgan.cli import main
+from infgan.train.checkpoint import checkpoints
+
+from conftest import TINY, set_args
+
+RUN = [*TINY, "train.steps=200", "eval.every=20", "checkpoint.every=20"]
+ARTEFACTS = ["config.yaml", "data.json", "metrics.jsonl", "summary.json", "generator.pt",
+             "plots/samples.png", "plots/marginals.png", "plots/losses.png", "plots/val_score.png"]
+
+
+def read_metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ray") / "run"
+    code = main(["train", "--workers", "2", "--out", str(out), "--no-progress", *set_args(RUN)])
+    return code, out
+
+
+def test_two_workers_write_the_same_artefacts_as_one_process(two_worker_run, tmp_path):
+    code, out = two_worker_run
+    assert code == 0
+    for name in ARTEFACTS:
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["world_size"] == 2 and summary["steps"] == 200
+    assert [r["step"] for r in read_metrics(out)] == list(range(0, 201, 20))
+    ckpts = checkpoints(out / "checkpoints")
+    assert ckpts and all(p.name == "state.pt" for p in ckpts)  # Ray Train checkpoints, in the run dir
+    assert main(["sample", str(out), "-n", "5", "--out", str(tmp_path / "s.npz")]) == 0
+    # the run's own config reruns as a single process
+    assert main(["train", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "single"),
+                 "--no-progress", "--set", "train.steps=4"]) == 0
+
+
+def _kill_a_worker_after_first_checkpoint(out, killed):
+    from ray.util.state import list_actors
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "checkpoints" / "step_000020" / "state.pt").exists():
+        time.sleep(0.05)
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    if workers:
+        os.kill(workers[-1].pid, signal.SIGKILL)
+        killed.append(workers[-1].pid)
+
+
+def test_killed_worker_restarts_from_checkpoint_and_completes(two_worker_run, tmp_path):
+    out = tmp_path / "run"
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(out, killed))
+    killer.start()
+    code = main(["train", "--workers", "2", "--out", str(out), "--no-progress", *set_args(RUN)])
+    killer.join()
+    assert killed, "no worker was found to kill"
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumed_from"] and summary["resumed_from"][0] >= 20
+    assert [r["step"] for r in read_metrics(out)] == list(range(0, 201, 20))
+    # restored with every rank's own RNG: the same result as the uninterrupted run
+    uninterrupted = json.loads((two_worker_run[1] / "summary.json").read_text())
+    assert summary["final_score"] == uninterrupted["final_score"]
+
+
+def test_requests_that_do_not_fit_are_refused(ray_local, tmp_path, capsys):
+    out = tmp_path / "r"
+    start = time.time()
+    assert main(["train", "--workers", "2", "--gpus-per-worker", "1", "--out", str(out), *set_args(TINY)]) == 2
+    assert main(["train", "--workers", "64", "--out", str(out), *set_args([*TINY, "train.batch_size=64"])]) == 2
+    assert main(["train", "--workers", "3", "--out", str(out), *set_args(TINY)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "needs 2 CPUs and 2 GPUs; the Ray cluster has 2 CPUs and 0 GPUs" in err[0]
+    assert "--workers 64 needs 64 CPUs" in err[1]
+    assert "'train.batch_size' (8) must be divisible by --workers (3)" in err[2]
+    assert len(err) == 3 and not out.exists()
+    assert time.time() - start < 60  # refused, not queued behind resources that never come
+
+
+def _raylets() -> set[int]:
+    """Pids of Ray's node processes (exact process names: workers' command lines mention raylet too)."""
+    pids = set()
+    for name in ("raylet", "gcs_server"):
+        proc = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+        pids |= {int(p) for p in proc.stdout.split()}
+    return pids
+
+
+def test_fresh_local_ray_is_started_and_nothing_left_behind(tmp_path):
+    before = _raylets()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run([sys.executable, "-m", "infgan", "train", "--workers", "1", "--out", str(tmp_path / "r"),
+                           "--no-progress", *set_args([*TINY, "train.steps=8"])],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Started a local Ray instance" in proc.stderr and "http://127.0.0.1:" in proc.stderr  # dashboard on loopback
+    deadline = time.time() + 20
+    while _raylets() - before and time.time() < deadline:
+        time.sleep(0.5)
+    assert not (_raylets() - before)
