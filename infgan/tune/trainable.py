@@ -9,6 +9,7 @@ continues from the latest one.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from infgan.config import Config, ConfigError, from_dict, to_dict
 from infgan.train.checkpoint import RAY_STATE_FILE, load_checkpoint
 from infgan.train.context import DistributedContext
 from infgan.train.loop import fit
+
+HEALTH_CHECK_INTERVAL_S = 0.25
 
 
 @dataclass
@@ -94,6 +97,10 @@ def fit_distributed(cfg: Config, out_dir: str | Path, workers: int, gpus_per_wor
     from infgan.tune.cluster import check_resources, check_state_api
 
     check_request(cfg, workers, gpus_per_worker, cpus_per_worker)
+    # Each ray.train.report blocks until the controller next polls the workers (every 2 s by
+    # default): measured here, 200 short steps with 11 reports took 19.4 s at 2 s and 7.9 s at
+    # 0.25 s. Ray passes this variable from the driver to the controller; a user's value wins.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(HEALTH_CHECK_INTERVAL_S))
     check_state_api()
     check_resources(f"--workers {workers}", workers * cpus_per_worker, workers * gpus_per_worker)
     out = Path(out_dir).resolve()
