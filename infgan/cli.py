@@ -53,6 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to join (auto or HOST:PORT); default: start a fresh local Ray and stop it after")
 
+    p = sub.add_parser("tune", help="run a Ray Tune sweep (Optuna TPE + ASHA) of a search space")
+    p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
+    p.add_argument("--samples", type=int, metavar="N", help="number of trials (default: the space's)")
+    p.add_argument("--concurrency", type=int, metavar="K", help="trials at once (default: as many as the cluster fits)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the base config of every trial (repeatable)")
+    p.add_argument("--workers-per-trial", type=int, metavar="N", help="Ray Train workers per trial (default: the space's, 1)")
+    p.add_argument("--gpus-per-worker", type=float, metavar="G", help="GPUs per worker (default: the space's, 0)")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster to join (auto or HOST:PORT); default: a fresh local Ray")
+    p.add_argument("--storage", default="runs/tune", metavar="DIR", help="where sweeps are written (default runs/tune)")
+    p.add_argument("--name", metavar="NAME", help="sweep name (default: <space>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
+
+    p = sub.add_parser("report", help="table, CSV, best config and plots of a finished or interrupted sweep")
+    p.add_argument("exp_dir", metavar="EXP_DIR")
+
     p = sub.add_parser("sample", help="write generated paths of a trained run, in data units")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-n", type=int, default=1000, help="number of paths (default 1000)")
@@ -125,6 +141,44 @@ class _Failed(Exception):
     """A run that failed for a reason other than bad input (exit code 1)."""
 
 
+def _tune(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from infgan.config import parse_set
+    from infgan.tune.report import build_report
+    from infgan.tune.run import run_sweep
+    from infgan.tune.space import load_space
+
+    space = load_space(args.space, parse_set(args.sets))
+    changes = {k: v for k, v in (("samples", args.samples), ("workers_per_trial", args.workers_per_trial),
+                                 ("gpus_per_worker", args.gpus_per_worker)) if v is not None}
+    if any(v < (1 if k != "gpus_per_worker" else 0) for k, v in changes.items()):
+        return _fail("--samples and --workers-per-trial must be >= 1, --gpus-per-worker >= 0")
+    if args.concurrency is not None and args.concurrency < 1:
+        return _fail(f"--concurrency must be >= 1, got {args.concurrency}")
+    space = dataclasses.replace(space, **changes)
+    if args.resume and not args.name:
+        return _fail("--resume needs --name, the sweep to continue")
+    name = args.name or f"{Path(space.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp = Path(args.storage) / name
+    try:
+        run_sweep(space, exp, args.resume, args.concurrency, args.address)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: infgan tune {args.space or ''} --name {name} --storage {args.storage} "
+              "--resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    build_report(exp)
+    print(f"sweep directory {exp.resolve()}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from infgan.tune.report import build_report
+
+    build_report(Path(args.exp_dir))
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     from infgan.sample import write_samples
 
@@ -138,7 +192,7 @@ def _sample(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `infgan` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "sample": _sample}
+    handlers = {"train": _train, "tune": _tune, "report": _report, "sample": _sample}
     try:
         return handlers[args.command](args)
     except ConfigError as e:

@@ -113,14 +113,14 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
-def _check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+def check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
     """Return `value` converted to `tp`, or raise ConfigError naming `path`."""
     origin = typing.get_origin(tp)
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"'{path}' must be a list of {len(args)} numbers, got {value!r}")
-        return tuple(_check_value(f"{path}[{i}]", a, v, {}) for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(check_value(f"{path}[{i}]", a, v, {}) for i, (a, v) in enumerate(zip(args, value)))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
@@ -160,7 +160,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, f"{prefix}{name}.")
         else:
-            kwargs[name] = _check_value(prefix + name, tp, value, fields[name].metadata)
+            kwargs[name] = check_value(prefix + name, tp, value, fields[name].metadata)
     return cls(**kwargs)
 
 

@@ -88,3 +88,40 @@ def plot_score(history: list[dict[str, Any]], path: Path) -> None:
     ax.set_title("held-out quality (lower is better)")
     ax.legend()
     _save(fig, path)
+
+
+def plot_sweep(directory: Path, sweep: dict[str, Any], trials: Sequence[Any],
+               progress: Sequence[tuple[float, float, float]], importances: dict[str, float]) -> None:
+    """A sweep's plots: best-so-far against steps and wall time, learning curves, importances."""
+    metric = sweep["metric"]
+    sign = 1.0 if sweep["mode"] == "min" else -1.0
+    if progress:
+        steps, secs, best = zip(*progress)
+        best = [sign * b for b in best]
+        for name, x, label in (("best_vs_steps.png", steps, "cumulative training steps (all trials)"),
+                               ("best_vs_time.png", [s / 60 for s in secs], "wall time since the first evaluation (min)")):
+            fig, ax = plt.subplots(figsize=(7, 4))
+            ax.step(x, best, where="post")
+            ax.set_xlabel(label)
+            ax.set_ylabel(f"best {metric} so far")
+            ax.set_title(f"{Path(sweep['name']).stem}: best {metric} so far")
+            _save(fig, directory / name)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for t in trials:
+        pts = [(r["step"], sign * s) for r, s in zip(t.records, t.scores) if np.isfinite(s)]
+        if pts:
+            x, y = zip(*pts)
+            ax.plot(x, y, marker=".", lw=1, alpha=0.8, label=f"{t.trial_id} ({t.status})")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.set_yscale("log" if all(sign * s > 0 for t in trials for s in t.scores if np.isfinite(s)) else "linear")
+    ax.set_title("learning curves per trial")
+    if len(trials) <= 20:
+        ax.legend(fontsize=7, ncol=2)
+    _save(fig, directory / "learning_curves.png")
+    if importances:
+        names = list(importances)[::-1]
+        fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
+        ax.barh(names, [importances[n] for n in names])
+        ax.set_xlabel(f"importance for {metric} (fANOVA, Optuna)")
+        _save(fig, directory / "param_importance.png")

@@ -130,13 +130,15 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
 
     def evaluate() -> dict[str, Any]:
         wall = wall_before + time.perf_counter() - started
-        return {"step": state.step, **evaluator(state), **_take_means(state, ctx), "time/wall_s": wall}
+        return {"step": state.step, **evaluator(state), **_take_means(state, ctx), "time/wall_s": wall,
+                "time/unix": time.time()}
 
     if state.step == 0:
         first = evaluate()
         record(first)
         ctx.publish(run.root, 0, first, None, cfg.checkpoint.keep)
     status, message = "completed", None
+    resumed_at_end = payload is not None and state.step >= cfg.train.steps
     bar = tqdm(total=cfg.train.steps, initial=state.step, desc="train", unit="step", disable=not (ctx.is_main and ctx.progress),
                dynamic_ncols=True)
     try:
@@ -169,6 +171,10 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
             ctx.publish(run.root, state.step, rec, ckpt, cfg.checkpoint.keep)
     finally:
         bar.close()
+    if resumed_at_end and history:
+        # Resumed with nothing left to train: hand on the last result again (a restarted Tune
+        # trial must report something).
+        ctx.publish(run.root, state.step, history[-1], None, cfg.checkpoint.keep)
 
     summary = {
         "status": status,

@@ -1,0 +1,196 @@
+"""Sweep results from the files alone (no Ray): table, results.csv, best_config.yaml, best.json, plots.
+
+Works on a finished or an interrupted sweep (`infgan report EXP_DIR`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infgan.config import ConfigError
+from infgan.train.checkpoint import latest_checkpoint
+from infgan.train.run_dir import RunDir
+
+STATUSES = ("completed", "stopped", "diverged", "incomplete")
+
+
+@dataclass
+class TrialResult:
+    """One trial, read from its run directory."""
+
+    trial_id: str
+    run_dir: Path
+    params: dict[str, Any]
+    records: list[dict[str, Any]]
+    status: str
+    wall_s: float
+    scores: list[float] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return self.records[-1]["step"] if self.records else 0
+
+    @property
+    def best(self) -> float:
+        finite = [s for s in self.scores if math.isfinite(s)]
+        return min(finite) if finite else math.nan
+
+    @property
+    def last(self) -> float:
+        return self.scores[-1] if self.scores else math.nan
+
+
+def load_sweep(exp_dir: Path) -> dict[str, Any]:
+    """The sweep's record (sweep.yaml), or a one-line error."""
+    path = exp_dir / "sweep.yaml"
+    if not path.exists():
+        raise ConfigError(f"{exp_dir}: not an infgan sweep directory (no sweep.yaml)")
+    return yaml.safe_load(path.read_text())
+
+
+def collect(exp_dir: Path) -> tuple[dict[str, Any], list[TrialResult]]:
+    """The sweep record and every trial that has written anything."""
+    sweep = load_sweep(exp_dir)
+    sign = 1.0 if sweep["mode"] == "min" else -1.0
+    asha = exp_dir / "asha_state.json"
+    stopped = set(json.loads(asha.read_text()).get("stopped", [])) if asha.exists() else set()
+    trials = []
+    root = exp_dir / "trials"
+    for d in sorted(root.iterdir() if root.is_dir() else [], key=lambda p: p.stat().st_mtime):
+        run = RunDir(d)
+        if not (d / "params.json").exists() or not run.metrics_path.exists():
+            continue
+        records = run.read_metrics()
+        summary = json.loads(run.summary_path.read_text()) if run.summary_path.exists() else None
+        if summary is not None:
+            status = summary["status"]
+        elif d.name in stopped:
+            status = "stopped"
+        else:
+            status = "incomplete"
+        wall = records[-1].get("time/wall_s", 0.0) if records else 0.0
+        scores = [sign * r[sweep["metric"]] for r in records if sweep["metric"] in r]
+        trials.append(TrialResult(d.name, d, json.loads((d / "params.json").read_text()), records, status,
+                                  wall, scores))
+    return sweep, trials
+
+
+def best_trial(trials: list[TrialResult]) -> TrialResult | None:
+    """The trial with the best evaluated value (scores are already oriented so lower is better)."""
+    ranked = [t for t in trials if math.isfinite(t.best)]
+    return min(ranked, key=lambda t: t.best) if ranked else None
+
+
+def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> None:
+    """results.csv: one row per trial."""
+    sign = 1.0 if sweep["mode"] == "min" else -1.0
+    params = sweep["parameters"]
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["trial_id", "status", "steps", f"best_{sweep['metric']}", f"last_{sweep['metric']}",
+                    "wall_s", *params])
+        for t in trials:
+            w.writerow([t.trial_id, t.status, t.steps, sign * t.best, sign * t.last, round(t.wall_s, 2),
+                        *[t.params.get(p, "") for p in params]])
+
+
+def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
+    """The results table, best first."""
+    sign = 1.0 if sweep["mode"] == "min" else -1.0
+    params = sweep["parameters"]
+    head = ["trial", "status", "steps", "best", "last", "wall_s", *[p.split(".")[-1] for p in params]]
+    rows = []
+    for t in sorted(trials, key=lambda t: (not math.isfinite(t.best), t.best)):
+        def fmt(v: Any) -> str:
+            return f"{v:.4g}" if isinstance(v, float) else str(v)
+        rows.append([t.trial_id, t.status, str(t.steps), fmt(sign * t.best), fmt(sign * t.last), f"{t.wall_s:.0f}",
+                     *[fmt(t.params[p]) if p in t.params else "-" for p in params]])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
+    return "\n".join(lines)
+
+
+def best_so_far(trials: list[TrialResult]) -> list[tuple[float, float, float]]:
+    """(cumulative training steps, seconds since the sweep's first evaluation, best value so far),
+    over every evaluation of every trial in the order they happened."""
+    events = []
+    for t in trials:
+        prev = 0
+        for r, s in zip(t.records, t.scores):
+            events.append((r.get("time/unix", 0.0), r["step"] - prev, s))
+            prev = r["step"]
+    events.sort(key=lambda e: e[0])
+    out, steps, best = [], 0, math.inf
+    start = events[0][0] if events else 0.0
+    for when, d_steps, s in events:
+        steps += max(d_steps, 0)
+        if math.isfinite(s):
+            best = min(best, s)
+        out.append((steps, when - start, best))
+    return out
+
+
+def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
+    """Write results.csv, best_config.yaml, best.json and plots/; print the table; return best.json."""
+    from infgan import plots
+
+    exp_dir = Path(exp_dir)
+    sweep, trials = collect(exp_dir)
+    if not trials:
+        raise ConfigError(f"{exp_dir}: no trial has reported yet")
+    write_csv(exp_dir / "results.csv", sweep, trials)
+    best = best_trial(trials)
+    info: dict[str, Any] = {"trials": len(trials), "by_status": {s: sum(t.status == s for t in trials) for s in STATUSES},
+                            "total_steps": sum(t.steps for t in trials)}
+    if best is not None:
+        shutil.copyfile(best.run_dir / "config.yaml", exp_dir / "best_config.yaml")
+        ckpt = latest_checkpoint(best.run_dir / "checkpoints")
+        sign = 1.0 if sweep["mode"] == "min" else -1.0
+        info.update({"trial_id": best.trial_id, sweep["metric"]: sign * best.best, "params": best.params,
+                     "run_dir": str(best.run_dir), "checkpoint": str(ckpt) if ckpt else None,
+                     "generator": str(best.run_dir / "generator.pt") if (best.run_dir / "generator.pt").exists() else None,
+                     "best_config": str(exp_dir / "best_config.yaml")})
+    (exp_dir / "best.json").write_text(json.dumps(info, indent=2) + "\n")
+    plots.plot_sweep(exp_dir / "plots", sweep, trials, best_so_far(trials), _importances(sweep, trials))
+    if not quiet:
+        print(table(sweep, trials))
+        if best is not None:
+            print(f"\nbest: trial {best.trial_id}, {sweep['metric']} {info[sweep['metric']]:.4f}; "
+                  f"config {exp_dir / 'best_config.yaml'}; checkpoint {info['checkpoint']}")
+    return info
+
+
+def _importances(sweep: dict[str, Any], trials: list[TrialResult]) -> dict[str, float]:
+    """fANOVA parameter importances (Optuna) over trials with a finite value; {} when too few."""
+    specs = {p["path"]: p for p in sweep.get("distributions", [])}
+    usable = [t for t in trials if math.isfinite(t.best)]
+    if len(usable) < 3 or not specs:
+        return {}
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    def dist(spec: dict[str, Any]) -> Any:
+        if spec["type"] == "choice":
+            return CategoricalDistribution(spec["values"])
+        if spec["type"] == "int":
+            return IntDistribution(int(spec["low"]), int(spec["high"]), log=spec["log"])
+        return FloatDistribution(spec["low"], spec["high"], log=spec["type"] == "loguniform" or spec["log"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize")
+    for t in usable:
+        params = {k: v for k, v in t.params.items() if k in specs}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions={k: dist(specs[k]) for k in params},
+                                                  value=t.best))
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError, ImportError):
+        return {}

@@ -1,0 +1,163 @@
+"""`infgan tune`: a Ray Tune sweep (Optuna TPE + ASHA) of one search space, resumable.
+
+Layout of `<storage>/<name>/`: Ray Tune's own files (experiment state, per-trial result.json,
+progress.csv and TensorBoard event files), `sweep.yaml` (the validated space), `asha_state.json`,
+`trials/<trial_id>/` (each trial's infgan run directory: config.yaml, metrics.jsonl, checkpoints,
+plots...) and, written at the end or by `infgan report`, `results.csv`, `best_config.yaml`,
+`best.json` and `plots/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infgan.config import ConfigError
+from infgan.train.context import RunContext, resolve_device
+from infgan.train.loop import fit
+from infgan.tune.space import SearchSpace
+
+TRIALS = "trials"
+
+
+class TuneTrialContext(RunContext):
+    """A trial running inside its Tune function: checkpoints as files, results via ray.tune.report."""
+
+    def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
+        return super().restore(run_dir, True)  # a restarted trial always continues its own run directory
+
+    def publish(self, run_dir: Path, step: int, record: dict[str, Any] | None,
+                payload: dict[str, Any] | None, keep: int) -> None:
+        import ray.tune
+
+        super().publish(run_dir, step, record, payload, keep)
+        ray.tune.report(dict(record) if record is not None else {"step": step})
+
+
+def worst(mode: str) -> float:
+    """The worst possible value of the metric."""
+    return math.inf if mode == "min" else -math.inf
+
+
+def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None:
+    """The Tune function trainable: one trial = one infgan run in `<exp>/trials/<trial_id>`."""
+    import ray.tune
+
+    trial_id = ray.tune.get_context().get_trial_id()
+    run_dir = Path(exp_dir) / TRIALS / trial_id
+    cfg = space.trial_config(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "params.json").write_text(json.dumps(config, indent=2))
+    if space.workers_per_trial == 1:
+        ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False)
+        summary = fit(cfg, run_dir, ctx, resume=True)
+    else:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        from infgan.tune.trainable import fit_distributed
+
+        summary = fit_distributed(cfg, run_dir, space.workers_per_trial, space.gpus_per_worker,
+                                  space.cpus_per_worker, callbacks=[TuneReportCallback()], check=False)
+    if summary["status"] == "diverged":
+        # A diverged trial gets the worst value and is marked, so the sweep goes on and TPE learns.
+        ray.tune.report({"step": summary["steps"], space.metric: worst(space.mode), "diverged": True})
+
+
+def trial_cost(space: SearchSpace) -> tuple[float, float]:
+    """(CPUs, GPUs) one trial occupies: its own process plus, for N > 1 workers, the workers."""
+    if space.workers_per_trial == 1:
+        return space.cpus_per_worker, space.gpus_per_worker
+    # The trial process only drives the TorchTrainer; Tune does not see the workers' placement
+    # group, so concurrency is limited by hand from this cost.
+    return 1.0 + space.workers_per_trial * space.cpus_per_worker, space.workers_per_trial * space.gpus_per_worker
+
+
+def concurrency_for(space: SearchSpace, cluster: dict[str, float]) -> int:
+    """How many trials fit the cluster at once."""
+    cpus, gpus = trial_cost(space)
+    fits = [math.floor(cluster.get("CPU", 0) / cpus)]
+    if gpus:
+        fits.append(math.floor(cluster.get("GPU", 0) / gpus))
+    return max(1, min(fits))
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (scancel, a time limit) stops the sweep the way Ctrl-C does: state saved, resumable."""
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+
+
+def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int | None,
+              address: str | None) -> Path:
+    """Run (or resume) the sweep; returns the experiment directory."""
+    from ray import tune
+
+    from infgan.tune.cluster import check_resources, check_state_api, ray_session
+    from infgan.tune.search import PersistentASHA, PruningOptunaSearch
+
+    exp_dir = exp_dir.resolve()
+    if resume and not (exp_dir / "sweep.yaml").exists():
+        raise ConfigError(f"--resume: no sweep to resume at {exp_dir}")
+    if not resume and exp_dir.exists():
+        raise ConfigError(f"{exp_dir} already holds a sweep: pass --resume to continue it, or choose another --name")
+    if resume:
+        saved = yaml.safe_load((exp_dir / "sweep.yaml").read_text())
+        if saved != space_record(space):
+            raise ConfigError(f"--resume: the space or --set differs from the sweep's own ({exp_dir / 'sweep.yaml'})")
+    with ray_session(address):
+        import ray
+
+        check_state_api()
+        cpus, gpus = trial_cost(space)
+        check_resources("one trial", cpus, gpus)
+        limit = concurrency or concurrency_for(space, ray.cluster_resources())
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        (exp_dir / "sweep.yaml").write_text(yaml.safe_dump(space_record(space), sort_keys=False))
+        trainable = tune.with_parameters(tune_trial, space=space, exp_dir=str(exp_dir))
+        resources = {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker} if space.workers_per_trial == 1 \
+            else {"cpu": 1}
+        trainable = tune.with_resources(trainable, resources)
+        _sigterm_as_interrupt()
+        if resume and tune.Tuner.can_restore(str(exp_dir)):
+            tuner = tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            from optuna.samplers import TPESampler
+
+            searcher = PruningOptunaSearch(
+                space=_define_by_run(space), metric=space.metric, mode=space.mode,
+                points_to_evaluate=space.first_points(), sampler=TPESampler(seed=space.seed),
+                full_budget=space.steps)
+            scheduler = PersistentASHA(str(exp_dir / "asha_state.json"), metric=space.metric, mode=space.mode,
+                                       max_t=space.steps, grace_period=space.grace_period,
+                                       reduction_factor=space.reduction_factor)
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=space.samples,
+                                            max_concurrent_trials=limit),
+                run_config=tune.RunConfig(name=exp_dir.name, storage_path=str(exp_dir.parent),
+                                          failure_config=tune.FailureConfig(max_failures=1), verbose=1),
+            )
+        tuner.fit()
+    return exp_dir
+
+
+def _define_by_run(space: SearchSpace) -> Any:
+    from infgan.tune.space import DefineByRun
+
+    return DefineByRun(space.params)
+
+
+def space_record(space: SearchSpace) -> dict[str, Any]:
+    """What sweep.yaml holds: enough to check a resume and to build reports without Ray."""
+    return {"name": space.name, "metric": space.metric, "mode": space.mode, "samples": space.samples,
+            "seed": space.seed, "steps": space.steps, "eval_every": space.eval_every,
+            "grace_period": space.grace_period, "reduction_factor": space.reduction_factor,
+            "workers_per_trial": space.workers_per_trial, "parameters": [p.path for p in space.params],
+            "distributions": [{"path": p.path, "type": p.type, "values": list(p.values), "low": p.low, "high": p.high,
+                               "log": p.log, "when": {k: list(v) for k, v in p.when}} for p in space.params],
+            "base": space.base}

@@ -1,0 +1,113 @@
+"""Optuna TPE and ASHA as infgan needs them, on top of Ray Tune's own classes:
+
+- `PruningOptunaSearch` tells Optuna that a trial ASHA stopped early was *pruned* (Ray's
+  OptunaSearch tells it COMPLETE with its early value, so TPE mixes short and full budgets), and
+  records intermediate values against the training step, not Tune's `training_iteration`
+  (which restarts at 0 after a resume).
+- `PersistentASHA` writes its rungs to a JSON file after every decision and reads them back on
+  first use, because `Tuner.restore` does not restore a scheduler's state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+TIME_ATTR = "step"
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """OptunaSearch that reports ASHA-stopped trials as PRUNED and diverged ones as FAILED."""
+
+    def __init__(self, *args: Any, full_budget: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.full_budget = full_budget
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value = result.get(self.metric)
+        if trial_id in self._ot_trials and TIME_ATTR in result and value is not None and math.isfinite(value):
+            trial = self._ot_trials[trial_id]
+            if result[TIME_ATTR] not in trial.storage.get_trial(trial._trial_id).intermediate_values:
+                trial.report(value, result[TIME_ATTR])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        import optuna
+
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        state = None
+        if result and result.get("diverged"):
+            state = optuna.trial.TrialState.FAIL
+        elif result and not error and result.get(TIME_ATTR, self.full_budget) < self.full_budget:
+            state = optuna.trial.TrialState.PRUNED
+        if state is None:
+            super().on_trial_complete(trial_id, result, error)
+            return
+        self._ot_study.tell(self._ot_trials[trial_id], state=state)
+        self._completed_trials.add(trial_id)
+
+
+class PersistentASHA(ASHAScheduler):
+    """ASHAScheduler on a step-based time attribute whose rungs survive a driver restart."""
+
+    def __init__(self, state_path: str, **kwargs: Any):
+        super().__init__(time_attr=TIME_ATTR, **kwargs)
+        self.state_path = state_path
+        self._loaded = False
+        self.stopped: list[str] = []  # trials this scheduler stopped early, for the reports
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        path = Path(self.state_path)
+        if not path.exists():
+            return
+        saved = json.loads(path.read_text())
+        for bracket, rungs in zip(self._brackets, saved["brackets"]):
+            by_milestone = {float(m): rec for m, rec in rungs}
+            for milestone, recorded in bracket._rungs:
+                recorded.update(by_milestone.get(float(milestone), {}))
+        self._num_stopped = saved.get("num_stopped", 0)
+        self.stopped = list(saved.get("stopped", []))
+
+    def _save(self) -> None:
+        state = {"brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
+                 "num_stopped": self._num_stopped, "stopped": self.stopped}
+        tmp = f"{self.state_path}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(state, fh)
+        os.replace(tmp, self.state_path)
+
+    def _bracket_for(self, trial: Any) -> None:
+        # A trial restored by Tuner.restore may never have been added to this fresh scheduler.
+        self._trial_info.setdefault(trial.trial_id, self._brackets[0])
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._ensure_loaded()
+        super().on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._ensure_loaded()
+        self._bracket_for(trial)
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.STOP and result.get(TIME_ATTR, self._max_t) < self._max_t:
+            self.stopped.append(trial.trial_id)
+        self._save()
+        return action
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._ensure_loaded()
+        self._bracket_for(trial)
+        super().on_trial_complete(tune_controller, trial, result)
+        self._trial_info.pop(trial.trial_id, None)
+        self._save()
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self._trial_info.pop(trial.trial_id, None)

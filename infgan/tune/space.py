@@ -1,0 +1,259 @@
+"""Search-space files: YAML -> a validated SearchSpace -> an Optuna define-by-run function.
+
+A space names config paths (`train.generator_lr`) and is checked against the config classes when
+loaded, so a typo fails in a second, before any cluster time is spent. The format:
+
+    base: {config: reference, overrides: {data: {t_size: 32}}}   # preset or file, then overrides
+    metric: val/score            # reported metric to optimise (default val/score)
+    mode: min                    # min or max (default min)
+    samples: 16                  # trials (default 16)
+    seed: 0                      # searcher seed
+    budget: {steps: 600, eval_every: 50}    # per-trial train.steps and evaluation interval
+    asha: {grace_period: 100, reduction_factor: 3}   # in training steps
+    resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0}
+    points: [{train.n_critic: 5}]  # extra configs evaluated right after the base config's own
+    parameters:
+      train.generator_lr: {type: loguniform, low: 1.0e-3, high: 1.0e-1}
+      train.n_critic: {type: choice, values: [1, 2, 5]}
+      model.hidden_size: {type: int, low: 8, high: 32, log: true}
+      train.swa_start: {type: uniform, low: 0.0, high: 1.0}     # floats only
+      loss.gp_weight: {type: loguniform, low: 1.0, high: 100.0, when: {loss.kind: wgan_gp}}
+
+`when` makes a parameter conditional: it is sampled only when its parent (a `choice` parameter
+listed before it) takes one of the given values; otherwise the base config's value holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from infgan.config import (
+    Config, ConfigError, config_paths, flatten, from_dict, merge, read_yaml, source_overrides, to_dict, unflatten,
+)
+from infgan.config import check_value  # one validator for config files and search spaces
+
+DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
+TYPES = ("choice", "uniform", "loguniform", "int")
+_KEYS = {"base", "metric", "mode", "samples", "seed", "budget", "asha", "resources", "points", "parameters"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config path and its distribution."""
+
+    path: str
+    type: str
+    values: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    when: tuple[tuple[str, tuple], ...] = ()   # ((parent path, allowed values), ...)
+
+    def active(self, chosen: Mapping[str, Any]) -> bool:
+        """Whether this parameter is sampled, given the values chosen for its parents."""
+        return all(chosen.get(parent) in allowed for parent, allowed in self.when)
+
+    def suggest(self, trial: Any) -> Any:
+        """Sample this parameter from an Optuna trial."""
+        if self.type == "choice":
+            return trial.suggest_categorical(self.path, list(self.values))
+        if self.type == "int":
+            return trial.suggest_int(self.path, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.path, self.low, self.high, log=self.type == "loguniform")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space; `base` is the full config every trial starts from."""
+
+    name: str
+    base: dict[str, Any]
+    params: tuple[Param, ...]
+    metric: str = "val/score"
+    mode: str = "min"
+    samples: int = 16
+    seed: int = 0
+    steps: int = 600
+    eval_every: int = 50
+    grace_period: int = 100
+    reduction_factor: int = 3
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    points: tuple[dict[str, Any], ...] = field(default=())
+
+    def trial_config(self, sampled: Mapping[str, Any]) -> Config:
+        """The full config of a trial with these sampled values."""
+        return from_dict(merge(self.base, unflatten(dict(sampled))))
+
+    def first_points(self) -> list[dict[str, Any]]:
+        """The base config's own values (active parameters only), then the space's `points`."""
+        base = flatten(self.base)
+        out = []
+        for extra in ({}, *self.points):
+            chosen: dict[str, Any] = {}
+            for p in self.params:
+                if p.active(chosen):
+                    chosen[p.path] = extra.get(p.path, base[p.path])
+            out.append(chosen)
+        return out
+
+
+class DefineByRun:
+    """Optuna define-by-run space: conditional parameters are sampled only under their parent."""
+
+    def __init__(self, params: tuple[Param, ...]):
+        self.params = params
+
+    def __call__(self, trial: Any) -> None:
+        chosen: dict[str, Any] = {}
+        for p in self.params:
+            if p.active(chosen):
+                chosen[p.path] = p.suggest(trial)
+
+
+def _number(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        hint = " (YAML reads 1e-4 as a string: write 1.0e-4)" if isinstance(value, str) else ""
+        raise ConfigError(f"{where} must be a number, got {value!r}{hint}")
+    return float(value)
+
+
+def _param(path: str, spec: Any, paths: dict[str, Any], earlier: dict[str, Param]) -> Param:
+    """Validate one `parameters` entry."""
+    where = f"parameters.{path}"
+    if path not in paths:
+        close = [p for p in paths if p.split(".")[-1] == path.split(".")[-1]]
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{where}: unknown config path '{path}'{hint}")
+    if not isinstance(spec, Mapping) or spec.get("type") not in TYPES:
+        got = spec.get("type") if isinstance(spec, Mapping) else spec
+        raise ConfigError(f"{where}: 'type' must be one of {', '.join(TYPES)}; got {got!r}")
+    allowed = {"choice": {"type", "values", "when"}}.get(spec["type"], {"type", "low", "high", "log", "when"})
+    extra = set(spec) - allowed
+    if extra:
+        raise ConfigError(f"{where}: unknown key '{sorted(extra)[0]}' for type {spec['type']}; allowed: {', '.join(sorted(allowed))}")
+    tp, meta = paths[path]
+    kind = spec["type"]
+    if kind == "choice":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: a choice needs a non-empty list 'values'")
+        values = tuple(check_value(path, tp, v, meta) for v in values)
+        param = Param(path, kind, values=values)
+    else:
+        if tp not in (int, float):
+            raise ConfigError(f"{where}: '{path}' is not numeric; use type: choice")
+        if kind != "int" and tp is int:
+            raise ConfigError(f"{where}: '{path}' is an integer; use type: int or choice")
+        if kind == "int" and tp is not int:
+            raise ConfigError(f"{where}: '{path}' is a float; use uniform or loguniform")
+        low, high = _number(f"{where}.low", spec.get("low")), _number(f"{where}.high", spec.get("high"))
+        if kind == "int" and (low != int(low) or high != int(high)):
+            raise ConfigError(f"{where}: low and high of an int range must be integers")
+        if not low < high:
+            raise ConfigError(f"{where}: empty range: low ({low:g}) must be < high ({high:g})")
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise ConfigError(f"{where}.log must be true or false")
+        if (kind == "loguniform" or log) and low <= 0:
+            raise ConfigError(f"{where}: a log-scale range needs low > 0, got {low:g}")
+        for bound in (low, high):
+            check_value(path, tp, int(bound) if tp is int else bound, meta)
+        param = Param(path, kind, low=low, high=high, log=log)
+    when = spec.get("when") or {}
+    if not isinstance(when, Mapping):
+        raise ConfigError(f"{where}.when must map a parent parameter to a value or list of values")
+    conds = []
+    for parent, vals in when.items():
+        vals = tuple(vals) if isinstance(vals, list) else (vals,)
+        if parent not in earlier or earlier[parent].type != "choice":
+            raise ConfigError(f"{where}.when: parent '{parent}' must be a choice parameter listed before '{path}'")
+        missing = [v for v in vals if v not in earlier[parent].values]
+        if missing:
+            raise ConfigError(f"{where}.when: {missing[0]!r} is not one of {parent}'s values {list(earlier[parent].values)}")
+        conds.append((parent, vals))
+    return Param(**{**param.__dict__, "when": tuple(conds)})
+
+
+def _section(data: Mapping[str, Any], key: str, allowed: dict[str, tuple[type, ...]]) -> dict[str, Any]:
+    sec = data.get(key) or {}
+    if not isinstance(sec, Mapping):
+        raise ConfigError(f"'{key}' must be a mapping")
+    for k, v in sec.items():
+        if k not in allowed:
+            raise ConfigError(f"unknown key '{key}.{k}'; allowed: {', '.join(key + '.' + a for a in allowed)}")
+        if isinstance(v, bool) or not isinstance(v, allowed[k]):
+            raise ConfigError(f"'{key}.{k}' must be {'a number' if float in allowed[k] else 'an integer'}, got {v!r}")
+    return dict(sec)
+
+
+def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> SearchSpace:
+    """Validate a space document (already parsed YAML); `sets` are extra base overrides."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name}: a search space must be a mapping with 'parameters'")
+    unknown = set(data) - _KEYS
+    if unknown:
+        raise ConfigError(f"{name}: unknown key '{sorted(unknown)[0]}'; allowed: {', '.join(sorted(_KEYS))}")
+    base_spec = data.get("base") or {}
+    if not isinstance(base_spec, Mapping) or set(base_spec) - {"config", "overrides"}:
+        raise ConfigError(f"{name}: 'base' takes 'config' (a preset or file) and 'overrides'")
+    base_cfg = from_dict(merge(merge(source_overrides(base_spec.get("config")), base_spec.get("overrides") or {}),
+                               sets or {}))
+    budget = _section(data, "budget", {"steps": (int,), "eval_every": (int,)})
+    asha = _section(data, "asha", {"grace_period": (int,), "reduction_factor": (int,)})
+    res = _section(data, "resources", {"workers_per_trial": (int,), "cpus_per_worker": (int, float),
+                                       "gpus_per_worker": (int, float)})
+    params_spec = data.get("parameters")
+    if not isinstance(params_spec, Mapping) or not params_spec:
+        raise ConfigError(f"{name}: 'parameters' must map config paths to distributions")
+    paths, params = config_paths(), {}
+    for path, spec in params_spec.items():
+        params[path] = _param(str(path), spec, paths, params)
+    steps = budget.get("steps", base_cfg.train.steps)
+    eval_every = budget.get("eval_every", base_cfg.eval.every)
+    grace, rf = asha.get("grace_period", max(eval_every, steps // 6)), asha.get("reduction_factor", 3)
+    if steps < 1 or eval_every < 1 or not 1 <= grace <= steps or rf < 2:
+        raise ConfigError(f"{name}: need budget.steps >= 1, budget.eval_every >= 1, 1 <= asha.grace_period <= "
+                          f"budget.steps and asha.reduction_factor >= 2")
+    metric, mode = data.get("metric", "val/score"), data.get("mode", "min")
+    if mode not in ("min", "max"):
+        raise ConfigError(f"{name}: 'mode' must be min or max, got {mode!r}")
+    samples, seed = data.get("samples", 16), data.get("seed", 0)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"{name}: 'samples' must be a positive integer, got {samples!r}")
+    workers = res.get("workers_per_trial", 1)
+    if workers < 1:
+        raise ConfigError(f"{name}: resources.workers_per_trial must be >= 1")
+    points = data.get("points") or []
+    if not isinstance(points, list) or not all(isinstance(p, Mapping) for p in points):
+        raise ConfigError(f"{name}: 'points' must be a list of mappings of parameter paths to values")
+    for p in points:
+        for k, v in p.items():
+            if k not in params:
+                raise ConfigError(f"{name}: points: '{k}' is not a searched parameter")
+            check_value(k, paths[k][0], v, paths[k][1])
+    # Each trial trains the budget and evaluates (and checkpoints) at every report.
+    base = merge(to_dict(base_cfg), {"train": {"steps": steps}, "eval": {"every": eval_every},
+                                     "checkpoint": {"every": eval_every}})
+    space = SearchSpace(name=name, base=base, params=tuple(params.values()), metric=str(metric), mode=mode,
+                        samples=samples, seed=int(seed), steps=steps, eval_every=eval_every, grace_period=grace,
+                        reduction_factor=rf, workers_per_trial=workers,
+                        cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),
+                        gpus_per_worker=float(res.get("gpus_per_worker", 0.0)), points=tuple(dict(p) for p in points))
+    for point in space.first_points():
+        space.trial_config(point)  # every first point must make a valid config
+    return space
+
+
+def load_space(path: str | None, sets: Mapping[str, Any] | None = None) -> SearchSpace:
+    """Read and validate a space file (None = the shipped default OU space)."""
+    if path is None:
+        path = str(DEFAULT_SPACE)
+        if not DEFAULT_SPACE.exists():
+            raise ConfigError(f"the default space {DEFAULT_SPACE} is missing (installed without the repository?); "
+                              "pass a SPACE.yaml")
+    return parse_space(read_yaml(path), str(path), sets)
