@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from pathlib import Path
@@ -187,6 +188,8 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
         "resumed_from": state.extra.get("resumed_from", []),
         "world_size": ctx.world_size,
     }
+    if resumed_at_end and run.summary_path.exists():
+        return json.loads(run.summary_path.read_text())  # finished before: leave its files as they are
     if ctx.is_main:
         _write_final(run, state, dataset, evaluator, history)
         run.write_summary(summary)

@@ -49,6 +49,8 @@ class PruningOptunaSearch(OptunaSearch):
         if state is None:
             super().on_trial_complete(trial_id, result, error)
             return
+        if state == optuna.trial.TrialState.PRUNED:
+            self.on_trial_result(trial_id, result)  # the value ASHA stopped it on
         self._ot_study.tell(self._ot_trials[trial_id], state=state)
         self._completed_trials.add(trial_id)
 
@@ -57,7 +59,9 @@ class PersistentASHA(ASHAScheduler):
     """ASHAScheduler on a step-based time attribute whose rungs survive a driver restart."""
 
     def __init__(self, state_path: str, **kwargs: Any):
-        super().__init__(time_attr=TIME_ATTR, **kwargs)
+        # stop_last_trials=False: a trial at the full budget ends by itself, after writing its
+        # summary and plots, instead of being cut off at its last report.
+        super().__init__(time_attr=TIME_ATTR, stop_last_trials=False, **kwargs)
         self.state_path = state_path
         self._loaded = False
         self.stopped: list[str] = []  # trials this scheduler stopped early, for the reports

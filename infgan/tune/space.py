@@ -19,8 +19,9 @@ loaded, so a typo fails in a second, before any cluster time is spent. The forma
       train.swa_start: {type: uniform, low: 0.0, high: 1.0}     # floats only
       loss.gp_weight: {type: loguniform, low: 1.0, high: 100.0, when: {loss.kind: wgan_gp}}
 
-`when` makes a parameter conditional: it is sampled only when its parent (a `choice` parameter
-listed before it) takes one of the given values; otherwise the base config's value holds.
+`when` makes a parameter conditional: it is sampled only when its parent (another `choice`
+parameter, anywhere in the file) takes one of the given values; otherwise the base config's
+value holds.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def _number(where: str, value: Any) -> float:
     return float(value)
 
 
-def _param(path: str, spec: Any, paths: dict[str, Any], earlier: dict[str, Param]) -> Param:
-    """Validate one `parameters` entry."""
+def _param(path: str, spec: Any, paths: dict[str, Any]) -> Param:
+    """Validate one `parameters` entry (its `when` is checked by `_conditions`)."""
     where = f"parameters.{path}"
     if path not in paths:
         close = [p for p in paths if p.split(".")[-1] == path.split(".")[-1]]
@@ -164,19 +165,40 @@ def _param(path: str, spec: Any, paths: dict[str, Any], earlier: dict[str, Param
         for bound in (low, high):
             check_value(path, tp, int(bound) if tp is int else bound, meta)
         param = Param(path, kind, low=low, high=high, log=log)
+    return param
+
+
+def _conditions(path: str, spec: Mapping[str, Any], params: dict[str, Param]) -> tuple:
+    """Validate `when`: each parent is another choice parameter, each value one of its choices."""
+    where = f"parameters.{path}.when"
     when = spec.get("when") or {}
     if not isinstance(when, Mapping):
-        raise ConfigError(f"{where}.when must map a parent parameter to a value or list of values")
+        raise ConfigError(f"{where} must map a parent parameter to a value or list of values")
     conds = []
     for parent, vals in when.items():
         vals = tuple(vals) if isinstance(vals, list) else (vals,)
-        if parent not in earlier or earlier[parent].type != "choice":
-            raise ConfigError(f"{where}.when: parent '{parent}' must be a choice parameter listed before '{path}'")
-        missing = [v for v in vals if v not in earlier[parent].values]
+        if parent == path or parent not in params or params[parent].type != "choice":
+            raise ConfigError(f"{where}: parent '{parent}' must be another choice parameter of this space")
+        missing = [v for v in vals if v not in params[parent].values]
         if missing:
-            raise ConfigError(f"{where}.when: {missing[0]!r} is not one of {parent}'s values {list(earlier[parent].values)}")
+            raise ConfigError(f"{where}: {missing[0]!r} is not one of {parent}'s values {list(params[parent].values)}")
         conds.append((parent, vals))
-    return Param(**{**param.__dict__, "when": tuple(conds)})
+    return tuple(conds)
+
+
+def _parents_first(params: dict[str, Param]) -> tuple[Param, ...]:
+    """Order parameters so every parent is sampled before its children (file order otherwise)."""
+    ordered: list[Param] = []
+    placed: set[str] = set()
+    while len(ordered) < len(params):
+        ready = [p for p in params.values() if p.path not in placed and all(q in placed for q, _ in p.when)]
+        if not ready:
+            cycle = [p for p in params if p not in placed]
+            raise ConfigError(f"parameters: conditions form a cycle among {', '.join(cycle)}")
+        for p in ready:
+            ordered.append(p)
+            placed.add(p.path)
+    return tuple(ordered)
 
 
 def _section(data: Mapping[str, Any], key: str, allowed: dict[str, tuple[type, ...]]) -> dict[str, Any]:
@@ -210,9 +232,10 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     params_spec = data.get("parameters")
     if not isinstance(params_spec, Mapping) or not params_spec:
         raise ConfigError(f"{name}: 'parameters' must map config paths to distributions")
-    paths, params = config_paths(), {}
-    for path, spec in params_spec.items():
-        params[path] = _param(str(path), spec, paths, params)
+    paths = config_paths()
+    params = {str(path): _param(str(path), spec, paths) for path, spec in params_spec.items()}
+    params = {path: Param(**{**p.__dict__, "when": _conditions(path, params_spec[path], params)})
+              for path, p in params.items()}
     steps = budget.get("steps", base_cfg.train.steps)
     eval_every = budget.get("eval_every", base_cfg.eval.every)
     grace, rf = asha.get("grace_period", max(eval_every, steps // 6)), asha.get("reduction_factor", 3)
@@ -239,7 +262,7 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     # Each trial trains the budget and evaluates (and checkpoints) at every report.
     base = merge(to_dict(base_cfg), {"train": {"steps": steps}, "eval": {"every": eval_every},
                                      "checkpoint": {"every": eval_every}})
-    space = SearchSpace(name=name, base=base, params=tuple(params.values()), metric=str(metric), mode=mode,
+    space = SearchSpace(name=name, base=base, params=_parents_first(params), metric=str(metric), mode=mode,
                         samples=samples, seed=int(seed), steps=steps, eval_every=eval_every, grace_period=grace,
                         reduction_factor=rf, workers_per_trial=workers,
                         cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),

@@ -1,0 +1,111 @@
+"""Search-space files: validation (one line each), conditional parameters, first points."""
+
+from __future__ import annotations
+
+import copy
+
+import optuna
+import pytest
+import yaml
+
+from infgan.cli import main
+from infgan.config import ConfigError
+from infgan.tune.space import DefineByRun, load_space, parse_space
+
+GOOD = {
+    "parameters": {
+        "train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1},
+        "model.hidden_size": {"type": "int", "low": 4, "high": 16, "log": True},
+        "loss.kind": {"type": "choice", "values": ["wgan_clip", "wgan_gp"]},
+        "loss.gp_weight": {"type": "uniform", "low": 1.0, "high": 20.0, "when": {"loss.kind": "wgan_gp"}},
+    },
+    "budget": {"steps": 40, "eval_every": 10},
+    "asha": {"grace_period": 10, "reduction_factor": 2},
+}
+
+
+def with_(path, value):
+    doc = copy.deepcopy(GOOD)
+    node = doc
+    *parents, leaf = path
+    for p in parents:
+        node = node[p]
+    if value is None:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return doc
+
+
+@pytest.mark.parametrize("path, value, words", [
+    (("parameters", "train.lr"), {"type": "choice", "values": [1]}, "unknown config path 'train.lr'"),
+    (("parameters", "train.generator_lr"), {"type": "normal", "low": 0, "high": 1}, "'type' must be one of"),
+    (("parameters", "train.generator_lr"), {"type": "loguniform", "low": 0.1, "high": 0.01}, "empty range"),
+    (("parameters", "train.generator_lr"), {"type": "loguniform", "low": 0.0, "high": 0.1}, "needs low > 0"),
+    (("parameters", "train.generator_lr"), {"type": "loguniform", "low": "1e-4", "high": 0.1}, "write 1.0e-4"),
+    (("parameters", "model.hidden_size"), {"type": "uniform", "low": 1.0, "high": 2.0}, "is an integer"),
+    (("parameters", "loss.kind"), {"type": "choice", "values": ["hinge"]}, "'loss.kind' must be one of"),
+    (("parameters", "loss.kind"), {"type": "choice", "values": []}, "non-empty list"),
+    (("parameters", "loss.gp_weight"), {"type": "uniform", "low": 1.0, "high": 2.0, "when": {"loss.kind": "gan"}},
+     "'gan' is not one of loss.kind's values"),
+    (("parameters", "loss.gp_weight"), {"type": "uniform", "low": 1.0, "high": 2.0, "when": {"train.n_critic": 2}},
+     "parent 'train.n_critic' must be another choice parameter"),
+    (("parameters",), {}, "'parameters' must map"),
+    (("asha", "grace_period"), 100, "asha.grace_period <= budget.steps"),
+    (("budget", "stepz"), 3, "unknown key 'budget.stepz'"),
+    (("mode",), "up", "'mode' must be min or max"),
+    (("extra",), 1, "unknown key 'extra'"),
+])
+def test_broken_spaces_are_refused_with_one_line(path, value, words):
+    with pytest.raises(ConfigError) as e:
+        parse_space(with_(path, value), "space.yaml")
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unparsable_and_missing_space_files_exit_2_before_ray(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters: [1,\n")
+    assert main(["tune", str(bad), "--storage", str(tmp_path)]) == 2
+    assert main(["tune", str(tmp_path / "none.yaml"), "--storage", str(tmp_path)]) == 2
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump(with_(("parameters", "train.lr"), {"type": "choice", "values": [1]})))
+    assert main(["tune", str(typo), "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "not valid YAML" in err[0] and "cannot read" in err[1] and "train.lr" in err[2]
+    assert list(tmp_path.iterdir()) == [bad, typo]  # nothing written, no Ray started
+
+
+def test_conditional_parameter_is_sampled_only_with_its_parent():
+    space = parse_space(GOOD, "s")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = []
+    for _ in range(40):
+        trial = study.ask()
+        DefineByRun(space.params)(trial)
+        seen.append(dict(trial.params))
+        study.tell(trial, 0.0)
+    assert {p["loss.kind"] for p in seen} == {"wgan_clip", "wgan_gp"}
+    for p in seen:
+        assert ("loss.gp_weight" in p) == (p["loss.kind"] == "wgan_gp")
+        assert 4 <= p["model.hidden_size"] <= 16 and 1e-3 <= p["train.generator_lr"] <= 1e-1
+
+
+def test_first_point_is_the_base_config_and_trial_configs_are_full_configs():
+    space = parse_space({**GOOD, "base": {"config": "reference"}, "points": [{"loss.kind": "wgan_gp"}]}, "s",
+                        {"seed": 3})
+    first, second = space.first_points()
+    assert first == {"train.generator_lr": 2e-4, "model.hidden_size": 16, "loss.kind": "wgan_clip"}
+    assert second["loss.kind"] == "wgan_gp" and second["loss.gp_weight"] == 10.0
+    cfg = space.trial_config({"train.generator_lr": 0.05, "loss.kind": "wgan_gp", "loss.gp_weight": 3.0})
+    assert cfg.train.generator_lr == 0.05 and cfg.loss.gp_weight == 3.0 and cfg.seed == 3
+    assert cfg.train.steps == 40 and cfg.eval.every == 10 and cfg.checkpoint.every == 10
+    assert cfg.train.batch_size == 1024  # the reference preset underneath
+
+
+@pytest.mark.parametrize("name", ["ou", "reference"])
+def test_shipped_spaces_load(name):
+    space = load_space(f"search_spaces/{name}.yaml")
+    paths = {p.path for p in space.params}
+    assert {"train.n_critic", "train.generator_lr", "train.discriminator_lr", "model.hidden_size",
+            "model.mlp_size", "loss.kind", "loss.gp_weight"} <= paths
+    assert dict(next(p for p in space.params if p.path == "loss.gp_weight").when) == {"loss.kind": ("wgan_gp",)}
