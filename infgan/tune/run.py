@@ -90,9 +90,10 @@ def concurrency_for(space: SearchSpace, cluster: dict[str, float]) -> int:
     return max(1, min(fits))
 
 
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM (scancel, a time limit) stops the sweep the way Ctrl-C does: state saved, resumable."""
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM (scancel, a time limit) stops the sweep the way Ctrl-C does: state saved, resumable.
+    Returns the previous handler."""
+    return signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
 def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int | None,
@@ -125,7 +126,7 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
         resources = {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker} if space.workers_per_trial == 1 \
             else {"cpu": 1}
         trainable = tune.with_resources(trainable, resources)
-        _sigterm_as_interrupt()
+        previous = _sigterm_as_interrupt()
         # Save the experiment state at least every second (the default is every 10 s or more; a
         # save took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
@@ -149,7 +150,10 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
                 run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(exp_dir),
                                           failure_config=tune.FailureConfig(max_failures=1), verbose=1),
             )
-        tuner.fit()
+        try:
+            tuner.fit()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return exp_dir
 
 

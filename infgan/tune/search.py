@@ -101,8 +101,14 @@ class PersistentASHA(ASHAScheduler):
         self._ensure_loaded()
         self._bracket_for(trial)
         action = super().on_trial_result(tune_controller, trial, result)
-        if action == self.STOP and result.get(TIME_ATTR, self._max_t) < self._max_t:
-            self.stopped.append(trial.trial_id)
+        if action == self.STOP:
+            if result.get(TIME_ATTR, 0) >= self._max_t:
+                # At the full budget a stop saves nothing and would cut off the trial's last
+                # writes (summary, plots): let it finish by itself.
+                action = self.CONTINUE
+                self._num_stopped -= 1
+            else:
+                self.stopped.append(trial.trial_id)
         self._save()
         return action
 

@@ -1,0 +1,159 @@
+"""`infgan tune` end to end on tiny trials: ASHA stops a bad trial, Optuna hears 'pruned',
+conditional parameters, outputs, report, best config round trip, refusals, resume after a kill."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infgan.cli import main
+
+TINY_SPACE = {
+    "base": {"overrides": {"data": {"size": 64, "t_size": 8},
+                           "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2},
+                           "train": {"batch_size": 8, "swa_start": 8}}},
+    "samples": 5,
+    "seed": 0,
+    "budget": {"steps": 16, "eval_every": 4},
+    "asha": {"grace_period": 4, "reduction_factor": 2},
+    # Trial 2 starts from a generator scaled x100: hopeless, so ASHA must stop it at the first rung.
+    "points": [{"model.initial_scale": 100.0}],
+    "parameters": {
+        "model.initial_scale": {"type": "choice", "values": [3.0, 100.0]},
+        "train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1},
+        "loss.kind": {"type": "choice", "values": ["wgan_clip", "gan", "wgan_gp"]},
+        "loss.gp_weight": {"type": "uniform", "low": 1.0, "high": 20.0, "when": {"loss.kind": "wgan_gp"}},
+    },
+}
+
+
+def write_space(tmp: Path, **changes) -> Path:
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY_SPACE, **changes}, sort_keys=False))
+    return path
+
+
+def rows(exp: Path) -> list[dict]:
+    with (exp / "results.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_local, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tune")
+    space = write_space(tmp)
+    code = main(["tune", str(space), "--name", "s", "--storage", str(tmp / "runs"), "--concurrency", "1"])
+    return code, tmp / "runs" / "s", space
+
+
+def test_sweep_runs_every_trial_and_asha_stops_the_bad_one(sweep):
+    code, exp, _ = sweep
+    assert code == 0
+    results = rows(exp)
+    assert len(results) == 5
+    by_scale = {}
+    for r in results:
+        by_scale.setdefault(float(r["model.initial_scale"]), []).append(r)
+    # Every hopeless trial is stopped before the full budget; the one evaluated right after the
+    # good base config is stopped at the first rung.
+    assert all(r["status"] == "stopped" and int(r["steps"]) < 16 for r in by_scale[100.0])
+    second = sorted((exp / "trials").iterdir(), key=lambda d: d.stat().st_mtime)[1].name
+    assert next(r for r in results if r["trial_id"] == second)["steps"] == "4"
+    assert all(r["status"] == "completed" and int(r["steps"]) == 16 for r in by_scale[3.0])
+    best = json.loads((exp / "best.json").read_text())
+    assert best["params"]["model.initial_scale"] == 3.0 and Path(best["checkpoint"]).is_file()
+    assert best["by_status"]["stopped"] >= 1 and best["trials"] == 5
+
+
+def test_first_trial_is_the_base_configs_own_values(sweep):
+    _, exp, _ = sweep
+    first = sorted((exp / "trials").iterdir(), key=lambda d: d.stat().st_mtime)[0]
+    params = json.loads((first / "params.json").read_text())
+    assert params == {"model.initial_scale": 3.0, "train.generator_lr": 0.01, "loss.kind": "wgan_clip"}
+
+
+def test_optuna_is_told_stopped_trials_were_pruned(sweep):
+    _, exp, _ = sweep
+    state = pickle.load(open(sorted(glob.glob(str(exp / "tune" / "searcher-state-*.pkl")))[-1], "rb"))
+    states = [t.state.name for t in state["_ot_study"].trials]
+    assert "PRUNED" in states and "COMPLETE" in states
+    pruned = [t for t in state["_ot_study"].trials if t.state.name == "PRUNED"]
+    assert all(t.params["model.initial_scale"] == 100.0 and 4 in t.intermediate_values for t in pruned)
+
+
+def test_conditional_parameter_only_with_its_parent(sweep):
+    _, exp, _ = sweep
+    for d in (exp / "trials").iterdir():
+        params = json.loads((d / "params.json").read_text())
+        assert ("loss.gp_weight" in params) == (params["loss.kind"] == "wgan_gp")
+
+
+def test_outputs_plots_tensorboard_and_report(sweep, capsys):
+    _, exp, _ = sweep
+    for name in ("results.csv", "best_config.yaml", "best.json", "plots/best_vs_steps.png", "plots/best_vs_time.png",
+                 "plots/learning_curves.png", "sweep.yaml"):
+        assert (exp / name).is_file(), name
+    assert glob.glob(str(exp / "tune" / "*" / "events.out.tfevents.*"))
+    (exp / "results.csv").unlink()
+    assert main(["report", str(exp)]) == 0
+    out = capsys.readouterr().out
+    assert (exp / "results.csv").is_file() and "stopped" in out and "best: trial" in out
+    assert main(["report", str(exp / "trials")]) == 2
+
+
+def test_best_config_round_trips_into_train(sweep, tmp_path):
+    _, exp, _ = sweep
+    assert main(["train", "--config", str(exp / "best_config.yaml"), "--out", str(tmp_path / "r"), "--no-progress",
+                 "--set", "train.steps=4"]) == 0
+    cfg = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    best = json.loads((exp / "best.json").read_text())
+    assert cfg["model"]["initial_scale"] == best["params"]["model.initial_scale"]
+    assert cfg["train"]["generator_lr"] == best["params"]["train.generator_lr"]
+
+
+def test_existing_name_is_refused_without_resume(sweep, capsys):
+    _, exp, space = sweep
+    before = (exp / "results.csv").read_text()
+    assert main(["tune", str(space), "--name", "s", "--storage", str(exp.parent)]) == 2
+    assert "already holds a sweep" in capsys.readouterr().err
+    assert (exp / "results.csv").read_text() == before
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_resume_after_the_driver_is_killed(tmp_path):
+    space = write_space(tmp_path, samples=4)
+    storage = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "infgan", "tune", str(space), "--name", "k", "--storage", str(storage),
+           "--concurrency", "1"]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    trials = storage / "k" / "trials"
+    deadline = time.time() + 240
+    while time.time() < deadline and not glob.glob(str(trials / "*" / "summary.json")):
+        time.sleep(0.2)
+    done = glob.glob(str(trials / "*" / "summary.json"))
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert done, "no trial finished before the deadline"
+    finished = Path(done[0]).parent
+    before = {f: _digest(finished / f) for f in ("metrics.jsonl", "summary.json", "generator.pt")}
+    time.sleep(2)
+    proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = rows(storage / "k")
+    assert len(results) == 4 and len({r["trial_id"] for r in results}) == 4
+    assert {f: _digest(finished / f) for f in before} == before  # the finished trial was not re-run
+    assert {r["status"] for r in results} <= {"completed", "stopped"}  # the sweep finished every trial
