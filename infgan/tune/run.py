@@ -96,9 +96,30 @@ def _sigterm_as_interrupt() -> Any:
     return signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
+class StepBudget:
+    """A Tune stopper that ends the sweep once its trials have trained `max_steps` steps in all."""
+
+    def __init__(self, max_steps: int):
+        self.max_steps = max_steps
+        self.steps: dict[str, int] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.steps[trial_id] = int(result.get("step", 0))
+        return False
+
+    def stop_all(self) -> bool:
+        return sum(self.steps.values()) >= self.max_steps
+
+
 def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int | None,
-              address: str | None) -> Path:
-    """Run (or resume) the sweep; returns the experiment directory."""
+              address: str | None, sampler: str = "tpe", early_stopping: bool = True,
+              first_points: bool = True, max_total_steps: int | None = None) -> Path:
+    """Run (or resume) the sweep; returns the experiment directory.
+
+    The defaults are infgan's sweep (TPE seeded with the base config's values, ASHA). The other
+    settings exist for benchmarks/hpo_efficiency.py: `sampler="random"`, no early stopping, no
+    first points, and a total training-step budget for the whole sweep.
+    """
     from ray import tune
 
     from infgan.tune.cluster import check_resources, check_state_api, ray_session
@@ -134,20 +155,22 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
         if resume and tune.Tuner.can_restore(str(tune_dir)):
             tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
         else:
-            from optuna.samplers import TPESampler
+            from optuna.samplers import RandomSampler, TPESampler
 
             searcher = PruningOptunaSearch(
                 space=_define_by_run(space), metric=space.metric, mode=space.mode,
-                points_to_evaluate=space.first_points(), sampler=TPESampler(seed=space.seed),
+                points_to_evaluate=space.first_points() if first_points else None,
+                sampler=TPESampler(seed=space.seed) if sampler == "tpe" else RandomSampler(seed=space.seed),
                 full_budget=space.steps)
             scheduler = PersistentASHA(str(exp_dir / "asha_state.json"), metric=space.metric, mode=space.mode,
                                        max_t=space.steps, grace_period=space.grace_period,
-                                       reduction_factor=space.reduction_factor)
+                                       reduction_factor=space.reduction_factor) if early_stopping else None
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=space.samples,
                                             max_concurrent_trials=limit),
                 run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(exp_dir),
+                                          stop=StepBudget(max_total_steps) if max_total_steps else None,
                                           failure_config=tune.FailureConfig(max_failures=1), verbose=1),
             )
         try:
