@@ -157,3 +157,15 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert len(results) == 4 and len({r["trial_id"] for r in results}) == 4
     assert {f: _digest(finished / f) for f in before} == before  # the finished trial was not re-run
     assert {r["status"] for r in results} <= {"completed", "stopped"}  # the sweep finished every trial
+
+
+def test_trials_with_two_ddp_workers_each(ray_local, tmp_path):
+    space = write_space(tmp_path, samples=1, points=[], budget={"steps": 8, "eval_every": 4},
+                        resources={"workers_per_trial": 2, "cpus_per_worker": 0.5})
+    assert main(["tune", str(space), "--name", "w", "--storage", str(tmp_path / "runs")]) == 0
+    (result,) = rows(tmp_path / "runs" / "w")
+    assert result["status"] == "completed" and result["steps"] == "8"
+    trial = tmp_path / "runs" / "w" / "trials" / result["trial_id"]
+    summary = json.loads((trial / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert (trial / "checkpoints" / "step_000008" / "state.pt").is_file()  # a Ray Train checkpoint

@@ -160,7 +160,10 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
             searcher = PruningOptunaSearch(
                 space=_define_by_run(space), metric=space.metric, mode=space.mode,
                 points_to_evaluate=space.first_points() if first_points else None,
-                sampler=TPESampler(seed=space.seed) if sampler == "tpe" else RandomSampler(seed=space.seed),
+                # TPE starts with random trials (10 by default): half the sweep at most, so that
+                # small sweeps get some model-based suggestions too.
+                sampler=TPESampler(seed=space.seed, n_startup_trials=max(2, min(10, space.samples // 2)))
+                if sampler == "tpe" else RandomSampler(seed=space.seed),
                 full_budget=space.steps)
             scheduler = PersistentASHA(str(exp_dir / "asha_state.json"), metric=space.metric, mode=space.mode,
                                        max_t=space.steps, grace_period=space.grace_period,
