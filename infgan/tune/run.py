@@ -23,7 +23,7 @@ import yaml
 from infgan.config import ConfigError
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.loop import fit
-from infgan.tune.space import SearchSpace
+from infgan.tune.space import DefineByRun, SearchSpace
 
 TRIALS = "trials"
 TUNE_DIR = "tune"
@@ -158,7 +158,7 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
             from optuna.samplers import RandomSampler, TPESampler
 
             searcher = PruningOptunaSearch(
-                space=_define_by_run(space), metric=space.metric, mode=space.mode,
+                space=DefineByRun(space.params), metric=space.metric, mode=space.mode,
                 points_to_evaluate=space.first_points() if first_points else None,
                 # TPE starts with random trials (10 by default): half the sweep at most, so that
                 # small sweeps get some model-based suggestions too.
@@ -181,12 +181,6 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
         finally:
             signal.signal(signal.SIGTERM, previous)
     return exp_dir
-
-
-def _define_by_run(space: SearchSpace) -> Any:
-    from infgan.tune.space import DefineByRun
-
-    return DefineByRun(space.params)
 
 
 def space_record(space: SearchSpace) -> dict[str, Any]:
