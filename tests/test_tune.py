@@ -57,20 +57,23 @@ def sweep(ray_local, tmp_path_factory):
     return code, tmp / "runs" / "s", space
 
 
+def by_start(exp: Path) -> list[str]:
+    """Trial ids in the order they started."""
+    return [d.name for d in sorted((exp / "trials").iterdir(), key=lambda d: (d / "params.json").stat().st_mtime)]
+
+
 def test_sweep_runs_every_trial_and_asha_stops_the_bad_one(sweep):
     code, exp, _ = sweep
     assert code == 0
-    results = rows(exp)
+    results = {r["trial_id"]: r for r in rows(exp)}
     assert len(results) == 5
-    by_scale = {}
-    for r in results:
-        by_scale.setdefault(float(r["model.initial_scale"]), []).append(r)
-    # Every hopeless trial is stopped before the full budget; the one evaluated right after the
-    # good base config is stopped at the first rung.
-    assert all(r["status"] == "stopped" and int(r["steps"]) < 16 for r in by_scale[100.0])
-    second = sorted((exp / "trials").iterdir(), key=lambda d: d.stat().st_mtime)[1].name
-    assert next(r for r in results if r["trial_id"] == second)["steps"] == "4"
-    assert all(r["status"] == "completed" and int(r["steps"]) == 16 for r in by_scale[3.0])
+    assert {r["status"] for r in results.values()} <= {"completed", "stopped"}
+    first, second = by_start(exp)[:2]
+    # Trials run one at a time: the base config runs the full budget; the hopeless second trial
+    # (initial scale 100) meets it at the first rung and is stopped there.
+    assert results[first]["status"] == "completed" and results[first]["steps"] == "16"
+    assert results[second]["status"] == "stopped" and results[second]["steps"] == "4"
+    assert float(results[second]["model.initial_scale"]) == 100.0
     best = json.loads((exp / "best.json").read_text())
     assert best["params"]["model.initial_scale"] == 3.0 and Path(best["checkpoint"]).is_file()
     assert best["by_status"]["stopped"] >= 1 and best["trials"] == 5
@@ -78,18 +81,19 @@ def test_sweep_runs_every_trial_and_asha_stops_the_bad_one(sweep):
 
 def test_first_trial_is_the_base_configs_own_values(sweep):
     _, exp, _ = sweep
-    first = sorted((exp / "trials").iterdir(), key=lambda d: d.stat().st_mtime)[0]
-    params = json.loads((first / "params.json").read_text())
+    params = json.loads((exp / "trials" / by_start(exp)[0] / "params.json").read_text())
     assert params == {"model.initial_scale": 3.0, "train.generator_lr": 0.01, "loss.kind": "wgan_clip"}
 
 
 def test_optuna_is_told_stopped_trials_were_pruned(sweep):
     _, exp, _ = sweep
     state = pickle.load(open(sorted(glob.glob(str(exp / "tune" / "searcher-state-*.pkl")))[-1], "rb"))
-    states = [t.state.name for t in state["_ot_study"].trials]
-    assert "PRUNED" in states and "COMPLETE" in states
-    pruned = [t for t in state["_ot_study"].trials if t.state.name == "PRUNED"]
-    assert all(t.params["model.initial_scale"] == 100.0 and 4 in t.intermediate_values for t in pruned)
+    trials = state["_ot_study"].trials
+    stopped = [r for r in rows(exp) if r["status"] == "stopped"]
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert len(pruned) == len(stopped) >= 1 and any(t.state.name == "COMPLETE" for t in trials)
+    # each pruned trial carries the value it was stopped on, at its stopping step
+    assert sorted(max(t.intermediate_values) for t in pruned) == sorted(int(r["steps"]) for r in stopped)
 
 
 def test_conditional_parameter_only_with_its_parent(sweep):
