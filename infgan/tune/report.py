@@ -64,9 +64,10 @@ def collect(exp_dir: Path) -> tuple[dict[str, Any], list[TrialResult]]:
     stopped = set(json.loads(asha.read_text()).get("stopped", [])) if asha.exists() else set()
     trials = []
     root = exp_dir / "trials"
-    for d in sorted(root.iterdir() if root.is_dir() else [], key=lambda p: p.stat().st_mtime):
+    started = [d for d in (root.iterdir() if root.is_dir() else []) if (d / "params.json").exists()]
+    for d in sorted(started, key=lambda d: (d / "params.json").stat().st_mtime):
         run = RunDir(d)
-        if not (d / "params.json").exists() or not run.metrics_path.exists():
+        if not run.metrics_path.exists():
             continue
         records = run.read_metrics()
         summary = json.loads(run.summary_path.read_text()) if run.summary_path.exists() else None

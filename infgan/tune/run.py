@@ -56,7 +56,9 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
     run_dir = Path(exp_dir) / TRIALS / trial_id
     cfg = space.trial_config(config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "params.json").write_text(json.dumps(config, indent=2))
+    params = run_dir / "params.json"
+    if not params.exists():  # written once: its time is the trial's start, for the reports
+        params.write_text(json.dumps(config, indent=2))
     if space.workers_per_trial == 1:
         ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False)
         summary = fit(cfg, run_dir, ctx, resume=True)
