@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ray.tune import Stopper
 
 from infgan.config import ConfigError
 from infgan.train.context import RunContext, resolve_device
@@ -98,7 +99,7 @@ def _sigterm_as_interrupt() -> Any:
     return signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
-class StepBudget:
+class StepBudget(Stopper):
     """A Tune stopper that ends the sweep once its trials have trained `max_steps` steps in all."""
 
     def __init__(self, max_steps: int):
