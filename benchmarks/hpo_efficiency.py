@@ -13,10 +13,12 @@ Trials run on the base config of the space shrunk for speed (t_size 32, batch 64
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,8 +33,9 @@ def sweep(space, exp: Path, strategy: str, budget: int) -> list[list[float]]:
     from infgan.tune.run import run_sweep
 
     asha = strategy == "asha_tpe"
-    run_sweep(space, exp, resume=False, concurrency=2, address=None, sampler="tpe" if asha else "random",
-              early_stopping=asha, first_points=asha, max_total_steps=budget)
+    with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables: stdout stays JSON only
+        run_sweep(space, exp, resume=False, concurrency=2, address=None, sampler="tpe" if asha else "random",
+                  early_stopping=asha, first_points=asha, max_total_steps=budget)
     _, trials = collect(exp)
     return [[steps, best] for steps, _, best in best_so_far(trials) if steps <= budget]
 
