@@ -12,6 +12,7 @@ import torch
 
 import infgan.train.loop as loop
 from infgan.cli import main
+from infgan.metrics import generate
 from infgan.models import Generator
 from infgan.train.checkpoint import checkpoints, load_checkpoint
 from infgan.train.context import RunContext
@@ -145,9 +146,11 @@ def test_cli_run_writes_every_artefact_and_sample_writes_data_units(tmp_path):
     assert main(["sample", str(out), "-n", "300", "--out", str(npz)]) == 0
     data = np.load(npz)
     assert data["paths"].shape == (300, 8, 1) and data["t"].shape == (8,)
-    # data units: the generated values live on the scale of the raw OU paths, not the normalised one
+    # data units: the final generator's normalised output, times the saved std, plus the saved mean
     norm = json.loads((out / "data.json").read_text())
     gen = Generator(1, tiny().model)
     gen.load_state_dict(load_checkpoint(out / "generator.pt")["generator"])
-    assert np.isfinite(data["paths"]).all() and norm["std"][0] != 1.0
+    normalised = generate(gen, torch.tensor(norm["times"]), 300, seed=0)[..., 1:].numpy()
+    assert norm["std"][0] != 1.0 and norm["mean"][0] != 0.0
+    assert np.allclose(data["paths"], normalised * norm["std"][0] + norm["mean"][0], atol=1e-5)
     assert main(["sample", str(tmp_path / "nothing"), "-n", "3", "--out", str(npz)]) == 2
