@@ -33,6 +33,10 @@ def sweep(space, exp: Path, strategy: str, budget: int) -> list[list[float]]:
     from infgan.tune.run import run_sweep
 
     asha = strategy == "asha_tpe"
+    if not asha:
+        # A seed stream of its own: TPE's random start-up trials come from the same kind of
+        # seeded sampler, so with equal seeds both methods would try the same first configs.
+        space = dataclasses.replace(space, seed=space.seed + 1000)
     with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables: stdout stays JSON only
         run_sweep(space, exp, resume=False, concurrency=2, address=None, sampler="tpe" if asha else "random",
                   early_stopping=asha, first_points=asha, max_total_steps=budget)
