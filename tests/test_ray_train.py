@@ -49,13 +49,15 @@ def test_two_workers_write_the_same_artefacts_as_one_process(two_worker_run, tmp
                  "--no-progress", "--set", "train.steps=4"]) == 0
 
 
-def _kill_a_worker_after_first_checkpoint(out, killed):
+def _kill_a_worker_after_first_checkpoint(out, killed, gcs_address):
     from ray.util.state import list_actors
 
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "checkpoints" / "step_000020" / "state.pt").exists():
         time.sleep(0.05)
-    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    # This test session's cluster by address: other Ray clusters may run on the machine.
+    workers = list_actors(address=gcs_address,
+                          filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     if workers:
         os.kill(workers[-1].pid, signal.SIGKILL)
         killed.append(workers[-1].pid)
@@ -64,7 +66,10 @@ def _kill_a_worker_after_first_checkpoint(out, killed):
 def test_killed_worker_restarts_from_checkpoint_and_completes(two_worker_run, tmp_path):
     out = tmp_path / "run"
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(out, killed))
+    import ray
+
+    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint,
+                              args=(out, killed, ray.get_runtime_context().gcs_address))
     killer.start()
     code = main(["train", "--workers", "2", "--out", str(out), "--no-progress", *set_args(RUN)])
     killer.join()
@@ -92,25 +97,22 @@ def test_requests_that_do_not_fit_are_refused(ray_local, tmp_path, capsys):
     assert time.time() - start < 60  # refused, not queued behind resources that never come
 
 
-def _raylets() -> set[int]:
-    """Pids of Ray's node processes (exact process names: workers' command lines mention raylet too)."""
-    pids = set()
-    for name in ("raylet", "gcs_server"):
-        proc = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
-        pids |= {int(p) for p in proc.stdout.split()}
-    return pids
+def _session_processes(sid: int) -> list[str]:
+    """Processes of one session: Ray's daemons stay in the session of the driver that started them."""
+    out = subprocess.run(["ps", "-eo", "pid,sid,comm"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()[1:] if int(line.split()[1]) == sid]
 
 
 def test_fresh_local_ray_is_started_and_nothing_left_behind(tmp_path):
-    before = _raylets()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run([sys.executable, "-m", "infgan", "train", "--workers", "1", "--out", str(tmp_path / "r"),
-                           "--no-progress", *set_args([*TINY, "train.steps=8"])],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Started a local Ray instance" in proc.stderr and "http://127.0.0.1:" in proc.stderr  # dashboard on loopback
+    proc = subprocess.Popen([sys.executable, "-m", "infgan", "train", "--workers", "1", "--out", str(tmp_path / "r"),
+                             "--no-progress", *set_args([*TINY, "train.steps=8"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Started a local Ray instance" in stderr and "http://127.0.0.1:" in stderr  # dashboard on loopback
     deadline = time.time() + 20
-    while _raylets() - before and time.time() < deadline:
+    while _session_processes(proc.pid) and time.time() < deadline:
         time.sleep(0.5)
-    assert not (_raylets() - before)
+    assert not _session_processes(proc.pid)  # no raylet, GCS, dashboard or worker left behind
