@@ -123,8 +123,8 @@ def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path) -> dict
     from infgan.tune.trainable import check_request, fit_distributed
 
     check_request(cfg, args.workers, args.gpus_per_worker, args.cpus_per_worker)
-    if not args.resume and RunDir(out).holds_run():
-        raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if not args.resume:
+        RunDir(out).refuse_existing()
     if args.address is None and args.workers * args.cpus_per_worker > (os.cpu_count() or 1):
         raise ConfigError(f"--workers {args.workers} needs {args.workers * args.cpus_per_worker:g} CPUs; "
                           f"this machine has {os.cpu_count()} (lower --cpus-per-worker, or join a cluster with --address)")

@@ -57,10 +57,14 @@ class RunDir:
         """Whether a run has already written here (Ray may have made an empty checkpoints/ first)."""
         return self.config_path.exists() or self.metrics_path.exists() or bool(checkpoints(self.checkpoints))
 
-    def create(self, cfg: Config, data: dict[str, Any]) -> None:
-        """Start a new run here; refuse to overwrite an existing one."""
+    def refuse_existing(self) -> None:
+        """Raise the one-line error if a run has already written here (nothing is overwritten)."""
         if self.holds_run():
             raise ConfigError(f"{self.root} already holds a run: pass --resume to continue it, or choose another --out")
+
+    def create(self, cfg: Config, data: dict[str, Any]) -> None:
+        """Start a new run here; refuse to overwrite an existing one."""
+        self.refuse_existing()
         self.root.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.config_path)
         write_json_atomic(self.data_path, data)
