@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="table, CSV, best config and plots of a finished or interrupted sweep")
     p.add_argument("exp_dir", metavar="EXP_DIR")
 
+    p = sub.add_parser("data", help="look at a config's data before training on it")
+    data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    d = data_sub.add_parser("describe", help="series, lengths, sampling intervals, missing values per channel")
+    _add_config_args(d)
+    d.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     p = sub.add_parser("sample", help="write generated paths of a trained run, in data units")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-n", type=int, default=1000, help="number of paths (default 1000)")
@@ -179,6 +185,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    import json
+
+    from infgan.config import load_config
+    from infgan.data.inspect import describe_data, format_description
+
+    description = describe_data(load_config(args.config, args.sets))
+    print(json.dumps(description, indent=2) if args.json else format_description(description))
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     from infgan.sample import write_samples
 
@@ -192,7 +209,7 @@ def _sample(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `infgan` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "tune": _tune, "report": _report, "sample": _sample}
+    handlers = {"train": _train, "tune": _tune, "report": _report, "data": _data, "sample": _sample}
     try:
         return handlers[args.command](args)
     except ConfigError as e:

@@ -31,13 +31,24 @@ def _opt(default: Any, help: str, *, choices: tuple | None = None, ge: float | N
                                             "pattern": pattern})
 
 
+DATASETS = ("ou", "csv", "parquet", "npz", "goog", "weather")
+FILE_DATASETS = ("csv", "parquet", "npz")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = _opt("ou", "which data to train on", choices=("ou",))
-    t_size: int = _opt(64, "time points per series", ge=2)
-    size: int = _opt(8192, "number of series (train + held-out)", ge=4)
+    dataset: str = _opt("ou", "which data: ou (synthetic), a csv/parquet/npz file at data.path, or goog/weather",
+                        choices=DATASETS)
+    path: str = _opt("", "data file, for dataset csv, parquet or npz")
+    time_column: str = _opt("", "column of observation times (numbers or dates); empty = the row number")
+    id_column: str = _opt("", "column naming the series each row belongs to; empty = one long series")
+    columns: tuple[str, ...] = _opt((), "channels to model; empty = every numeric column but time and id")
+    t_size: int = _opt(64, "time points per series (files: window length, the longest series kept)", ge=2)
+    stride: int = _opt(0, "files: rows between the starts of consecutive windows; 0 = t_size (no overlap)", ge=0)
+    size: int = _opt(8192, "number of series or windows (train + held-out); files: an upper bound", ge=4)
     val_fraction: float = _opt(0.125, "fraction of series held out for the quality metrics", gt=0, lt=1)
-    missing_rate: float = _opt(0.3, "fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1)
+    missing_rate: float = _opt(0.3, "ou only: fraction of entries dropped (NaN) to make the data irregular",
+                               ge=0, lt=1)
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
-PRESETS = ("default", "reference", "seed")
+PRESETS = ("default", "reference", "seed", "goog", "weather")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,6 +127,13 @@ def _type_name(tp: Any) -> str:
 def check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
     """Return `value` converted to `tp`, or raise ConfigError naming `path`."""
     origin = typing.get_origin(tp)
+    if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{path}' must be a list, got {value!r}")
+        item = typing.get_args(tp)[0]
+        return tuple(check_value(f"{path}[{i}]", item, v, {}) for i, v in enumerate(value))
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):

@@ -22,7 +22,8 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_samples(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str], n: int = 24) -> None:
+def plot_samples(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str],
+                 time_unit: str = "time units", n: int = 24) -> None:
     """Real (observed points joined) and generated paths, one panel per channel, in data units."""
     channels = real.size(-1) - 1
     fig, axes = plt.subplots(channels, 2, figsize=(10, 2.8 * channels), squeeze=False, sharey="row")
@@ -33,7 +34,7 @@ def plot_samples(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequ
                 seen = ~np.isnan(y)
                 ax.plot(t[seen], y[seen], color=colour, alpha=0.5, lw=0.8)
             ax.set_title(f"{names[c]}: {title}")
-            ax.set_xlabel("t")
+            ax.set_xlabel(f"time since the series' start ({time_unit})")
     _save(fig, path)
 
 

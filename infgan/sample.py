@@ -43,6 +43,7 @@ def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:
     ts = torch.tensor(data["times"], dtype=torch.get_default_dtype())
     values = generate(generator, ts, n, seed)[..., 1:]
     values = values * torch.tensor(data["std"]) + torch.tensor(data["mean"])
+    ts = ts * data.get("time_scale", 1.0)  # data time units since the series' start
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, t=ts.numpy(), paths=values.numpy(), channels=np.array(data["channels"]))
     return out

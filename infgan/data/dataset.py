@@ -4,22 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from infgan.config import DataConfig
+from infgan.config import FILE_DATASETS, DataConfig
 from infgan.data import ou
+from infgan.data.files import DataError, RawData, Series, read_file
 
 
 @dataclass
 class Dataset:
-    """Normalised paths (series, time, 1 + channels), NaN where unobserved; time is channel 0."""
+    """Normalised paths (series, time, 1 + channels), NaN where unobserved; time is channel 0.
+
+    Time is in model units: the data's median sampling interval is 1, and each series starts at
+    0. A series shorter than the others is padded with its last time and NaN values, so its path
+    is constant after its end and the CDE discriminator's state stops changing there.
+    """
 
     ts: torch.Tensor          # (time,) the generator's output grid
     train: torch.Tensor       # (n_train, time, 1 + channels)
-    val: torch.Tensor         # (n_val, time, 1 + channels), held out for the quality metrics
+    val: torch.Tensor         # (n_val, time, 1 + channels), held out, at each series' own times
+    val_grid: torch.Tensor    # (n_val, time, 1 + channels), the same on the grid `ts`, for the metrics
     mean: torch.Tensor        # (channels,) normalisation: data = normalised * std + mean
     std: torch.Tensor         # (channels,)
     names: list[str]          # channel names, for plots and tables
+    time_scale: float = 1.0   # data time units per model time unit
+    time_unit: str = "time units"
 
     @property
     def channels(self) -> int:
@@ -31,13 +41,13 @@ class Dataset:
         return interpolation_coeffs(self.train[rank::world_size])
 
     def denormalise(self, paths: torch.Tensor) -> torch.Tensor:
-        """Paths (…, time, 1 + channels) from normalised to data units; time unchanged."""
-        return torch.cat([paths[..., :1], paths[..., 1:] * self.std + self.mean], dim=-1)
+        """Paths (…, time, 1 + channels) from normalised to data units (time since the series' start)."""
+        return torch.cat([paths[..., :1] * self.time_scale, paths[..., 1:] * self.std + self.mean], dim=-1)
 
-    def describe(self) -> dict[str, list]:
+    def describe(self) -> dict:
         """Channel names, normalisation and the output time grid, as saved with a run (data.json)."""
         return {"channels": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "times": self.ts.tolist()}
+                "times": self.ts.tolist(), "time_scale": self.time_scale, "time_unit": self.time_unit}
 
 
 def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:
@@ -66,17 +76,29 @@ def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:
     return torch.where(has_prev | has_next, out, torch.zeros_like(out))
 
 
-def _raw_paths(cfg: DataConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unnormalised values (n, time, channels) and their times, for the configured dataset."""
+def load_raw(cfg: DataConfig) -> RawData | None:
+    """Every series of a file or named dataset before windowing; None for synthetic data."""
+    if cfg.dataset in FILE_DATASETS:
+        return read_file(cfg, cfg.path)
     if cfg.dataset == "ou":
-        return ou.sample_ou(cfg.size, cfg.t_size, generator), ou.times(cfg.t_size)
-    raise ValueError(f"unknown dataset {cfg.dataset!r}")  # config validation keeps this unreachable
+        return None
+    from infgan.data.named import read_named
+
+    return read_named(cfg)
 
 
 def build_dataset(cfg: DataConfig, seed: int) -> Dataset:
-    """Generate or load the data; split, drop entries and normalise, all fixed by `seed`."""
+    """Generate or load the data; split, window and normalise, all fixed by `seed`."""
     g = torch.Generator().manual_seed(seed)
-    values, ts = _raw_paths(cfg, g)
+    raw = load_raw(cfg)
+    if raw is None:
+        return _synthetic(cfg, g)
+    return _from_series(cfg, raw, g)
+
+
+def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
+    """The OU data, observed on a regular grid with entries dropped at random."""
+    values, ts = ou.sample_ou(cfg.size, cfg.t_size, g), ou.times(cfg.t_size)
     n, t_size, _ = values.shape
     if cfg.missing_rate > 0:
         # As the reference does, to show that the CDE discriminator copes with irregular data.
@@ -85,15 +107,125 @@ def build_dataset(cfg: DataConfig, seed: int) -> Dataset:
     order = torch.randperm(n, generator=g)
     n_val = max(1, round(cfg.val_fraction * n))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    # Why t = 0 statistics, not the whole path's: the reference found this helps learning a lot
-    # (the generator's initial condition is what the critic first tells apart).
-    first = values[train_idx, 0]
-    mean = torch.nanmean(first, dim=0)
-    std = torch.sqrt(torch.nanmean((first - mean) ** 2, dim=0)).clamp_min(1e-8)
-    normed = (values - mean) / std
-    with_time = torch.cat([ts.view(1, t_size, 1).expand(n, t_size, 1), normed], dim=2)
-    names = ["y"] if values.size(-1) == 1 else [f"y{i}" for i in range(values.size(-1))]
-    return Dataset(ts=ts, train=with_time[train_idx], val=with_time[val_idx], mean=mean, std=std, names=names)
+    mean, std = _normalisation(values[train_idx])
+    with_time = torch.cat([ts.view(1, t_size, 1).expand(n, t_size, 1), (values - mean) / std], dim=2)
+    val = with_time[val_idx]
+    return Dataset(ts=ts, train=with_time[train_idx], val=val, val_grid=val, mean=mean, std=std, names=["y"])
+
+
+def _normalisation(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of the training values (n, time, channels) at t = 0.
+
+    Why t = 0 statistics, not the whole path's: the reference found this helps learning a lot
+    (the generator's initial condition is what the critic first tells apart). A channel seldom
+    observed at t = 0 falls back to all its observations.
+    """
+    first, everything = train[:, 0], train.reshape(-1, train.size(-1))
+    mean, std = [], []
+    for c in range(train.size(-1)):
+        x = first[:, c] if (~torch.isnan(first[:, c])).sum() >= 2 else everything[:, c]
+        m = torch.nanmean(x)
+        mean.append(m)
+        std.append(torch.sqrt(torch.nanmean((x - m) ** 2)).clamp_min(1e-8))
+    return torch.stack(mean), torch.stack(std)
+
+
+def windows(s: Series, t_size: int, stride: int) -> list[Series]:
+    """Windows of `t_size` points every `stride` rows; a shorter series is one window of its own."""
+    if len(s.times) <= t_size:
+        return [s]
+    return [Series(s.label, s.times[i:i + t_size], s.values[i:i + t_size])
+            for i in range(0, len(s.times) - t_size + 1, stride)]
+
+
+BLOCKS = 16  # a single long series is cut into this many blocks (fewer if short) before the split
+
+
+def blocks(s: Series, t_size: int) -> list[Series]:
+    """Contiguous blocks of one long series, each at least `t_size` points where the series allows."""
+    n = max(2, min(BLOCKS, len(s.times) // t_size))
+    edges = np.linspace(0, len(s.times), n + 1).round().astype(int)
+    return [Series(f"{s.label} rows {a + 1}-{b}", s.times[a:b], s.values[a:b]) for a, b in zip(edges, edges[1:])]
+
+
+def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[list[Series], list[Series]]:
+    """Training and held-out windows; every window of a series lies on one side.
+
+    Series told apart by an id are held out whole. A single long series is first cut into
+    contiguous blocks, and whole blocks are held out: random windows would overlap across the
+    split, and holding out only the end would test the generator on one period of the history.
+    """
+    series = raw.series if raw.by_id and len(raw.series) >= 2 else blocks(raw.series[0], cfg.t_size)
+    if any(len(s.times) < 2 for s in series):
+        raise DataError(f"{raw.source}: {len(raw.series[0].times)} points are too few to split into "
+                        f"training and held-out parts")
+    order = torch.randperm(len(series), generator=g).tolist()[: cfg.size]
+    n_val = min(len(order) - 1, max(1, round(cfg.val_fraction * len(order))))
+    stride = cfg.stride or cfg.t_size
+    val = [w for i in sorted(order[:n_val]) for w in windows(series[i], cfg.t_size, stride)]
+    train = [w for i in sorted(order[n_val:]) for w in windows(series[i], cfg.t_size, stride)]
+    total = len(train) + len(val)
+    if total > cfg.size:  # data.size caps the windows, keeping the split's proportions
+        n_train = max(1, round(cfg.size * len(train) / total))
+        train = [train[i] for i in sorted(torch.randperm(len(train), generator=g)[:n_train].tolist())]
+        val = [val[i] for i in sorted(torch.randperm(len(val), generator=g)[: max(1, cfg.size - n_train)].tolist())]
+    return train, val
+
+
+def median_interval(raw: RawData) -> float:
+    """The median time between consecutive observations over every series."""
+    return float(np.median(np.concatenate([np.diff(s.times) for s in raw.series])))
+
+
+def _stack(ws: list[Series], t_size: int, unit: float) -> torch.Tensor:
+    """Windows as (n, t_size, 1 + channels): time since the window's start in `unit`s, padded at the end."""
+    out = np.full((len(ws), t_size, 1 + ws[0].values.shape[1]), np.nan)
+    for i, w in enumerate(ws):
+        n = len(w.times)
+        out[i, :n, 0] = (w.times - w.times[0]) / unit
+        out[i, n:, 0] = out[i, n - 1, 0]
+        out[i, :n, 1:] = w.values
+    return torch.tensor(out, dtype=torch.get_default_dtype())
+
+
+def on_grid(paths: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+    """Paths (n, time, 1 + channels) at their own times, linearly interpolated onto `ts`.
+
+    NaN where a channel has no observation on both sides of a grid time (before its first or
+    after its last observation in that series).
+    """
+    t_grid = ts.double().numpy()
+    out = np.full((paths.size(0), len(t_grid), paths.size(-1)), np.nan)
+    out[:, :, 0] = t_grid
+    p = paths.double().numpy()
+    for i in range(p.shape[0]):
+        for c in range(1, p.shape[2]):
+            seen = ~np.isnan(p[i, :, c])
+            t, y = p[i, seen, 0], p[i, seen, c]
+            if len(t):
+                inside = (t_grid >= t[0] - 1e-9) & (t_grid <= t[-1] + 1e-9)
+                out[i, inside, c] = np.interp(t_grid[inside], t, y)
+    return torch.tensor(out, dtype=paths.dtype)
+
+
+def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
+    """A Dataset of windows of real series, time rescaled so the median interval is 1."""
+    unit = median_interval(raw)
+    train_w, val_w = split_series(cfg, raw, g)
+    if not train_w or not val_w:
+        raise DataError(f"{raw.source}: no training or held-out window of data.t_size {cfg.t_size} points; "
+                        f"lower data.t_size or data.val_fraction")
+    train, val = _stack(train_w, cfg.t_size, unit), _stack(val_w, cfg.t_size, unit)
+    # Why the median span: one window stretched by a long gap should not stretch everyone's grid.
+    span = float(train[:, -1, 0].median())
+    regular = abs(span - (cfg.t_size - 1)) < 1e-6
+    ts = torch.arange(cfg.t_size, dtype=train.dtype) if regular else torch.linspace(0, span, cfg.t_size)
+    mean, std = _normalisation(train[..., 1:])
+    train[..., 1:] = (train[..., 1:] - mean) / std
+    val[..., 1:] = (val[..., 1:] - mean) / std
+    same_times = val.size(1) == ts.numel() and bool((val[..., 0] == ts).all())
+    return Dataset(ts=ts, train=train, val=val, val_grid=val if same_times else on_grid(val, ts), mean=mean,
+                   std=std, names=list(raw.channels), time_scale=unit, time_unit=raw.time_unit)
 
 
 def sample_batch(coeffs: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:

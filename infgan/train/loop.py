@@ -36,7 +36,7 @@ class Evaluator:
     def __call__(self, state: TrainState) -> dict[str, float]:
         fake = metrics.generate(state.eval_generator(), self.ts, self.dataset.val.size(0), self.seed).cpu()
         self.last_fake = fake
-        return metrics.quality_metrics(self.dataset.val, fake)
+        return metrics.quality_metrics(self.dataset.val_grid, fake, self.dataset.names)
 
 
 def _take_means(state: TrainState, ctx: RunContext) -> dict[str, float]:
@@ -87,9 +87,10 @@ def _write_final(run: RunDir, state: TrainState, dataset: Dataset, evaluator: Ev
     atomic_torch_save({"generator": state.eval_generator().state_dict(), "data_size": dataset.channels,
                        "data": dataset.describe(), "step": state.step}, run.generator_path)
     if evaluator.last_fake is not None:
-        real, fake = dataset.denormalise(dataset.val), dataset.denormalise(evaluator.last_fake)
-        plots.plot_samples(real, fake, run.plots / "samples.png", dataset.names)
-        plots.plot_marginals(real, fake, run.plots / "marginals.png", dataset.names)
+        fake = dataset.denormalise(evaluator.last_fake)
+        plots.plot_samples(dataset.denormalise(dataset.val), fake, run.plots / "samples.png", dataset.names,
+                           dataset.time_unit)
+        plots.plot_marginals(dataset.denormalise(dataset.val_grid), fake, run.plots / "marginals.png", dataset.names)
     plots.plot_training_curves(history, run.plots / "losses.png")
     plots.plot_score(history, run.plots / "val_score.png")
 

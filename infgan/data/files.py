@@ -1,0 +1,199 @@
+"""Reading series from a CSV, Parquet or npz file, with every check a user's file needs.
+
+A file holds one long series, or many series told apart by `data.id_column`. Rows are
+observations; `data.time_column` gives their times (numbers, or dates parsed to seconds), else
+the row number is the time. Gaps (empty cells, NA) are kept as NaN: the CDE discriminator
+interpolates over them. Anything wrong with the file is a `DataError` whose message is one
+line naming the file, the column and the series.
+
+npz files use the layout `infgan sample` writes: `paths` (series, time, channels) or
+(time, channels), optional `t` (time,) or (series, time) with NaN after a shorter series' end,
+optional `channels` (names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from infgan.config import ConfigError, DataConfig
+
+# Units in which dates are reported: the largest one not longer than the median interval.
+_UNITS = (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0), ("seconds", 1.0))
+
+
+class DataError(ConfigError):
+    """A data file that cannot be used; the message is one line naming file, column and series."""
+
+
+@dataclass
+class Series:
+    """One series: strictly increasing times (length,) and values (length, channels) with NaNs."""
+
+    label: str
+    times: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class RawData:
+    """Every series of a source, before windowing, splitting and normalisation."""
+
+    source: str                       # what to name in messages: the file, or the named dataset
+    channels: list[str]
+    series: list[Series]
+    time_unit: str = "steps"          # unit of Series.times
+    by_id: bool = False               # several series told apart by an id (split by series), else one long one
+    notes: list[str] = field(default_factory=list)
+
+
+def read_file(cfg: DataConfig, path: str, *, source: str | None = None) -> RawData:
+    """Series of a csv/parquet/npz file as `cfg` describes them (format from cfg.dataset or the suffix)."""
+    p = Path(path)
+    source = source or str(p)
+    if not path:
+        raise DataError(f"data.dataset {cfg.dataset} needs data.path (the file to read)")
+    if not p.is_file():
+        raise DataError(f"{source}: no such file (data.path)")
+    kind = cfg.dataset if cfg.dataset in ("csv", "parquet", "npz") else p.suffix.lstrip(".").lower()
+    if kind == "npz":
+        return _read_npz(cfg, p, source)
+    return read_table(cfg, _load_frame(p, kind, source), source)
+
+
+def _load_frame(p: Path, kind: str, source: str):
+    """The file as a pandas DataFrame."""
+    import pandas as pd
+
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(p)
+        return pd.read_csv(p, na_values=["NA", "NaN", "nan", ""], low_memory=False)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{source}: cannot read as {kind}: {first}") from None
+
+
+def read_table(cfg: DataConfig, frame, source: str) -> RawData:
+    """Split a pandas DataFrame into series as `cfg` says, and check every one."""
+    import pandas as pd
+
+    for role, col in (("data.time_column", cfg.time_column), ("data.id_column", cfg.id_column),
+                      *(("data.columns", c) for c in cfg.columns)):
+        if col and col not in frame.columns:
+            raise DataError(f"{source}: no column {col!r} ({role}); columns: {', '.join(map(str, frame.columns))}")
+    special = {cfg.time_column, cfg.id_column} - {""}
+    if cfg.columns:
+        channels = list(cfg.columns)
+        for c in channels:
+            if not (pd.api.types.is_numeric_dtype(frame[c]) or frame[c].isna().all()):
+                bad = frame[c][pd.to_numeric(frame[c], errors="coerce").isna() & frame[c].notna()].iloc[0]
+                raise DataError(f"{source}: column {c!r} is not numeric (e.g. {bad!r}); "
+                                f"list only numeric channels in data.columns")
+    else:
+        channels = [c for c in frame.columns if c not in special and pd.api.types.is_numeric_dtype(frame[c])
+                    and not pd.api.types.is_bool_dtype(frame[c])]
+        if not channels:
+            raise DataError(f"{source}: no numeric column to model besides time and id; set data.columns")
+    values = frame[channels].to_numpy(dtype=np.float64)
+    for j, c in enumerate(channels):
+        if np.isnan(values[:, j]).all():
+            raise DataError(f"{source}: column {c!r} has no values at all; leave it out of data.columns")
+    times, unit = _times(frame, cfg.time_column, source)
+    if cfg.id_column:
+        ids = frame[cfg.id_column]
+        if ids.isna().any():
+            raise DataError(f"{source}: column {cfg.id_column!r} (data.id_column) is empty in row "
+                            f"{int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2}")
+        groups = [(str(k), np.asarray(idx)) for k, idx in frame.groupby(cfg.id_column, sort=False).indices.items()]
+    else:
+        groups = [("the whole file", np.arange(len(frame)))]
+    series = []
+    for label, idx in groups:
+        t = times[idx] if cfg.time_column else np.arange(len(idx), dtype=np.float64)
+        series.append(_checked(Series(label, t, values[idx]), source, cfg.time_column, cfg.id_column))
+    return RawData(source, [str(c) for c in channels], series, unit, by_id=bool(cfg.id_column))
+
+
+def _times(frame, column: str, source: str) -> tuple[np.ndarray, str]:
+    """Observation times as float64 and their unit: numbers as they are, dates in seconds then a readable unit."""
+    import pandas as pd
+
+    if not column:
+        return np.arange(len(frame), dtype=np.float64), "rows"
+    col = frame[column]
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=np.float64), "time units"
+    try:
+        stamps = pd.to_datetime(col, utc=True, format="mixed")
+    except (ValueError, TypeError):
+        bad = col.iloc[0]
+        raise DataError(f"{source}: column {column!r} (data.time_column) holds neither numbers nor dates "
+                        f"(e.g. {bad!r})") from None
+    seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64)
+    diffs = np.diff(np.sort(seconds[~np.isnan(seconds)]))
+    median = float(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 1.0
+    name, size = next(((n, s) for n, s in _UNITS if s <= median), _UNITS[-1])
+    return seconds / size, name
+
+
+def _checked(s: Series, source: str, time_column: str, id_column: str) -> Series:
+    """`s`, or a DataError naming what is wrong with it."""
+    where = f"series {s.label!r} (data.id_column {id_column!r})" if id_column else s.label
+    col = f"column {time_column!r}" if time_column else "times"
+    if len(s.times) < 2:
+        raise DataError(f"{source}: {where} has {len(s.times)} point(s); every series needs at least 2")
+    if np.isnan(s.times).any():
+        raise DataError(f"{source}: {where}: {col} is missing at row {int(np.flatnonzero(np.isnan(s.times))[0]) + 1} "
+                        f"of the series")
+    step = np.diff(s.times)
+    if (step == 0).any():
+        i = int(np.flatnonzero(step == 0)[0])
+        raise DataError(f"{source}: {where}: duplicate time {s.times[i]:g} in {col} (rows {i + 1} and {i + 2} "
+                        f"of the series); one observation per time")
+    if (step < 0).any():
+        i = int(np.flatnonzero(step < 0)[0])
+        raise DataError(f"{source}: {where}: {col} is not sorted ({s.times[i]:g} then {s.times[i + 1]:g} at rows "
+                        f"{i + 1}-{i + 2} of the series); sort the file by time")
+    return s
+
+
+def _read_npz(cfg: DataConfig, p: Path, source: str) -> RawData:
+    """Series from arrays `paths`, `t` and `channels` (the layout `infgan sample` writes)."""
+    try:
+        arrays = np.load(p, allow_pickle=False)
+        files = set(arrays.files)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{source}: cannot read as npz: {e}") from None
+    if "paths" not in files:
+        raise DataError(f"{source}: no array 'paths' (series, time, channels); arrays: {', '.join(sorted(files))}")
+    paths = np.asarray(arrays["paths"], dtype=np.float64)
+    by_id = paths.ndim == 3
+    if paths.ndim == 2:
+        paths = paths[None]
+    if paths.ndim != 3:
+        raise DataError(f"{source}: 'paths' must be (series, time, channels) or (time, channels), got {paths.shape}")
+    n, length, c = paths.shape
+    t = np.asarray(arrays["t"], dtype=np.float64) if "t" in files else np.arange(length, dtype=np.float64)
+    t = np.broadcast_to(t, (n, length)) if t.shape in ((length,), (n, length)) else None
+    if t is None:
+        raise DataError(f"{source}: 't' must be (time,) or (series, time) matching 'paths' {paths.shape}")
+    names = [str(x) for x in arrays["channels"]] if "channels" in files else [f"y{i}" for i in range(c)]
+    if len(names) != c:
+        raise DataError(f"{source}: 'channels' names {len(names)} channels but 'paths' has {c}")
+    wanted = list(cfg.columns) or names
+    for w in wanted:
+        if w not in names:
+            raise DataError(f"{source}: no channel {w!r} (data.columns); channels: {', '.join(names)}")
+    cols = [names.index(w) for w in wanted]
+    for w, j in zip(wanted, cols):
+        if np.isnan(paths[..., j]).all():
+            raise DataError(f"{source}: channel {w!r} has no values at all; leave it out of data.columns")
+    series = []
+    for i in range(n):
+        keep = ~np.isnan(t[i])  # NaN times mark the end of a shorter series
+        s = Series(f"series {i}" if by_id else "the whole file", t[i][keep], paths[i][keep][:, cols])
+        series.append(_checked(s, source, "t" if "t" in files else "", ""))
+    return RawData(source, wanted, series, "time units" if "t" in files else "rows", by_id=by_id)

