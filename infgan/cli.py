@@ -36,6 +36,28 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    help="override one config value, parsed as YAML (repeatable), e.g. --set train.steps=200")
 
 
+def _add_wandb_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wandb", choices=("off", "offline", "online"),
+                   help="log to Weights & Biases (default: from WANDB_MODE, else off); offline files go under "
+                        "WANDB_DIR or the run/sweep directory, for `wandb sync`")
+    p.add_argument("--wandb-project", default=os.environ.get("WANDB_PROJECT", "infgan"), metavar="NAME",
+                   help="W&B project (default: WANDB_PROJECT, else infgan)")
+
+
+def _tracking(args: argparse.Namespace):
+    """The W&B settings of the command line, checked (one line if the mode cannot work here)."""
+    from infgan.tracking import Tracking, check, in_sweep_agent, resolve_mode
+
+    mode = resolve_mode(args.wandb)
+    if in_sweep_agent() and mode == "off":
+        raise ConfigError("launched by a W&B sweep agent but --wandb is off: pass --wandb online (the generated "
+                          "sweep file does) so the run gets its config from the sweep")
+    tracking = Tracking(mode=mode, project=None if in_sweep_agent() else args.wandb_project,
+                        dir=os.environ.get("WANDB_DIR"))
+    check(tracking)
+    return tracking
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(prog="infgan", description="Train and tune SDE-GANs (neural SDE vs neural CDE).")
@@ -52,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs per worker (default 1)")
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to join (auto or HOST:PORT); default: start a fresh local Ray and stop it after")
+    _add_wandb_args(p)
 
     p = sub.add_parser("tune", help="run a Ray Tune sweep (Optuna TPE + ASHA) of a search space")
     p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
@@ -65,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default="runs/tune", metavar="DIR", help="where sweeps are written (default runs/tune)")
     p.add_argument("--name", metavar="NAME", help="sweep name (default: <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
+    _add_wandb_args(p)
+
+    p = sub.add_parser("wandb-sweep", help="write a W&B sweep file with the same parameters as a search space")
+    p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
+    p.add_argument("-o", "--out", required=True, metavar="SWEEP.yaml", help="the sweep file to write")
+    p.add_argument("--method", choices=("bayes", "random"), default="bayes", help="W&B search method (default bayes)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the base config (repeatable)")
+
+    p = sub.add_parser("compare", help="compare Ray Tune sweeps with W&B sweeps on one budget axis")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a Ray Tune sweep directory, a directory of W&B runs (offline-run-* inside), "
+                        "a W&B runs CSV export, or ENTITY/PROJECT/SWEEP_ID (online)")
+    p.add_argument("--out", metavar="DIR", help="where the table and plot go (default runs/compare-<time>)")
+    p.add_argument("--metric", default="val/score", help="metric to compare (default val/score, lower is better)")
 
     p = sub.add_parser("report", help="table, CSV, best config and plots of a finished or interrupted sweep")
     p.add_argument("exp_dir", metavar="EXP_DIR")
@@ -85,8 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     from infgan.config import from_dict, load_config, merge, parse_set, source_overrides, to_dict
+    from infgan.tracking import Tracker, in_sweep_agent
     from infgan.train.loop import fit
     from infgan.train.run_dir import RunDir
+    from infgan.wandb_sweep import agent_overrides
 
     if args.resume:
         if not args.out:
@@ -97,17 +137,32 @@ def _train(args: argparse.Namespace) -> int:
             # --set applies on top of the run's own config; a resumed run must stay the same run.
             base = source_overrides(args.config) if args.config else to_dict(cfg)
             run.check_same_config(from_dict(merge(base, parse_set(args.sets))))
-    else:
-        cfg = load_config(args.config, args.sets)
-    out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    default_out = f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
+    if in_sweep_agent():
+        default_out = f"runs/wandb-sweep-{os.environ['WANDB_SWEEP_ID']}/{os.environ.get('WANDB_RUN_ID', default_out[5:])}"
+    out = Path(args.out or default_out)
+    tracking = _tracking(args)
+    tracker = Tracker(tracking, out)
+    if not args.resume:
+        if in_sweep_agent():
+            # A W&B agent's run: its config (the sweep's constants and sampled values) is the run's.
+            RunDir(out).refuse_existing()
+            sweep = agent_overrides(tracker.start(None))
+            cfg = from_dict(merge(merge(source_overrides(args.config), sweep), parse_set(args.sets)))
+            tracker.start(cfg)
+        else:
+            cfg = load_config(args.config, args.sets)
     try:
         if args.workers is not None:
-            summary = _train_distributed(args, cfg, out)
+            if tracker.run is not None:  # rank 0 of the workers continues this W&B run
+                tracking = tracking.replace(run_id=tracker.run.id, project=tracker.run.project)
+                tracker.finish(None)
+            summary = _train_distributed(args, cfg, out, tracking)
         else:
             from infgan.train.context import RunContext, resolve_device
 
             ctx = RunContext(device=resolve_device(cfg.train.device), progress=not args.no_progress)
-            summary = fit(cfg, out, ctx, resume=args.resume)
+            summary = fit(cfg, out, ctx, resume=args.resume, tracker=tracker)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: infgan train --out {out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -122,7 +177,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path) -> dict:
+def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path, tracking) -> dict:
     """`infgan train --workers N`: the same run under a Ray Train TorchTrainer."""
     from infgan.train.run_dir import RunDir
     from infgan.tune.cluster import ray_session
@@ -136,7 +191,8 @@ def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path) -> dict
                           f"this machine has {os.cpu_count()} (lower --cpus-per-worker, or join a cluster with --address)")
     with ray_session(args.address):
         try:
-            return fit_distributed(cfg, out, args.workers, args.gpus_per_worker, args.cpus_per_worker)
+            return fit_distributed(cfg, out, args.workers, args.gpus_per_worker, args.cpus_per_worker,
+                                   tracking=tracking)
         except Exception as e:  # Ray wraps worker failures; say what failed in one line
             if type(e).__name__ not in ("TrainingFailedError", "WorkerGroupError", "ControllerError"):
                 raise
@@ -168,7 +224,7 @@ def _tune(args: argparse.Namespace) -> int:
     name = args.name or f"{Path(space.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp = Path(args.storage) / name
     try:
-        run_sweep(space, exp, args.resume, args.concurrency, args.address)
+        run_sweep(space, exp, args.resume, args.concurrency, args.address, tracking=_tracking(args))
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: infgan tune {args.space or ''} --name {name} --storage {args.storage} "
               "--resume", file=sys.stderr)
@@ -182,6 +238,27 @@ def _report(args: argparse.Namespace) -> int:
     from infgan.tune.report import build_report
 
     build_report(Path(args.exp_dir))
+    return 0
+
+
+def _wandb_sweep(args: argparse.Namespace) -> int:
+    from infgan.config import parse_set
+    from infgan.tune.space import load_space
+    from infgan.wandb_sweep import write_sweep
+
+    space = load_space(args.space, parse_set(args.sets))
+    path = write_sweep(space, Path(args.out), args.method)
+    print(f"wrote {path}: {len(space.params)} parameters, method {args.method}; "
+          f"start it with `wandb sweep {path}` and `wandb agent ENTITY/PROJECT/SWEEP_ID`")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from infgan.compare import compare
+
+    out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    print(compare(args.paths, out, args.metric))
+    print(f"table {out / 'compare.csv'}, plot {out / 'compare.png'}")
     return 0
 
 
@@ -209,7 +286,8 @@ def _sample(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `infgan` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "tune": _tune, "report": _report, "data": _data, "sample": _sample}
+    handlers = {"train": _train, "tune": _tune, "report": _report, "data": _data, "sample": _sample,
+                "wandb-sweep": _wandb_sweep, "compare": _compare}
     try:
         return handlers[args.command](args)
     except ConfigError as e:

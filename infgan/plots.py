@@ -126,3 +126,18 @@ def plot_sweep(directory: Path, sweep: dict[str, Any], trials: Sequence[Any],
         ax.barh(names, [importances[n] for n in names])
         ax.set_xlabel(f"importance for {metric} (fANOVA, Optuna)")
         _save(fig, directory / "param_importance.png")
+
+
+def plot_comparison(curves: dict[str, list[tuple[float, float]]], metric: str, path: Path) -> None:
+    """Best-so-far value of `metric` against cumulative training steps, one line per sweep."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for label, pts in curves.items():
+        finite = [(x, y) for x, y in pts if np.isfinite(y)]
+        if finite:
+            x, y = zip(*finite)
+            ax.step(x, y, where="post", label=f"{label} (best {y[-1]:.3g})")
+    ax.set_xlabel("cumulative training steps (all trials)")
+    ax.set_ylabel(f"best {metric} so far")
+    ax.set_title(f"best {metric} so far: sweeps compared on one budget axis")
+    ax.legend(fontsize=8)
+    _save(fig, path)

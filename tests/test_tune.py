@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import importlib.util
 import json
 import pickle
 import signal
@@ -53,7 +54,8 @@ def rows(exp: Path) -> list[dict]:
 def sweep(ray_local, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tune")
     space = write_space(tmp)
-    code = main(["tune", str(space), "--name", "s", "--storage", str(tmp / "runs"), "--concurrency", "1"])
+    wandb = ["--wandb", "offline"] if importlib.util.find_spec("wandb") else []
+    code = main(["tune", str(space), "--name", "s", "--storage", str(tmp / "runs"), "--concurrency", "1", *wandb])
     return code, tmp / "runs" / "s", space
 
 
@@ -132,6 +134,42 @@ def test_existing_name_is_refused_without_resume(sweep, capsys):
     assert main(["tune", str(space), "--name", "s", "--storage", str(exp.parent)]) == 2
     assert "already holds a sweep" in capsys.readouterr().err
     assert (exp / "results.csv").read_text() == before
+
+
+def test_one_wandb_run_per_trial_and_compare_with_wandb_runs_and_a_csv_export(sweep, tmp_path, capsys):
+    pytest.importorskip("wandb")
+    from infgan.compare import read_wandb_run
+
+    code, exp, _ = sweep
+    runs = [read_wandb_run(p.parent) for p in sorted((exp / "wandb").rglob("*.wandb"))]
+    trial_ids = sorted(p.name for p in (exp / "trials").iterdir())
+    assert sorted(r["id"] for r in runs) == trial_ids and {r["group"] for r in runs} == {"s"}
+    for r in runs:  # the trial's own config and metrics, on the step axis
+        saved = yaml.safe_load((exp / "trials" / r["id"] / "config.yaml").read_text())
+        assert r["config"]["train"]["generator_lr"] == pytest.approx(saved["train"]["generator_lr"])
+        steps = [json.loads(x)["step"] for x in (exp / "trials" / r["id"] / "metrics.jsonl").read_text().splitlines()]
+        assert [h["step"] for h in r["history"] if "val/score" in h] == steps
+    # A W&B runs-table export of the same trials, as the UI writes it.
+    export = tmp_path / "wandb_export.csv"
+    with export.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Name", "State", "Created", "Runtime", "best/val/score", "steps"])
+        for i, row in enumerate(rows(exp)):
+            w.writerow([row["trial_id"], "finished", f"2026-11-23T0{i}:00:00.000Z", row["wall_s"],
+                        row["best_val/score"], row["steps"]])
+    out = tmp_path / "cmp"
+    assert main(["compare", str(exp), str(exp / "wandb"), str(export), "--out", str(out)]) == 0
+    with (out / "compare.csv").open() as fh:
+        table = {r["sweep"]: r for r in csv.DictReader(fh)}
+    best = min(float(r["best_val/score"]) for r in rows(exp))
+    total = sum(int(r["steps"]) for r in rows(exp))
+    assert set(table) == {"s (Ray Tune)", "s (W&B)", "wandb_export (W&B CSV)"}
+    for r in table.values():
+        assert float(r["best val/score"]) == pytest.approx(best) and int(r["trials"]) == 5
+        assert int(r["total steps"]) == total
+    assert (out / "compare.png").stat().st_size > 0
+    assert "best val/score" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "nothing-here")]) == 2
 
 
 def _digest(path: Path) -> str:

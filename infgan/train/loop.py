@@ -17,6 +17,7 @@ from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
 from infgan.train.checkpoint import atomic_torch_save
+from infgan.tracking import Tracker, Tracking
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.run_dir import RunDir
 from infgan.train.state import TrainState, init_state, rank_seed
@@ -95,8 +96,12 @@ def _write_final(run: RunDir, state: TrainState, dataset: Dataset, evaluator: Ev
     plots.plot_score(history, run.plots / "val_score.png")
 
 
-def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train one SDE-GAN as `cfg` says, writing the run directory; returns the summary."""
+def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume: bool = False,
+        tracker: Tracker | None = None) -> dict[str, Any]:
+    """Train one SDE-GAN as `cfg` says, writing the run directory; returns the summary.
+
+    `tracker` (rank 0's only) logs every evaluation and the final plots and summary to W&B.
+    """
     ctx = ctx or RunContext(device=resolve_device(cfg.train.device))
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -115,6 +120,8 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
             history = run.truncate_metrics(state.step if payload else -1)
         else:
             run.create(cfg, dataset.describe())
+    tracker = tracker if ctx.is_main and tracker is not None else Tracker(Tracking(), run.root)
+    tracker.start(cfg)
 
     coeffs = dataset.coeffs(ctx.rank, ctx.world_size).to(ctx.device)
     ts = dataset.ts.to(ctx.device)
@@ -129,6 +136,7 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
         history.append(step_record)
         if ctx.is_main:
             run.append_metrics(step_record)
+            tracker.log(step_record)
 
     def evaluate() -> dict[str, Any]:
         wall = wall_before + time.perf_counter() - started
@@ -190,8 +198,10 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
         "world_size": ctx.world_size,
     }
     if resumed_at_end and run.summary_path.exists():
+        tracker.finish(None)
         return json.loads(run.summary_path.read_text())  # finished before: leave its files as they are
     if ctx.is_main:
         _write_final(run, state, dataset, evaluator, history)
         run.write_summary(summary)
+    tracker.finish(summary, run.plots)
     return summary

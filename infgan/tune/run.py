@@ -22,6 +22,7 @@ import yaml
 from ray.tune import Stopper
 
 from infgan.config import ConfigError
+from infgan.tracking import Tracking
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.loop import fit
 from infgan.tune.space import DefineByRun, SearchSpace
@@ -116,7 +117,8 @@ class StepBudget(Stopper):
 
 def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int | None,
               address: str | None, sampler: str = "tpe", early_stopping: bool = True,
-              first_points: bool = True, max_total_steps: int | None = None) -> Path:
+              first_points: bool = True, max_total_steps: int | None = None,
+              tracking: Tracking | None = None) -> Path:
     """Run (or resume) the sweep; returns the experiment directory.
 
     The defaults are infgan's sweep (TPE seeded with the base config's values, ASHA). The other
@@ -147,6 +149,11 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "sweep.yaml").write_text(yaml.safe_dump(space_record(space), sort_keys=False))
         trainable = tune.with_parameters(tune_trial, space=space, exp_dir=str(exp_dir))
+        callbacks = []
+        if tracking is not None and tracking.mode != "off":
+            from infgan.tune.wandb_trials import WandbTrials
+
+            callbacks.append(WandbTrials(tracking, space, exp_dir, TRIALS))
         resources = {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker} if space.workers_per_trial == 1 \
             else {"cpu": 1}
         trainable = tune.with_resources(trainable, resources)
@@ -177,7 +184,8 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
                                             max_concurrent_trials=limit),
                 run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(exp_dir),
                                           stop=StepBudget(max_total_steps) if max_total_steps else None,
-                                          failure_config=tune.FailureConfig(max_failures=1), verbose=1),
+                                          failure_config=tune.FailureConfig(max_failures=1), verbose=1,
+                                          callbacks=callbacks),
             )
         try:
             tuner.fit()

@@ -8,6 +8,7 @@ continues from the latest one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from infgan.config import Config, ConfigError, from_dict, to_dict
+from infgan.tracking import Tracker, Tracking
 from infgan.train.checkpoint import RAY_STATE_FILE, load_checkpoint
 from infgan.train.context import DistributedContext
 from infgan.train.loop import fit
@@ -69,9 +71,11 @@ class RayTrainContext(DistributedContext):
 def train_worker(config: dict[str, Any]) -> None:
     """The function every Ray Train worker runs."""
     ctx = RayTrainContext.current(config["use_gpu"])
+    # Only rank 0 logs to W&B: a tracker per worker would make a W&B run per rank.
+    tracker = Tracker(Tracking(**config["tracking"]), Path(config["out_dir"])) if ctx.is_main else None
     # resume=True: the driver has already refused to overwrite another run, and a restarted
     # worker group must continue this one.
-    fit(from_dict(config["cfg"]), config["out_dir"], ctx, resume=True)
+    fit(from_dict(config["cfg"]), config["out_dir"], ctx, resume=True, tracker=tracker)
 
 
 def check_request(cfg: Config, workers: int, gpus_per_worker: float, cpus_per_worker: float) -> None:
@@ -87,7 +91,7 @@ def check_request(cfg: Config, workers: int, gpus_per_worker: float, cpus_per_wo
 
 def fit_distributed(cfg: Config, out_dir: str | Path, workers: int, gpus_per_worker: float = 0.0,
                     cpus_per_worker: float = 1.0, max_failures: int = 3, callbacks: list | None = None,
-                    check: bool = True) -> dict[str, Any]:
+                    check: bool = True, tracking: Tracking | None = None) -> dict[str, Any]:
     """Run `fit` on `workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU); returns the summary.
 
     Needs a Ray connection (see `infgan.tune.cluster.ray_session`). `callbacks` go to the Train
@@ -112,7 +116,8 @@ def fit_distributed(cfg: Config, out_dir: str | Path, workers: int, gpus_per_wor
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"cfg": to_dict(cfg), "out_dir": str(out), "use_gpu": use_gpu},
+        train_loop_config={"cfg": to_dict(cfg), "out_dir": str(out), "use_gpu": use_gpu,
+                           "tracking": dataclasses.asdict(tracking or Tracking())},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=RunConfig(
