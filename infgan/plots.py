@@ -29,7 +29,8 @@ def plot_samples(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequ
     fig, axes = plt.subplots(channels, 2, figsize=(10, 2.8 * channels), squeeze=False, sharey="row")
     for c in range(channels):
         for ax, paths, colour, title in ((axes[c, 0], real, REAL, "real (held out)"), (axes[c, 1], fake, FAKE, "generated")):
-            for p in paths[:n]:
+            # Evenly spread, not the first n: overlapping windows of one series sit next to each other.
+            for p in paths[np.unique(np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int))]:
                 t, y = p[:, 0].numpy(), p[:, c + 1].numpy()
                 seen = ~np.isnan(y)
                 ax.plot(t[seen], y[seen], color=colour, alpha=0.5, lw=0.8)
