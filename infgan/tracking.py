@@ -91,7 +91,7 @@ class Tracker:
     """One W&B run of one infgan run; every method is a no-op when tracking is off."""
 
     def __init__(self, tracking: Tracking, run_dir: Path):
-        self.tracking, self.run_dir, self.run = tracking, Path(run_dir), None
+        self.tracking, self.run_dir, self.run, self.config_set = tracking, Path(run_dir), None, False
 
     def start(self, cfg: Config | None) -> dict[str, Any]:
         """Start (or resume) the W&B run; returns the config W&B holds (a sweep agent's overrides)."""
@@ -111,8 +111,9 @@ class Tracker:
             self.run.define_metric("step")
             for prefix in ("train/*", "val/*", "time/*", "plots/*"):
                 self.run.define_metric(prefix, step_metric="step")
-        elif cfg is not None:
+        elif cfg is not None and not self.config_set:  # an agent's run: its config once validated
             self.run.config.update(to_dict(cfg), allow_val_change=True)
+        self.config_set = self.config_set or cfg is not None
         return dict(self.run.config)
 
     def _run_id(self) -> str | None:
