@@ -13,7 +13,7 @@ optional `channels` (names).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,6 @@ class RawData:
     series: list[Series]
     time_unit: str = "steps"          # unit of Series.times
     by_id: bool = False               # several series told apart by an id (split by series), else one long one
-    notes: list[str] = field(default_factory=list)
 
 
 def read_file(cfg: DataConfig, path: str, *, source: str | None = None) -> RawData:

@@ -47,18 +47,12 @@ def read_named(cfg: DataConfig) -> RawData:
         raise DataError(f"data.dataset {cfg.dataset} sets its own file, time and id columns; "
                         f"leave data.path, data.time_column and data.id_column empty")
     path = package_file(package, relative)
-    if cfg.dataset == "goog":
-        return _read_goog(cfg, path, channels)
     file_cfg = dataclasses.replace(cfg, dataset="csv", time_column=time_column, id_column=id_column,
                                    columns=cfg.columns or channels)
-    return read_file(file_cfg, str(path), source=f"{cfg.dataset} ({path})")
-
-
-def _read_goog(cfg: DataConfig, path: Path, channels: tuple[str, ...]) -> RawData:
-    """GOOG rows of bokeh-sampledata's stock table (one file for five tickers)."""
+    source = f"{cfg.dataset} ({path})"
+    if cfg.dataset != "goog":
+        return read_file(file_cfg, str(path), source=source)
     import pandas as pd
 
-    frame = pd.read_csv(path)
-    frame = frame[frame["Ticker"] == "GOOG"].reset_index(drop=True)
-    goog_cfg = dataclasses.replace(cfg, time_column="Date", columns=cfg.columns or channels)
-    return read_table(goog_cfg, frame, f"goog ({path})")
+    frame = pd.read_csv(path)  # five tickers in one table: keep Google's rows
+    return read_table(file_cfg, frame[frame["Ticker"] == "GOOG"].reset_index(drop=True), source)
