@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from infgan.config import PRESETS, Config, ConfigError
+from infgan.tune.cluster import ClusterError
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -104,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where the table and plot go (default runs/compare-<time>)")
     p.add_argument("--metric", default="val/score", help="metric to compare (default val/score, lower is better)")
 
+    p = sub.add_parser("cluster", help="check a running Ray cluster before work is sent to it")
+    cluster_sub = p.add_subparsers(dest="cluster_command", required=True, parser_class=_Parser)
+    c = cluster_sub.add_parser("check", help="wait for the nodes to join, then check resources, State API, storage")
+    c.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), metavar="HOST:PORT",
+                   help="the cluster's head (default: RAY_ADDRESS)")
+    c.add_argument("--nodes", type=int, default=1, metavar="N", help="nodes that must have joined (default 1)")
+    c.add_argument("--cpus", type=float, default=0.0, metavar="C", help="CPUs the cluster must have in all")
+    c.add_argument("--gpus", type=float, default=0.0, metavar="G", help="GPUs the cluster must have in all")
+    c.add_argument("--storage", metavar="DIR", help="a directory every node must be able to write and share")
+    c.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                   help="seconds to wait for the nodes to join (default 300)")
+
     p = sub.add_parser("report", help="table, CSV, best config and plots of a finished or interrupted sweep")
     p.add_argument("exp_dir", metavar="EXP_DIR")
 
@@ -123,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     from infgan.config import from_dict, load_config, merge, parse_set, source_overrides, to_dict
+    from infgan.interrupt import sigterm_as_interrupt
     from infgan.tracking import Tracker, in_sweep_agent
     from infgan.train.loop import fit
     from infgan.train.run_dir import RunDir
@@ -153,16 +167,17 @@ def _train(args: argparse.Namespace) -> int:
         else:
             cfg = load_config(args.config, args.sets)
     try:
-        if args.workers is not None:
-            if tracker.run is not None:  # rank 0 of the workers continues this W&B run
-                tracking = tracking.replace(run_id=tracker.run.id, project=tracker.run.project)
-                tracker.finish(None)
-            summary = _train_distributed(args, cfg, out, tracking)
-        else:
-            from infgan.train.context import RunContext, resolve_device
+        with sigterm_as_interrupt():
+            if args.workers is not None:
+                if tracker.run is not None:  # rank 0 of the workers continues this W&B run
+                    tracking = tracking.replace(run_id=tracker.run.id, project=tracker.run.project)
+                    tracker.finish(None)
+                summary = _train_distributed(args, cfg, out, tracking)
+            else:
+                from infgan.train.context import RunContext, resolve_device
 
-            ctx = RunContext(device=resolve_device(cfg.train.device), progress=not args.no_progress)
-            summary = fit(cfg, out, ctx, resume=args.resume, tracker=tracker)
+                ctx = RunContext(device=resolve_device(cfg.train.device), progress=not args.no_progress)
+                summary = fit(cfg, out, ctx, resume=args.resume, tracker=tracker)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: infgan train --out {out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -273,6 +288,19 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from infgan.tune.cluster import check_cluster, ray_session
+
+    if not args.address:
+        return _fail("cluster check needs --address HOST:PORT (or RAY_ADDRESS) of a running Ray cluster")
+    if args.nodes < 1 or args.cpus < 0 or args.gpus < 0 or args.timeout <= 0:
+        return _fail("--nodes must be >= 1, --cpus and --gpus >= 0, --timeout > 0")
+    with ray_session(args.address):
+        print(check_cluster(args.nodes, args.cpus, args.gpus, Path(args.storage) if args.storage else None,
+                            args.timeout), flush=True)
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     from infgan.sample import write_samples
 
@@ -287,10 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `infgan` console script."""
     args = build_parser().parse_args(argv)
     handlers = {"train": _train, "tune": _tune, "report": _report, "data": _data, "sample": _sample,
-                "wandb-sweep": _wandb_sweep, "compare": _compare}
+                "wandb-sweep": _wandb_sweep, "compare": _compare, "cluster": _cluster}
     try:
         return handlers[args.command](args)
     except ConfigError as e:
         return _fail(str(e))
-    except _Failed as e:
+    except (_Failed, ClusterError) as e:
         return _fail(str(e), EXIT_FAILED)

@@ -3,11 +3,19 @@ any work is started, so that a bad request fails in seconds with one line instea
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Iterator
 
 from infgan.config import ConfigError
+
+
+class ClusterError(Exception):
+    """The Ray cluster is not fit for work: a node missing, too few resources, storage not shared."""
 
 
 def import_ray():
@@ -41,12 +49,25 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         try:
             ray.init(address=address, runtime_env=env, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as e:
+            if _refused_token(e):
+                raise ConfigError(f"--address {address}: the Ray cluster refused this client's token: connect with "
+                                  "the cluster's token (RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, as "
+                                  "cluster/ray-cluster.sh exports them)") from None
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({first})") from None
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _refused_token(error: BaseException | None) -> bool:
+    """Whether a failed connection was the cluster refusing our token (Ray wraps the reason twice)."""
+    while error is not None:
+        if "InvalidAuthToken" in str(error) or type(error).__name__ == "AuthenticationError":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def check_state_api(wait_s: float = 30.0) -> None:
@@ -81,3 +102,94 @@ def check_resources(what: str, cpus: float, gpus: float) -> None:
     if cpus > have_cpu or gpus > have_gpu:
         raise ConfigError(f"{what} needs {cpus:g} CPUs and {gpus:g} GPUs; the Ray cluster has "
                           f"{have_cpu:g} CPUs and {have_gpu:g} GPUs")
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    ray = import_ray()
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def wait_for_nodes(expected: int, timeout_s: float, poll_s: float = 1.0) -> list[dict[str, Any]]:
+    """Wait until `expected` nodes are alive in the cluster; one line naming those that are if not."""
+    deadline = time.monotonic() + timeout_s
+    seen = -1
+    while True:
+        nodes = _alive_nodes()
+        if len(nodes) >= expected:
+            return nodes
+        if len(nodes) != seen:
+            seen = len(nodes)
+            print(f"waiting for Ray nodes: {seen} of {expected} joined", flush=True)
+        if time.monotonic() > deadline:
+            joined = ", ".join(_node_name(n) for n in nodes) or "none"
+            raise ClusterError(f"only {len(nodes)} of {expected} Ray nodes joined within {timeout_s:g}s "
+                               f"(joined: {joined}); the missing nodes' `ray start` output is in the job log")
+        time.sleep(poll_s)
+
+
+def _node_name(node: dict[str, Any]) -> str:
+    return f"{node.get('NodeManagerHostname', '?')} {node.get('NodeManagerAddress', '?')}"
+
+
+def _write_probe(directory: str, node_id: str) -> str:
+    """Runs on one node: write a file named after the node into the shared directory."""
+    (Path(directory) / node_id).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    return socket.gethostname()
+
+
+def check_shared_storage(path: Path, nodes: list[dict[str, Any]], timeout_s: float = 120.0) -> None:
+    """Every node can write under `path`, and what each node wrote is seen here: the storage is shared.
+
+    Trials run on any node and write their run directories there, and Tune restores a sweep from it.
+    """
+    ray = import_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe_dir = path / f".infgan-check-{uuid.uuid4().hex[:8]}"
+    try:
+        probe_dir.mkdir(parents=True)
+    except OSError as e:
+        raise ClusterError(f"cannot write the storage directory {path} ({e.strerror})") from None
+    probe = ray.remote(num_cpus=0, max_retries=0)(_write_probe)
+    try:
+        refs = {n["NodeID"]: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                .remote(str(probe_dir), n["NodeID"]) for n in nodes}
+        names = {n["NodeID"]: _node_name(n) for n in nodes}
+        for node_id, ref in refs.items():
+            try:
+                ray.get(ref, timeout=timeout_s)
+            except Exception as e:  # noqa: BLE001 - the node's own error, whatever it is, in one line
+                cause = getattr(e, "cause", None) or e
+                raise ClusterError(f"{path} is not writable from node {names[node_id]} "
+                                   f"({type(cause).__name__}: {str(cause).strip().splitlines()[-1][:200]})") from None
+            if not (probe_dir / node_id).exists():
+                raise ClusterError(f"{path} is not shared storage: a file written there on node {names[node_id]} "
+                                   "is not seen on this node; put --storage / INFGAN_STORAGE on a file system every "
+                                   "node mounts ($SCRATCH or $WORK on TACC)")
+    finally:
+        for f in probe_dir.glob("*"):
+            f.unlink()
+        probe_dir.rmdir()
+
+
+def check_cluster(expected_nodes: int, cpus: float, gpus: float, storage: Path | None,
+                  timeout_s: float) -> str:
+    """The health check run before a sweep on a cluster; returns a one-line summary, or raises
+    ClusterError with one line naming what is wrong."""
+    ray = import_ray()
+    nodes = wait_for_nodes(expected_nodes, timeout_s)
+    have = ray.cluster_resources()
+    have_cpu, have_gpu = have.get("CPU", 0.0), have.get("GPU", 0.0)
+    if have_cpu < cpus or have_gpu < gpus:
+        raise ClusterError(f"the Ray cluster of {len(nodes)} nodes has {have_cpu:g} CPUs and {have_gpu:g} GPUs, "
+                           f"expected {cpus:g} and {gpus:g}: a node did not get its share (check the "
+                           "`ray-node.sh` lines in the job log, or set INFGAN_CPUS_PER_NODE / INFGAN_GPUS_PER_NODE)")
+    try:
+        check_state_api(wait_s=min(timeout_s, 60.0))
+    except ConfigError as e:
+        raise ClusterError(str(e)) from None
+    summary = f"Ray cluster ready: {len(nodes)} nodes, {have_cpu:g} CPUs, {have_gpu:g} GPUs, State API up"
+    if storage is not None:
+        check_shared_storage(storage, nodes)
+        summary += f", {storage} shared and writable from every node"
+    return summary

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import yaml
 from ray.tune import Stopper
 
 from infgan.config import ConfigError
+from infgan.interrupt import sigterm_as_interrupt
 from infgan.tracking import Tracking
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.loop import fit
@@ -52,6 +53,7 @@ def worst(mode: str) -> float:
 
 def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None:
     """The Tune function trainable: one trial = one infgan run in `<exp>/trials/<trial_id>`."""
+    import ray
     import ray.tune
 
     trial_id = ray.tune.get_context().get_trial_id()
@@ -61,6 +63,9 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
     params = run_dir / "params.json"
     if not params.exists():  # written once: its time is the trial's start, for the reports
         params.write_text(json.dumps(config, indent=2))
+    # Where this trial (last) ran: on a cluster, the node to look at when a trial fails.
+    (run_dir / "node.json").write_text(json.dumps({"hostname": socket.gethostname(), "ray_node_id":
+                                                   ray.get_runtime_context().get_node_id()}))
     if space.workers_per_trial == 1:
         ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False)
         summary = fit(cfg, run_dir, ctx, resume=True)
@@ -92,12 +97,6 @@ def concurrency_for(space: SearchSpace, cluster: dict[str, float]) -> int:
     if gpus:
         fits.append(math.floor(cluster.get("GPU", 0) / gpus))
     return max(1, min(fits))
-
-
-def _sigterm_as_interrupt() -> Any:
-    """SIGTERM (scancel, a time limit) stops the sweep the way Ctrl-C does: state saved, resumable.
-    Returns the previous handler."""
-    return signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
 class StepBudget(Stopper):
@@ -157,7 +156,6 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
         resources = {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker} if space.workers_per_trial == 1 \
             else {"cpu": 1}
         trainable = tune.with_resources(trainable, resources)
-        previous = _sigterm_as_interrupt()
         # Save the experiment state at least every second (the default is every 10 s or more; a
         # save took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
@@ -187,10 +185,11 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
                                           failure_config=tune.FailureConfig(max_failures=1), verbose=1,
                                           callbacks=callbacks),
             )
-        try:
-            tuner.fit()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        with sigterm_as_interrupt():
+            results = tuner.fit()
+        if results.num_terminated + results.num_errors < len(results):
+            # Tune's own SIGINT handler saved the state and returned with trials unfinished.
+            raise KeyboardInterrupt
     return exp_dir
 
 

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Start one Ray node on this machine, in the foreground, for as long as it runs (`ray start --block`).
+# Launched on each node of a SLURM job by cluster/ray-cluster.sh (through `srun`); usable by hand
+# inside an interactive allocation (idev) too.
+#
+#   cluster/ray-node.sh head PORT           the head: GCS on PORT, dashboard on PORT+1 (127.0.0.1 only),
+#                                           Ray Client server on PORT+2
+#   cluster/ray-node.sh worker HEAD:PORT    a worker joining that head
+#   cluster/ray-node.sh info                print "IP CPUS GPUS" of this node, as the other commands see it
+#
+# SIGTERM stops the node and every process it started (ray start --block cleans up on TERM).
+#
+# Environment (all optional):
+#   INFGAN_RAY_IFACE        network interface whose IPv4 address Ray uses (e.g. ib0); default: the
+#                           first address of `hostname -I`
+#   INFGAN_CPUS_PER_NODE    CPUs Ray may use here (default SLURM_CPUS_ON_NODE, else nproc)
+#   INFGAN_GPUS_PER_NODE    GPUs Ray may use here (default: what nvidia-smi lists, else 0)
+#   INFGAN_OBJECT_STORE_BYTES  object store size (default: 30% of memory, at most 80% of /dev/shm)
+#   INFGAN_RAY_TMPDIR       Ray's node-local temp dir (default /tmp/ray-<job id>-<node>; at most 40
+#                           characters, because Ray puts AF_UNIX sockets (<= 107 bytes) under it)
+#   RAY_AUTH_TOKEN_PATH     the cluster's token file (default ~/.ray/auth_token); token authentication
+#                           is always on: every node and client of the cluster must use the same token
+set -euo pipefail
+
+die() {
+    echo "ray-node.sh: error: $*" >&2
+    exit 2
+}
+
+node_ip() {
+    local ip
+    if [[ -n ${INFGAN_RAY_IFACE:-} ]]; then
+        ip=$(ip -4 -o addr show dev "$INFGAN_RAY_IFACE" 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}')
+        [[ -n $ip ]] || die "INFGAN_RAY_IFACE=$INFGAN_RAY_IFACE: no IPv4 address on that interface of $(hostname)"
+    else
+        ip=$(hostname -I 2>/dev/null | awk '{print $1}')
+        [[ -n $ip ]] || ip=$(hostname -i | awk '{print $1}')
+    fi
+    echo "$ip"
+}
+
+node_cpus() {
+    local n=${INFGAN_CPUS_PER_NODE:-${SLURM_CPUS_ON_NODE:-$(nproc)}}
+    [[ $n =~ ^[1-9][0-9]*$ ]] || die "CPUs per node must be a positive integer, got '$n' (INFGAN_CPUS_PER_NODE)"
+    echo "$n"
+}
+
+node_gpus() {
+    local n=${INFGAN_GPUS_PER_NODE:-}
+    if [[ -z $n ]]; then
+        if command -v nvidia-smi >/dev/null 2>&1; then
+            n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+        else
+            n=0
+        fi
+    fi
+    [[ $n =~ ^[0-9]+$ ]] || die "GPUs per node must be an integer >= 0, got '$n' (INFGAN_GPUS_PER_NODE)"
+    echo "$n"
+}
+
+object_store_bytes() {
+    if [[ -n ${INFGAN_OBJECT_STORE_BYTES:-} ]]; then
+        [[ $INFGAN_OBJECT_STORE_BYTES =~ ^[0-9]+$ ]] || die "INFGAN_OBJECT_STORE_BYTES must be a number of bytes"
+        echo "$INFGAN_OBJECT_STORE_BYTES"
+        return
+    fi
+    # Ray maps its object store in /dev/shm: bigger than /dev/shm and it falls back to slow disk or fails.
+    local mem_kb shm_kb
+    mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+    shm_kb=$(df -Pk /dev/shm | awk 'NR == 2 {print $2}')
+    echo $(( (mem_kb * 3 / 10 < shm_kb * 8 / 10 ? mem_kb * 3 / 10 : shm_kb * 8 / 10) * 1024 ))
+}
+
+tmp_dir() {
+    local node=${SLURMD_NODENAME:-$(hostname -s)}
+    local dir=${INFGAN_RAY_TMPDIR:-/tmp/ray-${SLURM_JOB_ID:-$$}-$node}
+    (( ${#dir} <= 40 )) || die "Ray's temp dir '$dir' is ${#dir} characters; use a node-local path of at most 40 \
+(Ray's AF_UNIX socket paths under it must stay within 107 bytes): set INFGAN_RAY_TMPDIR"
+    echo "$dir"
+}
+
+auth() {
+    # The same mode on every node: a node without it fails to join (InvalidAuthToken), a client
+    # without it is refused.
+    [[ ${RAY_AUTH_MODE:-token} == token ]] || die "RAY_AUTH_MODE=$RAY_AUTH_MODE: infgan's clusters always use token authentication"
+    export RAY_AUTH_MODE=token
+    export RAY_AUTH_TOKEN_PATH=${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}
+    [[ -r $RAY_AUTH_TOKEN_PATH ]] || die "token file $RAY_AUTH_TOKEN_PATH is not readable on $(hostname): it must be on \
+storage every node sees (cluster/ray-cluster.sh creates it)"
+}
+
+start() {
+    local role=$1 target=$2 ip cpus gpus dir
+    ip=$(node_ip)
+    cpus=$(node_cpus)
+    gpus=$(node_gpus)
+    dir=$(tmp_dir)
+    auth
+    mkdir -p "$dir"
+    export RAY_TMPDIR=$dir
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+    # Nodes are stopped once the driver is done: Ray's drain on SIGTERM (for Serve replicas) would
+    # only hold the end of the job up by as much as 30 s.
+    export RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=${RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S:-0}
+    # Ports: the head's come from the caller (derived from the job id); every other port of a node
+    # (node manager, object manager, agents, metrics, workers) is 0 = chosen free by the OS, so two
+    # jobs, or two nodes of one job on the same machine, never collide.
+    local args=(--block --node-ip-address "$ip" --num-cpus "$cpus" --num-gpus "$gpus"
+        --object-store-memory "$(object_store_bytes)" --temp-dir "$dir" --disable-usage-stats
+        --dashboard-agent-listen-port 0 --min-worker-port 0 --max-worker-port 0)
+    if [[ $role == head ]]; then
+        if ! [[ $target =~ ^[0-9]+$ ]] || ((target < 1024 || target > 65533)); then
+            die "head PORT must be 1024-65533, got '$target'"
+        fi
+        args+=(--head --port "$target" --dashboard-port $((target + 1)) --ray-client-server-port $((target + 2))
+            --include-dashboard true --dashboard-host 127.0.0.1)
+    else
+        [[ $target =~ ^[^:]+:[0-9]+$ ]] || die "worker needs the head's HOST:PORT, got '$target'"
+        args+=(--address "$target")
+    fi
+    echo "ray-node.sh: $role on $(hostname) ($ip): $cpus CPUs, $gpus GPUs, temp dir $dir"
+    exec ray start "${args[@]}"
+}
+
+case ${1:-} in
+    head | worker)
+        (( $# == 2 )) || die "usage: ray-node.sh head PORT | worker HEAD:PORT | info"
+        start "$1" "$2" ;;
+    info)
+        echo "$(node_ip) $(node_cpus) $(node_gpus)" ;;
+    *)
+        die "usage: ray-node.sh head PORT | worker HEAD:PORT | info" ;;
+esac
