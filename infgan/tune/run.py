@@ -187,10 +187,17 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
             )
         with sigterm_as_interrupt():
             results = tuner.fit()
-        if results.num_terminated + results.num_errors < len(results):
-            # Tune's own SIGINT handler saved the state and returned with trials unfinished.
+        if max_total_steps is None and _finished_trials(exp_dir) + results.num_errors < space.samples:
+            # Tune's SIGINT handler (Ctrl-C, or SIGTERM above) saved the state and returned early.
             raise KeyboardInterrupt
     return exp_dir
+
+
+def _finished_trials(exp_dir: Path) -> int:
+    """Trials that reached an end of their own: completed, diverged, or stopped by ASHA."""
+    from infgan.tune.report import collect
+
+    return sum(t.status != "incomplete" for t in collect(exp_dir)[1])
 
 
 def space_record(space: SearchSpace) -> dict[str, Any]:
