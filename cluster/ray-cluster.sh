@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# A Ray cluster over the nodes of the current SLURM job, for the sbatch scripts in sbatch/ (and
-# for an interactive allocation: `source cluster/ray-cluster.sh && ray_cluster_up`).
+# A Ray cluster over the nodes of the current SLURM job, for the job scripts in sbatch/ (which
+# also run as `bash sbatch/...` inside an interactive allocation). Sourced, not run; the functions
+# set traps and exit on errors, so source it in a script, not in a login shell.
 #
 #   ray_cluster_up       head on the job's first node, a worker on every other node (through srun),
 #                        waits until all of them have joined and checks the cluster
@@ -35,15 +36,15 @@ _infgan_die() {
     exit 2
 }
 
-# The srun command (in _infgan_cmd) running ray-node.sh ARGS as one task on one node, sharing the
-# allocation with the other steps, without CPU binding (Ray schedules its own workers; a bound
-# step would squeeze them onto one core).
+# The srun command (in _infgan_cmd) running ray-node.sh ARGS as one task on one node with all of
+# the node's CPUs, sharing the allocation with the other steps, without CPU binding (Ray
+# schedules its own workers; a step given one CPU, or bound, would squeeze them onto one core).
 _infgan_srun_cmd() {
     local node=$1
     shift
     # shellcheck disable=SC2206  # INFGAN_SRUN_ARGS is a list of options
-    _infgan_cmd=(srun --nodes=1 --ntasks=1 --overlap --cpu-bind=none -w "$node" ${INFGAN_SRUN_ARGS:-}
-        "$INFGAN_REPO/cluster/ray-node.sh" "$@")
+    _infgan_cmd=(srun --nodes=1 --ntasks=1 ${SLURM_CPUS_ON_NODE:+--cpus-per-task=$SLURM_CPUS_ON_NODE} --overlap
+        --cpu-bind=none -w "$node" ${INFGAN_SRUN_ARGS:-} "$INFGAN_REPO/cluster/ray-node.sh" "$@")
 }
 
 # Start a Ray node on `node` in the background and keep srun's own process id: stopping srun stops
