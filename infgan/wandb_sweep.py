@@ -98,7 +98,7 @@ def write_sweep(space: SearchSpace, path: Path, method: str = "bayes") -> Path:
 
 def agent_overrides(run_config: Mapping[str, Any]) -> dict[str, Any]:
     """Config overrides from a W&B agent's run config: W&B's own keys dropped, integral floats of int paths as ints."""
-    flat = {k: v for k, v in flatten({k: v for k, v in run_config.items() if not k.startswith("_")}).items()}
+    flat = flatten({k: v for k, v in run_config.items() if not k.startswith("_")})
     paths = config_paths()
     for key, value in flat.items():
         tp = paths.get(key, (None,))[0]

@@ -89,8 +89,12 @@ def load_raw(cfg: DataConfig) -> RawData | None:
 
 def build_dataset(cfg: DataConfig, seed: int) -> Dataset:
     """Generate or load the data; split, window and normalise, all fixed by `seed`."""
+    return dataset_from(cfg, load_raw(cfg), seed)
+
+
+def dataset_from(cfg: DataConfig, raw: RawData | None, seed: int) -> Dataset:
+    """`build_dataset` on series already read by `load_raw` (None: generate the synthetic data)."""
     g = torch.Generator().manual_seed(seed)
-    raw = load_raw(cfg)
     if raw is None:
         return _synthetic(cfg, g)
     return _from_series(cfg, raw, g)

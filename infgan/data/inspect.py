@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from infgan.config import Config
-from infgan.data.dataset import build_dataset, load_raw, median_interval
+from infgan.data.dataset import dataset_from, load_raw, median_interval
 
 
 def _spread(x: np.ndarray) -> dict[str, float]:
@@ -18,7 +18,7 @@ def _spread(x: np.ndarray) -> dict[str, float]:
 def describe_data(cfg: Config) -> dict[str, Any]:
     """Series count, lengths, sampling intervals, missing rate per channel, and the windows a run trains on."""
     raw = load_raw(cfg.data)
-    ds = build_dataset(cfg.data, cfg.seed)
+    ds = dataset_from(cfg.data, raw, cfg.seed)
     out: dict[str, Any] = {"dataset": cfg.data.dataset, "source": raw.source if raw else "synthetic (generated)"}
     if raw is not None:
         values = np.concatenate([s.values for s in raw.series])
