@@ -12,7 +12,7 @@
 #
 # Environment (all optional):
 #   INFGAN_RAY_IFACE        network interface whose IPv4 address Ray uses (e.g. ib0); default: the
-#                           first address of `hostname -I`
+#                           first address of `hostname -I`, else the address of the default route
 #   INFGAN_CPUS_PER_NODE    CPUs Ray may use here (default SLURM_CPUS_ON_NODE, else nproc)
 #   INFGAN_GPUS_PER_NODE    GPUs Ray may use here (default: what nvidia-smi lists, else 0)
 #   INFGAN_OBJECT_STORE_BYTES  object store size (default: 30% of memory, at most 80% of /dev/shm)
@@ -33,8 +33,11 @@ node_ip() {
         ip=$(ip -4 -o addr show dev "$INFGAN_RAY_IFACE" 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}')
         [[ -n $ip ]] || die "INFGAN_RAY_IFACE=$INFGAN_RAY_IFACE: no IPv4 address on that interface of $(hostname)"
     else
-        ip=$(hostname -I 2>/dev/null | awk '{print $1}')
-        [[ -n $ip ]] || ip=$(hostname -i | awk '{print $1}')
+        ip=$(hostname -I 2>/dev/null | awk '{print $1}') || true
+        # Else the address of the route out (a UDP connect sends nothing), as Ray itself finds it.
+        [[ -n $ip ]] || ip=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("10.255.255.255", 1)); print(s.getsockname()[0])' 2>/dev/null) || true
+        [[ -n $ip ]] || die "cannot find the IP address of $(hostname): set INFGAN_RAY_IFACE to its network interface"
     fi
     echo "$ip"
 }
@@ -127,7 +130,10 @@ case ${1:-} in
         (( $# == 2 )) || die "usage: ray-node.sh head PORT | worker HEAD:PORT | info"
         start "$1" "$2" ;;
     info)
-        echo "$(node_ip) $(node_cpus) $(node_gpus)" ;;
+        ip=$(node_ip)
+        cpus=$(node_cpus)
+        gpus=$(node_gpus)
+        echo "$ip $cpus $gpus" ;;
     *)
         die "usage: ray-node.sh head PORT | worker HEAD:PORT | info" ;;
 esac
