@@ -131,10 +131,9 @@ def _node_name(node: dict[str, Any]) -> str:
     return f"{node.get('NodeManagerHostname', '?')} {node.get('NodeManagerAddress', '?')}"
 
 
-def _write_probe(directory: str, node_id: str) -> str:
+def _write_probe(directory: str, node_id: str) -> None:
     """Runs on one node: write a file named after the node into the shared directory."""
     (Path(directory) / node_id).write_text(f"{socket.gethostname()} {os.getpid()}\n")
-    return socket.gethostname()
 
 
 def check_shared_storage(path: Path, nodes: list[dict[str, Any]], timeout_s: float = 120.0) -> None:
