@@ -118,11 +118,12 @@ ray_cluster_up() {
     for node in "${nodes[@]:1}"; do
         _infgan_start_node "$node" worker "$address"
     done
-    infgan cluster check --address "$address" --nodes "${#nodes[@]}" --cpus $((cpus * ${#nodes[@]})) \
-        --gpus $((gpus * ${#nodes[@]})) --storage "$INFGAN_STORAGE" --timeout "$timeout" ||
-        _infgan_die "the Ray cluster is not usable (see the line above); nothing was started"
-    export RAY_ADDRESS=$address INFGAN_CLUSTER_NODES=${#nodes[@]} INFGAN_CLUSTER_CPUS=$((cpus * ${#nodes[@]}))
+    export INFGAN_CLUSTER_NODES=${#nodes[@]} INFGAN_CLUSTER_CPUS=$((cpus * ${#nodes[@]}))
     export INFGAN_CLUSTER_GPUS=$((gpus * ${#nodes[@]}))
+    infgan cluster check --address "$address" --nodes "$INFGAN_CLUSTER_NODES" --cpus "$INFGAN_CLUSTER_CPUS" \
+        --gpus "$INFGAN_CLUSTER_GPUS" --storage "$INFGAN_STORAGE" --timeout "$timeout" ||
+        _infgan_die "the Ray cluster is not usable (see the line above); nothing was started"
+    export RAY_ADDRESS=$address
     echo "infgan: dashboard: ssh -N -L 8265:127.0.0.1:$((port + 1)) $head  (then open http://localhost:8265)"
 }
 
