@@ -10,10 +10,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from infgan.cluster import ClusterError
 from infgan.config import PRESETS, Config, ConfigError
-from infgan.tune.cluster import ClusterError
+from infgan.text import error_line
+
+if TYPE_CHECKING:
+    from infgan.train.run_dir import RunDir
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -103,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a Ray Tune sweep directory, a directory of W&B runs (offline-run-* inside), "
                         "a W&B runs CSV export, or ENTITY/PROJECT/SWEEP_ID (online)")
     p.add_argument("--out", metavar="DIR", help="where the table and plot go (default runs/compare-<time>)")
-    p.add_argument("--metric", default="val/score", help="metric to compare (default val/score, lower is better)")
+    p.add_argument("--metric", default="val/score", help="metric to compare (default val/score)")
+    p.add_argument("--mode", choices=("min", "max"),
+                   help="whether lower (min) or higher (max) values are better (default: the Ray Tune sweeps' own "
+                        "mode, else min)")
 
     p = sub.add_parser("cluster", help="check a running Ray cluster before work is sent to it")
     cluster_sub = p.add_subparsers(dest="cluster_command", required=True, parser_class=_Parser)
@@ -134,38 +141,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train_out(args: argparse.Namespace) -> Path:
+    """The run directory: --out, else a W&B agent's run's own, else runs/train-<time>."""
+    from infgan.tracking import in_sweep_agent
+
+    if args.out:
+        return Path(args.out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if in_sweep_agent():
+        return Path(f"runs/wandb-sweep-{os.environ['WANDB_SWEEP_ID']}/{os.environ.get('WANDB_RUN_ID', 'train-' + stamp)}")
+    return Path(f"runs/train-{stamp}")
+
+
+def _train_config(args: argparse.Namespace, out: Path, tracker) -> Config:
+    """The run's config, resolved once: a resumed run's own (--config/--set may only restate it), a W&B
+    agent's run (the sweep's values over --config, under --set), or --config then --set."""
     from infgan.config import from_dict, load_config, merge, parse_set, source_overrides, to_dict
-    from infgan.interrupt import sigterm_as_interrupt
-    from infgan.tracking import Tracker, in_sweep_agent
-    from infgan.train.loop import fit
+    from infgan.tracking import in_sweep_agent
     from infgan.train.run_dir import RunDir
     from infgan.wandb_sweep import agent_overrides
 
     if args.resume:
-        if not args.out:
-            return _fail("--resume needs --out DIR, the run to continue")
-        run = RunDir(Path(args.out))
+        run = RunDir(out)
         cfg = run.saved_config()
         if args.config or args.sets:
             # --set applies on top of the run's own config; a resumed run must stay the same run.
             base = source_overrides(args.config) if args.config else to_dict(cfg)
             run.check_same_config(from_dict(merge(base, parse_set(args.sets))))
-    default_out = f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
+        return cfg
     if in_sweep_agent():
-        default_out = f"runs/wandb-sweep-{os.environ['WANDB_SWEEP_ID']}/{os.environ.get('WANDB_RUN_ID', default_out[5:])}"
-    out = Path(args.out or default_out)
+        RunDir(out).refuse_existing()
+        sweep = agent_overrides(tracker.start(None))
+        cfg = from_dict(merge(merge(source_overrides(args.config), sweep), parse_set(args.sets)))
+        tracker.start(cfg)  # the W&B run's config, once validated
+        return cfg
+    return load_config(args.config, args.sets)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from infgan.interrupt import sigterm_as_interrupt
+    from infgan.tracking import Tracker
+    from infgan.train.run_dir import RunDir
+
+    if args.resume and not args.out:
+        return _fail("--resume needs --out DIR, the run to continue")
+    out = _train_out(args)
     tracking = _tracking(args)
     tracker = Tracker(tracking, out)
-    if not args.resume:
-        if in_sweep_agent():
-            # A W&B agent's run: its config (the sweep's constants and sampled values) is the run's.
-            RunDir(out).refuse_existing()
-            sweep = agent_overrides(tracker.start(None))
-            cfg = from_dict(merge(merge(source_overrides(args.config), sweep), parse_set(args.sets)))
-            tracker.start(cfg)
-        else:
-            cfg = load_config(args.config, args.sets)
+    cfg = _train_config(args, out, tracker)
     try:
         with sigterm_as_interrupt():
             if args.workers is not None:
@@ -175,28 +198,36 @@ def _train(args: argparse.Namespace) -> int:
                 summary = _train_distributed(args, cfg, out, tracking)
             else:
                 from infgan.train.context import RunContext, resolve_device
+                from infgan.train.loop import fit
 
                 ctx = RunContext(device=resolve_device(cfg.train.device), progress=not args.no_progress)
                 summary = fit(cfg, out, ctx, resume=args.resume, tracker=tracker)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: infgan train --out {out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    first = RunDir(out).read_metrics()[:1]
-    start = f"{first[0]['val/score']:.3f} -> " if first else ""
-    best = summary["best_score"]
-    print(f"{summary['status']}: {summary['steps']} steps in {summary['wall_time_s']:.0f} s; "
-          f"val/score {start}{summary['final_score']:.3f} (best {best:.3f} at step {summary['best_step']}); "
-          f"run directory {out}")
+    print(_train_summary(summary, RunDir(out)))
     if summary["status"] == "diverged":
         return _fail(summary["message"], EXIT_FAILED)
     return 0
 
 
+def _train_summary(summary: dict, run: RunDir) -> str:
+    """One line: status, steps, wall time, val/score from first to last and the best."""
+    def score(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    first = run.read_metrics()[:1]
+    start = f"{score(first[0]['val/score'])} -> " if first else ""
+    return (f"{summary['status']}: {summary['steps']} steps in {summary['wall_time_s']:.0f} s; val/score "
+            f"{start}{score(summary['final_score'])} (best {score(summary['best_score'])} at step "
+            f"{summary['best_step'] if summary['best_step'] is not None else '-'}); run directory {run.root}")
+
+
 def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path, tracking) -> dict:
     """`infgan train --workers N`: the same run under a Ray Train TorchTrainer."""
+    from infgan.cluster import ray_session
+    from infgan.train.distributed import check_request, fit_distributed
     from infgan.train.run_dir import RunDir
-    from infgan.tune.cluster import ray_session
-    from infgan.tune.trainable import check_request, fit_distributed
 
     check_request(cfg, args.workers, args.gpus_per_worker, args.cpus_per_worker)
     if not args.resume:
@@ -211,7 +242,7 @@ def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path, trackin
         except Exception as e:  # Ray wraps worker failures; say what failed in one line
             if type(e).__name__ not in ("TrainingFailedError", "WorkerGroupError", "ControllerError"):
                 raise
-            raise _Failed(f"training failed after its restarts: {str(e).strip().splitlines()[0]}") from None
+            raise _Failed(f"training failed after its restarts: {error_line(e)}") from None
 
 
 class _Failed(Exception):
@@ -272,7 +303,7 @@ def _compare(args: argparse.Namespace) -> int:
     from infgan.compare import compare
 
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(compare(args.paths, out, args.metric))
+    print(compare(args.paths, out, args.metric, args.mode))
     print(f"table {out / 'compare.csv'}, plot {out / 'compare.png'}")
     return 0
 
@@ -289,7 +320,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _cluster(args: argparse.Namespace) -> int:
-    from infgan.tune.cluster import check_cluster, ray_session
+    from infgan.cluster import check_cluster, ray_session
 
     if not args.address:
         return _fail("cluster check needs --address HOST:PORT (or RAY_ADDRESS) of a running Ray cluster")

@@ -25,8 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from infgan import objective
 from infgan.config import ConfigError
-from infgan.tune.report import TrialResult, best_so_far, collect
+from infgan.text import error_line, format_table
+from infgan.tune.report import TrialResult, best_so_far, collect, load_sweep
 
 
 @dataclass
@@ -59,7 +61,7 @@ def read_wandb_run(path: Path) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "wandb", "leet", "inspect", str(path), "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
-        raise ConfigError(f"{path}: W&B could not read this run ({(proc.stderr.strip().splitlines() or ['?'])[-1]})")
+        raise ConfigError(f"{path}: W&B could not read this run ({error_line(proc.stderr, last=True)})")
     run: dict[str, Any] = {"history": [], "summary": {}, "config": {}, "group": "", "id": path.name}
     for line in proc.stdout.splitlines():
         try:
@@ -137,7 +139,7 @@ def _api(path: str, metric: str, sign: float) -> Sweep:
         trials = [_trial(run.id, list(run.scan_history(keys=["step", metric, "time/unix"])), metric, sign, run.state)
                   for run in sweep.runs]
     except Exception as e:  # the API raises many kinds (network, auth, not found): one line for each
-        raise ConfigError(f"{path}: cannot read this W&B sweep: {str(e).strip().splitlines()[0]}") from None
+        raise ConfigError(f"{path}: cannot read this W&B sweep: {error_line(e)}") from None
     return Sweep(f"{path.split('/')[-1]} (W&B API)", f"W&B sweep {path}", trials)
 
 
@@ -163,11 +165,32 @@ def load_sources(paths: list[str], metric: str, sign: float) -> list[Sweep]:
     return out
 
 
-def compare(paths: list[str], out_dir: Path, metric: str = "val/score", mode: str = "min") -> str:
-    """Write compare.csv and compare.png to `out_dir`; returns the table as text."""
+def resolve_mode(paths: list[str], mode: str | None) -> str:
+    """The comparison's mode: `mode` if given, else that of the Ray Tune sweeps among `paths`, else min.
+
+    Every source is oriented with this one mode; a Tune sweep optimised the other way is refused.
+    """
+    tune_modes = {str(load_sweep(Path(p))["mode"]): p for p in paths if (Path(p) / "sweep.yaml").exists()}
+    if mode is None:
+        if len(tune_modes) > 1:
+            raise ConfigError("these Ray Tune sweeps optimised their metric in different directions (min and max); "
+                              "compare sweeps of one mode")
+        mode = next(iter(tune_modes), "min")
+    for m, p in tune_modes.items():
+        if m != mode:
+            raise ConfigError(f"{p}: this sweep's mode is {m}, not {mode} (--mode)")
+    return mode
+
+
+def compare(paths: list[str], out_dir: Path, metric: str = "val/score", mode: str | None = None) -> str:
+    """Write compare.csv and compare.png to `out_dir`; returns the table as text.
+
+    `mode` says whether lower (min) or higher (max) values of `metric` are better; by default the
+    Ray Tune sweeps' own mode, else min.
+    """
     from infgan.plots import plot_comparison
 
-    sign = 1.0 if mode == "min" else -1.0
+    sign = objective.sign(resolve_mode(paths, mode))
     sweeps = load_sources(paths, metric, sign)
     rows = [s.row(metric, sign) for s in sweeps]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +200,4 @@ def compare(paths: list[str], out_dir: Path, metric: str = "val/score", mode: st
         w.writerows(rows)
     curves = {s.label: [(steps, sign * best) for steps, _, best in best_so_far(s.trials)] for s in sweeps}
     plot_comparison(curves, metric, out_dir / "compare.png")
-    head = list(rows[0])
-    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *cells)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *cells])
+    return format_table(list(rows[0]), [list(r.values()) for r in rows])

@@ -95,8 +95,10 @@ def plot_score(history: list[dict[str, Any]], path: Path) -> None:
 def plot_sweep(directory: Path, sweep: dict[str, Any], trials: Sequence[Any],
                progress: Sequence[tuple[float, float, float]], importances: dict[str, float]) -> None:
     """A sweep's plots: best-so-far against steps and wall time, learning curves, importances."""
+    from infgan.objective import sign as orientation
+
     metric = sweep["metric"]
-    sign = 1.0 if sweep["mode"] == "min" else -1.0
+    sign = orientation(sweep["mode"])
     if progress:
         steps, secs, best = zip(*progress)
         best = [sign * b for b in best]

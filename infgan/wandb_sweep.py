@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from infgan import objective
 from infgan.config import config_paths, flatten, unflatten
 from infgan.tune.space import Param, SearchSpace
 
@@ -71,7 +72,7 @@ def sweep_config(space: SearchSpace, method: str = "bayes") -> dict[str, Any]:
     return {
         "name": Path(space.name).stem,
         "method": method,
-        "metric": {"name": space.metric, "goal": "minimize" if space.mode == "min" else "maximize"},
+        "metric": {"name": space.metric, "goal": objective.goal(space.mode)},
         "early_terminate": {"type": "hyperband", "min_iter": space.grace_period // space.eval_every + 1,
                             "eta": space.reduction_factor},
         "program": "infgan",

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from infgan.config import ConfigError, DataConfig
+from infgan.text import error_line
 
 # Units in which dates are reported: the largest one not longer than the median interval.
 _UNITS = (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0), ("seconds", 1.0))
@@ -71,8 +72,7 @@ def _load_frame(p: Path, kind: str, source: str):
             return pd.read_parquet(p)
         return pd.read_csv(p, na_values=["NA", "NaN", "nan", ""], low_memory=False)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{source}: cannot read as {kind}: {first}") from None
+        raise DataError(f"{source}: cannot read as {kind}: {error_line(e)}") from None
 
 
 def read_table(cfg: DataConfig, frame, source: str) -> RawData:

@@ -3,31 +3,21 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from infgan.atomic import atomic_write
 
 _NAME = re.compile(r"^step_(\d+)(\.pt)?$")
 RAY_STATE_FILE = "state.pt"
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write `obj` to `path` so that a reader never sees a partial file (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """`torch.save` to `path` so that a reader never sees a partial file."""
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def checkpoints(directory: Path) -> list[Path]:

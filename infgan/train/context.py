@@ -1,9 +1,22 @@
-"""Where a run executes. Every difference between the paths (plain process, Tune trial, Ray Train
-worker) lives in a RunContext: rank and world size, device, how models are wrapped, how values
-are reduced across ranks, where checkpoints come from and go, and whom results are reported to."""
+"""Where a run executes. Every difference between the ways a run executes lives in a RunContext;
+all of them are here, side by side (`infgan.train` numbers the four paths that use them):
+
+- `RunContext`: one plain process, rank 0 of 1 (`infgan train`, a W&B agent's run);
+  checkpoints are files in the run directory, results go to the run directory.
+- `DistributedContext`: one rank of a torch.distributed process group, DDP-wrapped models,
+  collectives for reductions; the base of the Ray Train context (and used directly by the DDP tests).
+- `RayTrainContext`: a Ray Train worker (`infgan train --workers N`, a multi-worker Tune trial);
+  checkpoints and results go through `ray.train.report`.
+- `TuneTrialContext`: a one-worker Tune trial; checkpoints are files, results go to `ray.tune.report`.
+
+A context says: rank and world size, device, how models are wrapped (DDP or not), how values are
+reduced, gathered or broadcast across ranks, where checkpoints come from and go, and whom results
+are reported to. Ray is imported lazily, only by the Ray contexts' methods.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +25,7 @@ import torch
 from torch import nn
 
 from infgan.config import ConfigError
-from infgan.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from infgan.train.checkpoint import RAY_STATE_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,7 +49,7 @@ class RunContext:
 
     @property
     def is_main(self) -> bool:
-        """Whether this process writes files, plots and progress (rank 0)."""
+        """Whether this process evaluates and writes files, plots and progress (rank 0)."""
         return self.rank == 0
 
     def wrap(self, module: nn.Module) -> nn.Module:
@@ -44,12 +57,16 @@ class RunContext:
         return module
 
     def reduce_mean(self, values: dict[str, float]) -> dict[str, float]:
-        """Average scalar diagnostics over ranks."""
+        """Average scalar diagnostics over ranks (a collective: every rank must call it)."""
         return values
 
     def gather(self, obj: Any) -> list[Any]:
-        """Every rank's `obj`, in rank order (a collective: every rank must call it)."""
+        """Every rank's `obj`, in rank order (a collective)."""
         return [obj]
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj`, on every rank (a collective)."""
+        return obj
 
     def any_true(self, flag: bool) -> bool:
         """Whether `flag` holds on any rank (a collective), so that all ranks stop together."""
@@ -62,7 +79,8 @@ class RunContext:
 
     def publish(self, run_dir: Path, step: int, record: dict[str, Any] | None,
                 payload: dict[str, Any] | None, keep: int) -> None:
-        """Hand on an evaluation's record and/or a checkpoint payload (written by rank 0)."""
+        """Hand on an evaluation's record and/or a checkpoint payload (a collective in Ray Train:
+        every rank calls it with the same record)."""
         if payload is not None and self.is_main:
             save_checkpoint(run_dir / "checkpoints", step, payload, keep)
 
@@ -99,3 +117,72 @@ class DistributedContext(RunContext):
         out: list[Any] = [None] * self.world_size
         dist.all_gather_object(out, obj)
         return out
+
+    def broadcast(self, obj: Any) -> Any:
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, device=self.device)
+        return box[0]
+
+
+@dataclass
+class RayTrainContext(DistributedContext):
+    """A Ray Train worker: rank and device from Ray, checkpoints and metrics through `ray.train.report`.
+
+    Checkpoints are Ray Train checkpoints persisted under `<run dir>/checkpoints/step_NNNNNN/state.pt`,
+    so a run directory looks the same whichever way it was trained, and a restarted worker group
+    continues from the latest one.
+    """
+
+    @classmethod
+    def current(cls, use_gpu: bool) -> RayTrainContext:
+        """The context of the calling Ray Train worker."""
+        import ray.train
+        import ray.train.torch
+
+        tc = ray.train.get_context()
+        device = ray.train.torch.get_device() if use_gpu else torch.device("cpu")
+        return cls(device=device, rank=tc.get_world_rank(), world_size=tc.get_world_size(), progress=False)
+
+    def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:  # no Ray checkpoint yet: maybe a single-process run to continue
+            return super().restore(run_dir, resume)
+        with checkpoint.as_directory() as d:
+            return load_checkpoint(Path(d) / RAY_STATE_FILE)
+
+    def publish(self, run_dir: Path, step: int, record: dict[str, Any] | None,
+                payload: dict[str, Any] | None, keep: int) -> None:
+        import ray.train
+
+        # Every worker must reach ray.train.report (Ray Train waits for all of them), with or
+        # without a checkpoint; the metrics of rank 0 are the ones Ray hands on.
+        metrics = dict(record) if record is not None else {"step": step}
+        if record is not None and self.is_main:
+            print(f"step {step}: val/score {record['val/score']:.4f}", flush=True)
+        if payload is None:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if self.is_main:  # rank 0 alone writes; Ray persists it to the run directory
+                torch.save(payload, Path(tmp) / RAY_STATE_FILE)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step_{step:06d}")
+
+
+class TuneTrialContext(RunContext):
+    """A one-worker trial inside its Tune function: checkpoints as files, results via `ray.tune.report`."""
+
+    def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
+        return super().restore(run_dir, True)  # a restarted trial always continues its own run directory
+
+    def publish(self, run_dir: Path, step: int, record: dict[str, Any] | None,
+                payload: dict[str, Any] | None, keep: int) -> None:
+        import ray.tune
+
+        super().publish(run_dir, step, record, payload, keep)
+        ray.tune.report(dict(record) if record is not None else {"step": step})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -16,44 +15,28 @@ from infgan import metrics, plots
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
-from infgan.train.checkpoint import atomic_torch_save
 from infgan.tracking import Tracker, Tracking
+from infgan.train.checkpoint import atomic_torch_save
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.run_dir import RunDir
-from infgan.train.state import TrainState, init_state, rank_seed
+from infgan.train.state import Progress, TrainState, init_state, rank_seed
 from infgan.train.step import Players, train_step
 
 DIAGNOSTICS = ("critic_loss", "generator_loss", "score_real", "score_fake", "gp")
 
 
 class Evaluator:
-    """Quality metrics of the evaluation generator on the held-out set, with fixed noise."""
+    """Quality metrics of the evaluation generator on the held-out set, with fixed noise (rank 0 only)."""
 
     def __init__(self, cfg: Config, dataset: Dataset, ts: torch.Tensor):
         self.dataset, self.ts = dataset, ts
-        self.seed = rank_seed(cfg.seed, 0, "eval")  # the same noise at every evaluation and on every rank
+        self.seed = rank_seed(cfg.seed, 0, "eval")  # the same noise at every evaluation
         self.last_fake: torch.Tensor | None = None
 
     def __call__(self, state: TrainState) -> dict[str, float]:
         fake = metrics.generate(state.eval_generator(), self.ts, self.dataset.val.size(0), self.seed).cpu()
         self.last_fake = fake
         return metrics.quality_metrics(self.dataset.val_grid, fake, self.dataset.names)
-
-
-def _take_means(state: TrainState, ctx: RunContext) -> dict[str, float]:
-    """Mean training diagnostics since the last evaluation, averaged over ranks; resets the sums."""
-    sums, n = state.extra.get("sums", {}), state.extra.get("count", 0)
-    means = {f"train/{k}": v / n for k, v in sums.items()} if n else {}
-    state.extra["sums"], state.extra["count"] = {}, 0
-    return ctx.reduce_mean(means)
-
-
-def _accumulate(state: TrainState, out: dict[str, torch.Tensor]) -> None:
-    sums = state.extra.setdefault("sums", {})
-    for k in DIAGNOSTICS:
-        if k in out:
-            sums[k] = sums.get(k, 0.0) + float(out[k])
-    state.extra["count"] = state.extra.get("count", 0) + 1
 
 
 def _non_finite(out: dict[str, torch.Tensor]) -> str | None:
@@ -63,10 +46,15 @@ def _non_finite(out: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
+def _diverged(step: int, problem: str) -> str:
+    return (f"run diverged at step {step}: {problem}; lower train.generator_lr / train.discriminator_lr "
+            "or change loss.kind")
+
+
 def _payload(state: TrainState, ctx: RunContext) -> dict[str, Any]:
     """The checkpoint: the state, plus every rank's own RNG and running sums (a collective)."""
     payload = state.state_dict()
-    payload["ranks"] = ctx.gather({"rng": state.rng.get_state(), "extra": copy.deepcopy(state.extra)})
+    payload["ranks"] = ctx.gather({"rng": state.rng.get_state(), "progress": state.progress.to_dict()})
     return payload
 
 
@@ -75,8 +63,9 @@ def _load(state: TrainState, payload: dict[str, Any], ctx: RunContext) -> None:
     state.load_state_dict(payload)
     ranks = payload.get("ranks", [])
     if len(ranks) == ctx.world_size:
-        state.rng.set_state(ranks[ctx.rank]["rng"])
-        state.extra = copy.deepcopy(ranks[ctx.rank]["extra"])
+        mine = ranks[ctx.rank]
+        state.rng.set_state(mine["rng"])
+        state.progress = Progress.from_dict(mine["progress"] if "progress" in mine else mine.get("extra", {}))
     elif ctx.rank > 0:
         # Another world size: give this rank a fresh stream rather than a copy of rank 0's.
         state.rng.manual_seed(rank_seed(state.step, ctx.rank, "resumed"))
@@ -87,8 +76,9 @@ def _write_final(run: RunDir, state: TrainState, dataset: Dataset, evaluator: Ev
     """Final generator weights and every plot, from rank 0."""
     atomic_torch_save({"generator": state.eval_generator().state_dict(), "data_size": dataset.channels,
                        "data": dataset.describe(), "step": state.step}, run.generator_path)
-    if evaluator.last_fake is not None:
-        fake = dataset.denormalise(evaluator.last_fake)
+    fake = evaluator.last_fake
+    if fake is not None and bool(torch.isfinite(fake).all()):  # a diverged generator has nothing to show
+        fake = dataset.denormalise(fake)
         plots.plot_samples(dataset.denormalise(dataset.val), fake, run.plots / "samples.png", dataset.names,
                            dataset.time_unit)
         plots.plot_marginals(dataset.denormalise(dataset.val_grid), fake, run.plots / "marginals.png", dataset.names)
@@ -96,11 +86,17 @@ def _write_final(run: RunDir, state: TrainState, dataset: Dataset, evaluator: Ev
     plots.plot_score(history, run.plots / "val_score.png")
 
 
+def _postfix(record: dict[str, Any], progress: Progress) -> dict[str, str]:
+    best = "-" if progress.best_score is None else f"{progress.best_score:.3f}"
+    return {"val/score": f"{record['val/score']:.3f}", "best": best}
+
+
 def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume: bool = False,
         tracker: Tracker | None = None) -> dict[str, Any]:
     """Train one SDE-GAN as `cfg` says, writing the run directory; returns the summary.
 
-    `tracker` (rank 0's only) logs every evaluation and the final plots and summary to W&B.
+    Every path runs this (see `infgan.train`); `ctx` holds what differs between them. `tracker`
+    (rank 0's only) logs every evaluation and the final plots and summary to W&B.
     """
     ctx = ctx or RunContext(device=resolve_device(cfg.train.device))
     if cfg.train.threads:
@@ -113,8 +109,9 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
     payload = ctx.restore(run.root, resume)
     if payload is not None:
         _load(state, payload, ctx)
-        state.extra.setdefault("resumed_from", []).append(state.step)
-    history: list[dict[str, Any]] = []
+        state.progress.resumed_from.append(state.step)
+    progress = state.progress
+    history: list[dict[str, Any]] = []  # this run's records (rank 0: all of them, others: this session's)
     if ctx.is_main:
         if resume and run.config_path.exists():
             history = run.truncate_metrics(state.step if payload else -1)
@@ -127,40 +124,45 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
     ts = dataset.ts.to(ctx.device)
     local_batch = cfg.train.batch_size // ctx.world_size
     evaluator = Evaluator(cfg, dataset, ts)
-    wall_before, started = state.extra.get("wall_s", 0.0), time.perf_counter()
-
-    def record(step_record: dict[str, Any]) -> None:
-        score = step_record["val/score"]
-        if math.isfinite(score) and score < state.extra.get("best_score", math.inf):
-            state.extra["best_score"], state.extra["best_step"] = score, state.step
-        history.append(step_record)
-        if ctx.is_main:
-            run.append_metrics(step_record)
-            tracker.log(step_record)
+    wall_before, started = progress.wall_s, time.perf_counter()
 
     def evaluate() -> dict[str, Any]:
-        wall = wall_before + time.perf_counter() - started
-        return {"step": state.step, **evaluator(state), **_take_means(state, ctx), "time/wall_s": wall,
-                "time/unix": time.time()}
+        """Rank 0 evaluates; every rank gets its record, with the diagnostics of all ranks (a collective)."""
+        means = ctx.reduce_mean(progress.take_means())
+        record = None
+        if ctx.is_main:
+            wall = wall_before + time.perf_counter() - started
+            record = {"step": state.step, **evaluator(state), **means, "time/wall_s": wall, "time/unix": time.time()}
+            run.append_metrics(record)
+            tracker.log(record)
+        record = ctx.broadcast(record)
+        progress.note_score(record["val/score"], state.step)
+        history.append(record)
+        return record
 
+    def bad_score(record: dict[str, Any]) -> str | None:
+        score = record["val/score"]
+        return None if math.isfinite(score) else f"the generated paths are not finite (val/score {score})"
+
+    status, message = "completed", None
     if state.step == 0:
         first = evaluate()
-        record(first)
         ctx.publish(run.root, 0, first, None, cfg.checkpoint.keep)
-    status, message = "completed", None
+        problem = bad_score(first)
+        if problem:
+            status, message = "diverged", _diverged(0, problem)
     resumed_at_end = payload is not None and state.step >= cfg.train.steps
-    bar = tqdm(total=cfg.train.steps, initial=state.step, desc="train", unit="step", disable=not (ctx.is_main and ctx.progress),
-               dynamic_ncols=True)
+    bar = tqdm(total=cfg.train.steps, initial=state.step, desc="train", unit="step",
+               disable=not (ctx.is_main and ctx.progress), dynamic_ncols=True)
     try:
-        while state.step < cfg.train.steps:
+        while status == "completed" and state.step < cfg.train.steps:
             out = train_step(cfg, state, players, lambda: sample_batch(coeffs, local_batch, state.rng), ts)
             problem = _non_finite(out)
             if ctx.any_true(problem is not None):
                 status = "diverged"
-                message = (f"run diverged at step {state.step + 1}: {problem or 'a loss on another rank is non-finite'}"
-                           "; lower train.generator_lr / train.discriminator_lr or change loss.kind")
+                message = _diverged(state.step + 1, problem or "a loss on another rank is non-finite")
                 break
-            _accumulate(state, out)
+            progress.add({k: float(out[k]) for k in DIAGNOSTICS if k in out})
             state.step += 1
             if state.step > cfg.train.swa_start:
                 state.update_averages()
@@ -172,29 +174,34 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
                 continue
             rec = evaluate() if is_eval else None
             if rec is not None:
-                record(rec)
-                bar.set_postfix({"val/score": f"{rec['val/score']:.3f}", "best": f"{state.extra['best_score']:.3f}"})
+                bar.set_postfix(_postfix(rec, progress))
             ckpt = None
             if is_ckpt:
-                state.extra["wall_s"] = wall_before + time.perf_counter() - started
+                progress.wall_s = wall_before + time.perf_counter() - started
                 ckpt = _payload(state, ctx)
             ctx.publish(run.root, state.step, rec, ckpt, cfg.checkpoint.keep)
+            problem = bad_score(rec) if rec is not None else None
+            if problem:
+                status, message = "diverged", _diverged(state.step, problem)
     finally:
         bar.close()
-    if resumed_at_end and history:
+    if resumed_at_end:
         # Resumed with nothing left to train: hand on the last result again (a restarted Tune
-        # trial must report something).
-        ctx.publish(run.root, state.step, history[-1], None, cfg.checkpoint.keep)
+        # trial must report something). Only rank 0 has read the run's history, and every Ray
+        # Train worker must reach the report, so rank 0's last record goes to all ranks.
+        last_record = ctx.broadcast(history[-1] if history else None)
+        if last_record is not None:
+            ctx.publish(run.root, state.step, last_record, None, cfg.checkpoint.keep)
 
     summary = {
         "status": status,
         "steps": state.step,
         "final_score": history[-1]["val/score"] if history else None,
-        "best_score": state.extra.get("best_score"),
-        "best_step": state.extra.get("best_step"),
+        "best_score": progress.best_score,
+        "best_step": progress.best_step,
         "wall_time_s": round(wall_before + time.perf_counter() - started, 3),
         "message": message,
-        "resumed_from": state.extra.get("resumed_from", []),
+        "resumed_from": progress.resumed_from,
         "world_size": ctx.world_size,
     }
     if resumed_at_end and run.summary_path.exists():

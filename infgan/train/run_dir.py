@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infgan.train.checkpoint import checkpoints
+from infgan.atomic import write_json_atomic, write_text_atomic
 from infgan.config import Config, ConfigError, flatten, from_dict, read_yaml, save_config, to_dict
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+from infgan.train.checkpoint import checkpoints
 
 
 @dataclass
@@ -98,9 +91,7 @@ class RunDir:
     def truncate_metrics(self, step: int) -> list[dict[str, Any]]:
         """Drop records after `step` (written after the checkpoint we resume from); return the rest."""
         kept = [r for r in self.read_metrics() if r["step"] <= step]
-        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.metrics_path)
+        write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
         return kept
 
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,45 @@ def rank_seed(seed: int, rank: int, stream: str) -> int:
 
 
 @dataclass
+class Progress:
+    """The loop's bookkeeping, saved with every checkpoint so that a resumed run carries on exactly."""
+
+    sums: dict[str, float] = field(default_factory=dict)  # this rank's diagnostics since the last evaluation
+    count: int = 0                                        # steps in those sums
+    best_score: float | None = None                       # best finite val/score so far, and its step
+    best_step: int | None = None
+    wall_s: float = 0.0                                   # training wall time up to the last checkpoint
+    resumed_from: list[int] = field(default_factory=list)  # the steps this run was resumed at
+
+    def add(self, diagnostics: dict[str, float]) -> None:
+        """Fold one step's diagnostics into the running sums."""
+        for k, v in diagnostics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def take_means(self) -> dict[str, float]:
+        """The mean of each diagnostic since the last call (`train/` names), resetting the sums."""
+        means = {f"train/{k}": v / self.count for k, v in self.sums.items()} if self.count else {}
+        self.sums, self.count = {}, 0
+        return means
+
+    def note_score(self, score: float, step: int) -> None:
+        """Keep `score` as the best if it is finite and lower than the best so far."""
+        if math.isfinite(score) and (self.best_score is None or score < self.best_score):
+            self.best_score, self.best_step = score, step
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for a checkpoint."""
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Progress:
+        """What `to_dict` returned (or the `extra` dict of checkpoints written before Progress existed)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**copy.deepcopy({k: v for k, v in d.items() if k in names}))
+
+
+@dataclass
 class TrainState:
     """The mutable state of a run; `state_dict` holds all of it, so a resume is exact."""
 
@@ -45,12 +86,12 @@ class TrainState:
     d_avg: AveragedModel
     rng: torch.Generator            # this rank's batches, generator noise and GP interpolation
     step: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)  # the loop's running sums, best score, wall time
+    progress: Progress = field(default_factory=Progress)
 
     def eval_generator(self) -> nn.Module:
         """The averaged generator once averaging has begun, else the trained one (never the initial)."""
         # Why the guard: the reference always evaluates the average, which for a run shorter
-        # than the averaging start is the untrained initial model (design.md section 3).
+        # than the averaging start is the untrained initial model (docs/model.md).
         return self.g_avg.module if int(self.g_avg.n_averaged) > 0 else self.generator
 
     def update_averages(self) -> None:
@@ -64,7 +105,7 @@ class TrainState:
             "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
             "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
             "g_avg": self.g_avg.state_dict(), "d_avg": self.d_avg.state_dict(),
-            "rng": self.rng.get_state(), "step": self.step, "extra": copy.deepcopy(self.extra),
+            "rng": self.rng.get_state(), "step": self.step, "progress": self.progress.to_dict(),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -77,7 +118,7 @@ class TrainState:
         self.d_avg.load_state_dict(sd["d_avg"])
         self.rng.set_state(sd["rng"])
         self.step = int(sd["step"])
-        self.extra = copy.deepcopy(sd["extra"])
+        self.progress = Progress.from_dict(sd["progress"] if "progress" in sd else sd.get("extra", {}))
 
 
 def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0) -> TrainState:

@@ -15,7 +15,10 @@ from typing import Any
 
 import yaml
 
+from infgan import objective
+from infgan.atomic import write_json_atomic
 from infgan.config import ConfigError
+from infgan.text import cell, format_table
 from infgan.train.checkpoint import latest_checkpoint
 from infgan.train.run_dir import RunDir
 
@@ -59,7 +62,7 @@ def load_sweep(exp_dir: Path) -> dict[str, Any]:
 def collect(exp_dir: Path) -> tuple[dict[str, Any], list[TrialResult]]:
     """The sweep record and every trial that has written anything."""
     sweep = load_sweep(exp_dir)
-    sign = 1.0 if sweep["mode"] == "min" else -1.0
+    sign = objective.sign(sweep["mode"])
     asha = exp_dir / "asha_state.json"
     stopped = set(json.loads(asha.read_text()).get("stopped", [])) if asha.exists() else set()
     trials = []
@@ -92,7 +95,7 @@ def best_trial(trials: list[TrialResult]) -> TrialResult | None:
 
 def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> None:
     """results.csv: one row per trial."""
-    sign = 1.0 if sweep["mode"] == "min" else -1.0
+    sign = objective.sign(sweep["mode"])
     params = sweep["parameters"]
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -105,18 +108,13 @@ def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> N
 
 def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
     """The results table, best first."""
-    sign = 1.0 if sweep["mode"] == "min" else -1.0
+    sign = objective.sign(sweep["mode"])
     params = sweep["parameters"]
     head = ["trial", "status", "steps", "best", "last", "wall_s", *[p.split(".")[-1] for p in params]]
-    rows = []
-    for t in sorted(trials, key=lambda t: (not math.isfinite(t.best), t.best)):
-        def fmt(v: Any) -> str:
-            return f"{v:.4g}" if isinstance(v, float) else str(v)
-        rows.append([t.trial_id, t.status, str(t.steps), fmt(sign * t.best), fmt(sign * t.last), f"{t.wall_s:.0f}",
-                     *[fmt(t.params[p]) if p in t.params else "-" for p in params]])
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
-    return "\n".join(lines)
+    rows = [[t.trial_id, t.status, t.steps, sign * t.best, sign * t.last, f"{t.wall_s:.0f}",
+             *[cell(t.params[p]) if p in t.params else "-" for p in params]]
+            for t in sorted(trials, key=lambda t: (not math.isfinite(t.best), t.best))]
+    return format_table(head, rows)
 
 
 def best_so_far(trials: list[TrialResult]) -> list[tuple[float, float, float]]:
@@ -154,12 +152,11 @@ def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
     if best is not None:
         shutil.copyfile(best.run_dir / "config.yaml", exp_dir / "best_config.yaml")
         ckpt = latest_checkpoint(best.run_dir / "checkpoints")
-        sign = 1.0 if sweep["mode"] == "min" else -1.0
-        info.update({"trial_id": best.trial_id, sweep["metric"]: sign * best.best, "params": best.params,
+        info.update({"trial_id": best.trial_id, sweep["metric"]: objective.sign(sweep["mode"]) * best.best, "params": best.params,
                      "run_dir": str(best.run_dir), "checkpoint": str(ckpt) if ckpt else None,
                      "generator": str(best.run_dir / "generator.pt") if (best.run_dir / "generator.pt").exists() else None,
                      "best_config": str(exp_dir / "best_config.yaml")})
-    (exp_dir / "best.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json_atomic(exp_dir / "best.json", info)
     plots.plot_sweep(exp_dir / "plots", sweep, trials, best_so_far(trials), _importances(sweep, trials))
     if not quiet:
         print(table(sweep, trials))

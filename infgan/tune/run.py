@@ -21,34 +21,16 @@ from typing import Any
 import yaml
 from ray.tune import Stopper
 
+from infgan import objective
 from infgan.config import ConfigError
 from infgan.interrupt import sigterm_as_interrupt
 from infgan.tracking import Tracking
-from infgan.train.context import RunContext, resolve_device
+from infgan.train.context import TuneTrialContext, resolve_device
 from infgan.train.loop import fit
 from infgan.tune.space import DefineByRun, SearchSpace
 
 TRIALS = "trials"
 TUNE_DIR = "tune"
-
-
-class TuneTrialContext(RunContext):
-    """A trial running inside its Tune function: checkpoints as files, results via ray.tune.report."""
-
-    def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
-        return super().restore(run_dir, True)  # a restarted trial always continues its own run directory
-
-    def publish(self, run_dir: Path, step: int, record: dict[str, Any] | None,
-                payload: dict[str, Any] | None, keep: int) -> None:
-        import ray.tune
-
-        super().publish(run_dir, step, record, payload, keep)
-        ray.tune.report(dict(record) if record is not None else {"step": step})
-
-
-def worst(mode: str) -> float:
-    """The worst possible value of the metric."""
-    return math.inf if mode == "min" else -math.inf
 
 
 def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None:
@@ -72,13 +54,14 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
     else:
         from ray.tune.integration.ray_train import TuneReportCallback
 
-        from infgan.tune.trainable import fit_distributed
+        from infgan.train.distributed import check_request, fit_distributed
 
+        check_request(cfg, space.workers_per_trial, space.gpus_per_worker, space.cpus_per_worker)
         summary = fit_distributed(cfg, run_dir, space.workers_per_trial, space.gpus_per_worker,
                                   space.cpus_per_worker, callbacks=[TuneReportCallback()], check=False)
     if summary["status"] == "diverged":
         # A diverged trial gets the worst value and is marked, so the sweep goes on and TPE learns.
-        ray.tune.report({"step": summary["steps"], space.metric: worst(space.mode), "diverged": True})
+        ray.tune.report({"step": summary["steps"], space.metric: objective.worst(space.mode), "diverged": True})
 
 
 def trial_cost(space: SearchSpace) -> tuple[float, float]:
@@ -126,7 +109,7 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
     """
     from ray import tune
 
-    from infgan.tune.cluster import check_resources, check_state_api, ray_session
+    from infgan.cluster import check_resources, check_state_api, ray_session
     from infgan.tune.search import PersistentASHA, PruningOptunaSearch
 
     exp_dir = exp_dir.resolve()

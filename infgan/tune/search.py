@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
+
+from infgan.atomic import write_json_atomic
 
 TIME_ATTR = "step"
 
@@ -84,10 +85,7 @@ class PersistentASHA(ASHAScheduler):
     def _save(self) -> None:
         state = {"brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
                  "num_stopped": self._num_stopped, "stopped": self.stopped}
-        tmp = f"{self.state_path}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(state, fh)
-        os.replace(tmp, self.state_path)
+        write_json_atomic(Path(self.state_path), state)
 
     def _bracket_for(self, trial: Any) -> None:
         # A trial restored by Tuner.restore may never have been added to this fresh scheduler.

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from infgan.config import (
-    Config, ConfigError, config_paths, flatten, from_dict, merge, read_yaml, source_overrides, to_dict, unflatten,
+    Config, ConfigError, check_value, config_paths, flatten, from_dict, merge, read_yaml, source_overrides, to_dict,
+    unflatten,
 )
-from infgan.config import check_value  # one validator for config files and search spaces
+from infgan.objective import MODES
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
 TYPES = ("choice", "uniform", "loguniform", "int")
@@ -243,8 +244,8 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         raise ConfigError(f"{name}: need budget.steps >= 1, budget.eval_every >= 1, 1 <= asha.grace_period <= "
                           f"budget.steps and asha.reduction_factor >= 2")
     metric, mode = data.get("metric", "val/score"), data.get("mode", "min")
-    if mode not in ("min", "max"):
-        raise ConfigError(f"{name}: 'mode' must be min or max, got {mode!r}")
+    if mode not in MODES:
+        raise ConfigError(f"{name}: 'mode' must be {' or '.join(MODES)}, got {mode!r}")
     samples, seed = data.get("samples", 16), data.get("seed", 0)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"{name}: 'samples' must be a positive integer, got {samples!r}")
@@ -268,7 +269,11 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
                         cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),
                         gpus_per_worker=float(res.get("gpus_per_worker", 0.0)), points=tuple(dict(p) for p in points))
     for point in space.first_points():
-        space.trial_config(point)  # every first point must make a valid config
+        cfg = space.trial_config(point)  # every first point must make a valid config
+        if workers > 1:
+            from infgan.train.distributed import check_request
+
+            check_request(cfg, workers, space.gpus_per_worker, space.cpus_per_worker)
     return space
 
 

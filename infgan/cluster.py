@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from infgan.config import ConfigError
+from infgan.text import error_line
 
 
 class ClusterError(Exception):
@@ -53,8 +54,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
                 raise ConfigError(f"--address {address}: the Ray cluster refused this client's token: connect with "
                                   "the cluster's token (RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, as "
                                   "cluster/ray-cluster.sh exports them)") from None
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({first})") from None
+            raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({error_line(e)})") from None
     try:
         yield
     finally:
@@ -160,7 +160,7 @@ def check_shared_storage(path: Path, nodes: list[dict[str, Any]], timeout_s: flo
             except Exception as e:  # noqa: BLE001 - the node's own error, whatever it is, in one line
                 cause = getattr(e, "cause", None) or e
                 raise ClusterError(f"{path} is not writable from node {names[node_id]} "
-                                   f"({type(cause).__name__}: {str(cause).strip().splitlines()[-1][:200]})") from None
+                                   f"({type(cause).__name__}: {error_line(cause, last=True)[:200]})") from None
             if not (probe_dir / node_id).exists():
                 raise ClusterError(f"{path} is not shared storage: a file written there on node {names[node_id]} "
                                    "is not seen on this node; put --storage / INFGAN_STORAGE on a file system every "
