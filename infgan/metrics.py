@@ -1,4 +1,4 @@
-"""Sample-quality metrics that do not depend on any trial's critic (design.md section 4).
+"""Sample-quality metrics that do not depend on any trial's critic (see docs/metrics.md).
 
 All are computed on the data channels (time excluded) in normalised units, between a fixed
 held-out set of real paths (NaN where unobserved: ignored) and generated paths from fixed noise:

@@ -76,7 +76,8 @@ def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
     ax2.set_title("mean critic score")
     for ax in (ax1, ax2):
         ax.set_xlabel("step")
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # nothing to label before the first training step
+            ax.legend()
     _save(fig, path)
 
 

@@ -56,3 +56,29 @@ def rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
             dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def fit_rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
+    """One rank of a whole `fit` under DDP; each rank writes how often it evaluated the generator."""
+    import json
+
+    import infgan.train.loop as loop
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    calls = {"n": 0}
+    evaluate = loop.Evaluator.__call__
+
+    def counted(self, state):
+        calls["n"] += 1
+        return evaluate(self, state)
+
+    loop.Evaluator.__call__ = counted
+    try:
+        summary = loop.fit(tiny(), os.path.join(out_dir, "run"), DistributedContext(rank=rank, world_size=world,
+                                                                                    progress=False))
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
+            json.dump({"evaluations": calls["n"], "best_score": summary["best_score"]}, fh)
+    finally:
+        dist.destroy_process_group()

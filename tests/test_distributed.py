@@ -3,6 +3,7 @@ whose gradient is the average of the two halves' (i.e. the full batch)."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -12,7 +13,7 @@ import torch.multiprocessing as mp
 from infgan.train.state import init_state
 from infgan.train.step import Players
 
-from ddp_helpers import BATCH, CASES, case_setup, rank_main, run_step
+from ddp_helpers import BATCH, CASES, case_setup, fit_rank_main, rank_main, run_step
 
 WORLD = 2
 
@@ -72,3 +73,14 @@ def test_two_workers_update_like_one_worker_with_the_full_batch(ddp_results, whi
         module = init.generator if part == "g" else init.discriminator
         changed |= any(not torch.equal(a, p.detach()) for a, p in zip(got[part], module.parameters()))
     assert changed  # the step did update something
+
+
+def test_only_rank_zero_evaluates_and_every_rank_gets_its_record(tmp_path):
+    mp.start_processes(fit_rank_main, args=(WORLD, free_port(), str(tmp_path)), nprocs=WORLD, join=True,
+                       start_method="spawn")
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 4, 8, 12]
+    assert [r["evaluations"] for r in ranks] == [len(records), 0]
+    best = min(r["val/score"] for r in records)
+    assert ranks[0]["best_score"] == ranks[1]["best_score"] == best  # rank 1 saw rank 0's scores

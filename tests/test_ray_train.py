@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +62,20 @@ def _kill_a_worker_after_first_checkpoint(out, killed, gcs_address):
     if workers:
         os.kill(workers[-1].pid, signal.SIGKILL)
         killed.append(workers[-1].pid)
+
+
+def test_resuming_a_finished_multi_worker_run_returns_at_once(two_worker_run, tmp_path):
+    # Every rank must reach ray.train.report: when only rank 0 re-reported the last result, this hung.
+    out = tmp_path / "run"
+    shutil.copytree(two_worker_run[1], out)
+    before = {name: (out / name).read_bytes() for name in ("metrics.jsonl", "summary.json", "generator.pt")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run([sys.executable, "-m", "infgan", "train", "--workers", "2", "--out", str(out), "--resume",
+                           "--no-progress"], capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "completed: 200 steps" in proc.stdout
+    assert {name: (out / name).read_bytes() for name in before} == before  # finished before: left as it was
 
 
 def test_killed_worker_restarts_from_checkpoint_and_completes(two_worker_run, tmp_path):

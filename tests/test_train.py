@@ -113,6 +113,25 @@ def test_non_finite_loss_stops_the_run_as_diverged(tmp_path, monkeypatch, capsys
     assert [r["step"] for r in metrics(out)] == [0, 4]
 
 
+def test_run_whose_every_evaluation_is_non_finite_ends_as_diverged(tmp_path, monkeypatch, capsys):
+    def nan_metrics(*args, **kwargs):
+        return {"val/marginal_w1": float("nan"), "val/marginal_ks": float("nan"), "val/cov_error": float("nan"),
+                "val/score": float("nan")}
+
+    monkeypatch.setattr(loop.metrics, "quality_metrics", nan_metrics)
+    out = tmp_path / "r"
+    code = main(["train", "--out", str(out), "--no-progress", *sum((["--set", s] for s in TINY), [])])
+    assert code == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert err[-1].startswith("infgan: error: run diverged at step 0: the generated paths are not finite")
+    assert "Traceback" not in captured.err
+    assert "best - at step -" in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["best_score"] is None and summary["steps"] == 0
+    assert (out / "generator.pt").is_file() and (out / "plots" / "val_score.png").is_file()
+
+
 def test_existing_run_is_not_overwritten_and_resume_refuses_another_config(tmp_path, capsys):
     out = tmp_path / "r"
     sets = sum((["--set", s] for s in TINY), [])

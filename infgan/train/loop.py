@@ -47,8 +47,10 @@ def _non_finite(out: dict[str, torch.Tensor]) -> str | None:
 
 
 def _diverged(step: int, problem: str) -> str:
-    return (f"run diverged at step {step}: {problem}; lower train.generator_lr / train.discriminator_lr "
-            "or change loss.kind")
+    """The one-line message of a diverged run, with what to change."""
+    hint = ("the untrained generator already fails: lower model.initial_scale / model.field_scale" if step == 0
+            else "lower train.generator_lr / train.discriminator_lr or change loss.kind")
+    return f"run diverged at step {step}: {problem}; {hint}"
 
 
 def _payload(state: TrainState, ctx: RunContext) -> dict[str, Any]:
