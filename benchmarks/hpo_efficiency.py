@@ -38,8 +38,17 @@ def sweep(space, exp: Path, strategy: str, budget: int) -> list[list[float]]:
         # seeded sampler, so with equal seeds both methods would try the same first configs.
         space = dataclasses.replace(space, seed=space.seed + 1000)
     with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables: stdout stays JSON only
-        run_sweep(space, exp, resume=False, concurrency=2, address=None, sampler="tpe" if asha else "random",
-                  early_stopping=asha, first_points=asha, max_total_steps=budget)
+        run_sweep(
+            space,
+            exp,
+            resume=False,
+            concurrency=2,
+            address=None,
+            sampler="tpe" if asha else "random",
+            early_stopping=asha,
+            first_points=asha,
+            max_total_steps=budget,
+        )
     _, trials = collect(exp)
     return [[steps, best] for steps, _, best in best_so_far(trials) if steps <= budget]
 
@@ -65,26 +74,57 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             space = dataclasses.replace(
-                base, seed=repeat, samples=10 * args.trials, steps=args.steps, eval_every=args.steps // 8,
-                grace_period=args.steps // 8, reduction_factor=3,
-                base=merge(base.base, {**SHRINK, "train": {**SHRINK["train"], "steps": args.steps},
-                                       "eval": {"every": args.steps // 8}, "checkpoint": {"every": args.steps // 8}}))
+                base,
+                seed=repeat,
+                samples=10 * args.trials,
+                steps=args.steps,
+                eval_every=args.steps // 8,
+                grace_period=args.steps // 8,
+                reduction_factor=3,
+                base=merge(
+                    base.base,
+                    {
+                        **SHRINK,
+                        "train": {**SHRINK["train"], "steps": args.steps},
+                        "eval": {"every": args.steps // 8},
+                        "checkpoint": {"every": args.steps // 8},
+                    },
+                ),
+            )
             curves = {}
             for strategy in ("random", "asha_tpe"):
                 curves[strategy] = sweep(space, Path(tmp) / f"{strategy}-{repeat}", strategy, budget)
                 finals[strategy].append(curves[strategy][-1][1])
-                print(json.dumps({"repeat": repeat, "strategy": strategy, "budget_steps": budget,
-                                  "final_best": curves[strategy][-1][1], "curve": curves[strategy]}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "repeat": repeat,
+                            "strategy": strategy,
+                            "budget_steps": budget,
+                            "final_best": curves[strategy][-1][1],
+                            "curve": curves[strategy],
+                        }
+                    ),
+                    flush=True,
+                )
             reached = steps_to_reach(curves["asha_tpe"], curves["random"][-1][1])
             fractions.append(None if reached is None else round(reached / budget, 3))
     done = [f for f in fractions if f is not None]
-    print(json.dumps({
-        "summary": True, "repeats": args.repeats, "budget_steps": budget, "trial_steps": args.steps,
-        "final_best_random": finals["random"], "final_best_asha_tpe": finals["asha_tpe"],
-        "asha_tpe_fraction_of_random_steps_to_match": fractions,
-        "median_fraction": statistics.median(done) if done else None,
-        "repeats_where_asha_tpe_matched": len(done),
-    }))
+    print(
+        json.dumps(
+            {
+                "summary": True,
+                "repeats": args.repeats,
+                "budget_steps": budget,
+                "trial_steps": args.steps,
+                "final_best_random": finals["random"],
+                "final_best_asha_tpe": finals["asha_tpe"],
+                "asha_tpe_fraction_of_random_steps_to_match": fractions,
+                "median_fraction": statistics.median(done) if done else None,
+                "repeats_where_asha_tpe_matched": len(done),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,17 @@ def run_mode(workers: int | None, steps: int, gpus: float, sets: list[str]) -> d
     """Run `infgan train` once and read its summary."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "infgan", "train", "--out", str(out), "--no-progress",
-               "--set", f"train.steps={steps}"] + [x for s in sets for x in ("--set", s)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "infgan",
+            "train",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            f"train.steps={steps}",
+        ] + [x for s in sets for x in ("--set", s)]
         if workers is not None:
             cmd += ["--workers", str(workers), "--gpus-per-worker", str(gpus)]
         start = time.perf_counter()
@@ -37,10 +46,18 @@ def run_mode(workers: int | None, steps: int, gpus: float, sets: list[str]) -> d
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
         summary = json.loads((out / "summary.json").read_text())
     loop = summary["wall_time_s"]
-    return {"mode": "in-process" if workers is None else f"torchtrainer-{workers}",
-            "workers": workers or 0, "steps": steps, "steps_per_s": round(steps / loop, 3),
-            "train_loop_s": round(loop, 2), "startup_s": round(total - loop, 2), "total_s": round(total, 2),
-            "final_score": summary["final_score"], "gpus_per_worker": gpus, "sets": sets}
+    return {
+        "mode": "in-process" if workers is None else f"torchtrainer-{workers}",
+        "workers": workers or 0,
+        "steps": steps,
+        "steps_per_s": round(steps / loop, 3),
+        "train_loop_s": round(loop, 2),
+        "startup_s": round(total - loop, 2),
+        "total_s": round(total, 2),
+        "final_score": summary["final_score"],
+        "gpus_per_worker": gpus,
+        "sets": sets,
+    }
 
 
 def main() -> None:
@@ -55,9 +72,16 @@ def main() -> None:
         results.append(run_mode(workers, args.steps, args.gpus_per_worker if workers else 0.0, args.sets))
         print(json.dumps(results[-1]), flush=True)
     base, one, many = results
-    print(json.dumps({"summary": True, "trainer1_vs_inprocess": round(one["steps_per_s"] / base["steps_per_s"], 3),
-                      f"trainer{args.workers}_vs_inprocess": round(many["steps_per_s"] / base["steps_per_s"], 3),
-                      "target_trainer1_vs_inprocess": 0.9}))
+    print(
+        json.dumps(
+            {
+                "summary": True,
+                "trainer1_vs_inprocess": round(one["steps_per_s"] / base["steps_per_s"], 3),
+                f"trainer{args.workers}_vs_inprocess": round(many["steps_per_s"] / base["steps_per_s"], 3),
+                "target_trainer1_vs_inprocess": 0.9,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

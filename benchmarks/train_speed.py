@@ -56,12 +56,20 @@ def measure(preset: str, steps: int, sets: list[str]) -> dict:
         state.discriminator(torch.cat([sample_batch(coeffs, batch, state.rng), fake]))
         d_fwd = time.perf_counter() - start
     return {
-        "preset": preset, "s_per_step": round(s_per_step, 4),
+        "preset": preset,
+        "s_per_step": round(s_per_step, 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "batch_size": batch, "n_critic": cfg.train.n_critic, "loss": cfg.loss.kind, "adjoint": cfg.model.adjoint,
-        "t_size": cfg.data.t_size, "steps_timed": steps, "threads": torch.get_num_threads(),
-        "s_generator_forward": round(g_fwd, 4), "s_discriminator_forward_real_and_fake": round(d_fwd, 4),
-        "torch": torch.__version__, "sets": sets,
+        "batch_size": batch,
+        "n_critic": cfg.train.n_critic,
+        "loss": cfg.loss.kind,
+        "adjoint": cfg.model.adjoint,
+        "t_size": cfg.data.t_size,
+        "steps_timed": steps,
+        "threads": torch.get_num_threads(),
+        "s_generator_forward": round(g_fwd, 4),
+        "s_discriminator_forward_real_and_fake": round(d_fwd, 4),
+        "torch": torch.__version__,
+        "sets": sets,
     }
 
 

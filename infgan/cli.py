@@ -9,8 +9,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from infgan.cluster import ClusterError
 from infgan.config import PRESETS, Config, ConfigError
@@ -35,18 +36,34 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE|PRESET",
-                   help=f"YAML file of overrides, or a preset: {', '.join(PRESETS)} (default: the default run)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, parsed as YAML (repeatable), e.g. --set train.steps=200")
+    p.add_argument(
+        "--config",
+        metavar="FILE|PRESET",
+        help=f"YAML file of overrides, or a preset: {', '.join(PRESETS)} (default: the default run)",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, parsed as YAML (repeatable), e.g. --set train.steps=200",
+    )
 
 
 def _add_wandb_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--wandb", choices=("off", "offline", "online"),
-                   help="log to Weights & Biases (default: from WANDB_MODE, else off); offline files go under "
-                        "WANDB_DIR or the run/sweep directory, for `wandb sync`")
-    p.add_argument("--wandb-project", default=os.environ.get("WANDB_PROJECT", "infgan"), metavar="NAME",
-                   help="W&B project (default: WANDB_PROJECT, else infgan)")
+    p.add_argument(
+        "--wandb",
+        choices=("off", "offline", "online"),
+        help="log to Weights & Biases (default: from WANDB_MODE, else off); offline files go under "
+        "WANDB_DIR or the run/sweep directory, for `wandb sync`",
+    )
+    p.add_argument(
+        "--wandb-project",
+        default=os.environ.get("WANDB_PROJECT", "infgan"),
+        metavar="NAME",
+        help="W&B project (default: WANDB_PROJECT, else infgan)",
+    )
 
 
 def _tracking(args: argparse.Namespace):
@@ -55,10 +72,13 @@ def _tracking(args: argparse.Namespace):
 
     mode = resolve_mode(args.wandb)
     if in_sweep_agent() and mode == "off":
-        raise ConfigError("launched by a W&B sweep agent but --wandb is off: pass --wandb online (the generated "
-                          "sweep file does) so the run gets its config from the sweep")
-    tracking = Tracking(mode=mode, project=None if in_sweep_agent() else args.wandb_project,
-                        dir=os.environ.get("WANDB_DIR"))
+        raise ConfigError(
+            "launched by a W&B sweep agent but --wandb is off: pass --wandb online (the generated "
+            "sweep file does) so the run gets its config from the sweep"
+        )
+    tracking = Tracking(
+        mode=mode, project=None if in_sweep_agent() else args.wandb_project, dir=os.environ.get("WANDB_DIR")
+    )
     check(tracking)
     return tracking
 
@@ -73,23 +93,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/train-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="train with N Ray Train workers (DDP; the batch is split across them) instead of in this process")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per worker (default 0: CPU, gloo)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="train with N Ray Train workers (DDP; the batch is split across them) instead of in this process",
+    )
+    p.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per worker (default 0: CPU, gloo)"
+    )
     p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs per worker (default 1)")
-    p.add_argument("--address", metavar="ADDR",
-                   help="Ray cluster to join (auto or HOST:PORT); default: start a fresh local Ray and stop it after")
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster to join (auto or HOST:PORT); default: start a fresh local Ray and stop it after",
+    )
     _add_wandb_args(p)
 
     p = sub.add_parser("tune", help="run a Ray Tune sweep (Optuna TPE + ASHA) of a search space")
     p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
     p.add_argument("--samples", type=int, metavar="N", help="number of trials (default: the space's)")
     p.add_argument("--concurrency", type=int, metavar="K", help="trials at once (default: as many as the cluster fits)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override the base config of every trial (repeatable)")
-    p.add_argument("--workers-per-trial", type=int, metavar="N", help="Ray Train workers per trial (default: the space's, 1)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the base config of every trial (repeatable)",
+    )
+    p.add_argument(
+        "--workers-per-trial", type=int, metavar="N", help="Ray Train workers per trial (default: the space's, 1)"
+    )
     p.add_argument("--gpus-per-worker", type=float, metavar="G", help="GPUs per worker (default: the space's, 0)")
-    p.add_argument("--address", metavar="ADDR", help="Ray cluster to join (auto or HOST:PORT); default: a fresh local Ray")
+    p.add_argument(
+        "--address", metavar="ADDR", help="Ray cluster to join (auto or HOST:PORT); default: a fresh local Ray"
+    )
     p.add_argument("--storage", default="runs/tune", metavar="DIR", help="where sweeps are written (default runs/tune)")
     p.add_argument("--name", metavar="NAME", help="sweep name (default: <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
@@ -99,30 +138,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
     p.add_argument("-o", "--out", required=True, metavar="SWEEP.yaml", help="the sweep file to write")
     p.add_argument("--method", choices=("bayes", "random"), default="bayes", help="W&B search method (default bayes)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override the base config (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the base config (repeatable)",
+    )
 
     p = sub.add_parser("compare", help="compare Ray Tune sweeps with W&B sweeps on one budget axis")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="a Ray Tune sweep directory, a directory of W&B runs (offline-run-* inside), "
-                        "a W&B runs CSV export, or ENTITY/PROJECT/SWEEP_ID (online)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a Ray Tune sweep directory, a directory of W&B runs (offline-run-* inside), "
+        "a W&B runs CSV export, or ENTITY/PROJECT/SWEEP_ID (online)",
+    )
     p.add_argument("--out", metavar="DIR", help="where the table and plot go (default runs/compare-<time>)")
     p.add_argument("--metric", default="val/score", help="metric to compare (default val/score)")
-    p.add_argument("--mode", choices=("min", "max"),
-                   help="whether lower (min) or higher (max) values are better (default: the Ray Tune sweeps' own "
-                        "mode, else min)")
+    p.add_argument(
+        "--mode",
+        choices=("min", "max"),
+        help="whether lower (min) or higher (max) values are better (default: the Ray Tune sweeps' own mode, else min)",
+    )
 
     p = sub.add_parser("cluster", help="check a running Ray cluster before work is sent to it")
     cluster_sub = p.add_subparsers(dest="cluster_command", required=True, parser_class=_Parser)
     c = cluster_sub.add_parser("check", help="wait for the nodes to join, then check resources, State API, storage")
-    c.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), metavar="HOST:PORT",
-                   help="the cluster's head (default: RAY_ADDRESS)")
+    c.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS"),
+        metavar="HOST:PORT",
+        help="the cluster's head (default: RAY_ADDRESS)",
+    )
     c.add_argument("--nodes", type=int, default=1, metavar="N", help="nodes that must have joined (default 1)")
     c.add_argument("--cpus", type=float, default=0.0, metavar="C", help="CPUs the cluster must have in all")
     c.add_argument("--gpus", type=float, default=0.0, metavar="G", help="GPUs the cluster must have in all")
     c.add_argument("--storage", metavar="DIR", help="a directory every node must be able to write and share")
-    c.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                   help="seconds to wait for the nodes to join (default 300)")
+    c.add_argument(
+        "--timeout", type=float, default=300.0, metavar="S", help="seconds to wait for the nodes to join (default 300)"
+    )
 
     p = sub.add_parser("report", help="table, CSV, best config and plots of a finished or interrupted sweep")
     p.add_argument("exp_dir", metavar="EXP_DIR")
@@ -149,7 +205,9 @@ def _train_out(args: argparse.Namespace) -> Path:
         return Path(args.out)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if in_sweep_agent():
-        return Path(f"runs/wandb-sweep-{os.environ['WANDB_SWEEP_ID']}/{os.environ.get('WANDB_RUN_ID', 'train-' + stamp)}")
+        return Path(
+            f"runs/wandb-sweep-{os.environ['WANDB_SWEEP_ID']}/{os.environ.get('WANDB_RUN_ID', 'train-' + stamp)}"
+        )
     return Path(f"runs/train-{stamp}")
 
 
@@ -213,14 +271,17 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_summary(summary: dict, run: RunDir) -> str:
     """One line: status, steps, wall time, val/score from first to last and the best."""
+
     def score(v: float | None) -> str:
         return "-" if v is None else f"{v:.3f}"
 
     first = run.read_metrics()[:1]
     start = f"{score(first[0]['val/score'])} -> " if first else ""
-    return (f"{summary['status']}: {summary['steps']} steps in {summary['wall_time_s']:.0f} s; val/score "
-            f"{start}{score(summary['final_score'])} (best {score(summary['best_score'])} at step "
-            f"{summary['best_step'] if summary['best_step'] is not None else '-'}); run directory {run.root}")
+    return (
+        f"{summary['status']}: {summary['steps']} steps in {summary['wall_time_s']:.0f} s; val/score "
+        f"{start}{score(summary['final_score'])} (best {score(summary['best_score'])} at step "
+        f"{summary['best_step'] if summary['best_step'] is not None else '-'}); run directory {run.root}"
+    )
 
 
 def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path, tracking) -> dict:
@@ -233,12 +294,15 @@ def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path, trackin
     if not args.resume:
         RunDir(out).refuse_existing()
     if args.address is None and args.workers * args.cpus_per_worker > (os.cpu_count() or 1):
-        raise ConfigError(f"--workers {args.workers} needs {args.workers * args.cpus_per_worker:g} CPUs; "
-                          f"this machine has {os.cpu_count()} (lower --cpus-per-worker, or join a cluster with --address)")
+        raise ConfigError(
+            f"--workers {args.workers} needs {args.workers * args.cpus_per_worker:g} CPUs; "
+            f"this machine has {os.cpu_count()} (lower --cpus-per-worker, or join a cluster with --address)"
+        )
     with ray_session(args.address):
         try:
-            return fit_distributed(cfg, out, args.workers, args.gpus_per_worker, args.cpus_per_worker,
-                                   tracking=tracking)
+            return fit_distributed(
+                cfg, out, args.workers, args.gpus_per_worker, args.cpus_per_worker, tracking=tracking
+            )
         except Exception as e:  # Ray wraps worker failures; say what failed in one line
             if type(e).__name__ not in ("TrainingFailedError", "WorkerGroupError", "ControllerError"):
                 raise
@@ -258,8 +322,15 @@ def _tune(args: argparse.Namespace) -> int:
     from infgan.tune.space import load_space
 
     space = load_space(args.space, parse_set(args.sets))
-    changes = {k: v for k, v in (("samples", args.samples), ("workers_per_trial", args.workers_per_trial),
-                                 ("gpus_per_worker", args.gpus_per_worker)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (
+            ("samples", args.samples),
+            ("workers_per_trial", args.workers_per_trial),
+            ("gpus_per_worker", args.gpus_per_worker),
+        )
+        if v is not None
+    }
     if any(v < (1 if k != "gpus_per_worker" else 0) for k, v in changes.items()):
         return _fail("--samples and --workers-per-trial must be >= 1, --gpus-per-worker >= 0")
     if args.concurrency is not None and args.concurrency < 1:
@@ -272,8 +343,11 @@ def _tune(args: argparse.Namespace) -> int:
     try:
         run_sweep(space, exp, args.resume, args.concurrency, args.address, tracking=_tracking(args))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: infgan tune {args.space or ''} --name {name} --storage {args.storage} "
-              "--resume", file=sys.stderr)
+        print(
+            f"\ninterrupted; continue with: infgan tune {args.space or ''} --name {name} --storage {args.storage} "
+            "--resume",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     build_report(exp)
     print(f"sweep directory {exp.resolve()}")
@@ -294,8 +368,10 @@ def _wandb_sweep(args: argparse.Namespace) -> int:
 
     space = load_space(args.space, parse_set(args.sets))
     path = write_sweep(space, Path(args.out), args.method)
-    print(f"wrote {path}: {len(space.params)} parameters, method {args.method}; "
-          f"start it with `wandb sweep {path}` and `wandb agent ENTITY/PROJECT/SWEEP_ID`")
+    print(
+        f"wrote {path}: {len(space.params)} parameters, method {args.method}; "
+        f"start it with `wandb sweep {path}` and `wandb agent ENTITY/PROJECT/SWEEP_ID`"
+    )
     return 0
 
 
@@ -327,8 +403,10 @@ def _cluster(args: argparse.Namespace) -> int:
     if args.nodes < 1 or args.cpus < 0 or args.gpus < 0 or args.timeout <= 0:
         return _fail("--nodes must be >= 1, --cpus and --gpus >= 0, --timeout > 0")
     with ray_session(args.address):
-        print(check_cluster(args.nodes, args.cpus, args.gpus, Path(args.storage) if args.storage else None,
-                            args.timeout), flush=True)
+        print(
+            check_cluster(args.nodes, args.cpus, args.gpus, Path(args.storage) if args.storage else None, args.timeout),
+            flush=True,
+        )
     return 0
 
 
@@ -345,8 +423,16 @@ def _sample(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `infgan` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "tune": _tune, "report": _report, "data": _data, "sample": _sample,
-                "wandb-sweep": _wandb_sweep, "compare": _compare, "cluster": _cluster}
+    handlers = {
+        "train": _train,
+        "tune": _tune,
+        "report": _report,
+        "data": _data,
+        "sample": _sample,
+        "wandb-sweep": _wandb_sweep,
+        "compare": _compare,
+        "cluster": _cluster,
+    }
     try:
         return handlers[args.command](args)
     except ConfigError as e:

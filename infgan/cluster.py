@@ -7,9 +7,10 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from infgan.config import ConfigError
 from infgan.text import error_line
@@ -44,16 +45,24 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         return
     env = {"env_vars": {"OMP_NUM_THREADS": "1"}}  # tiny tensors: one intra-op thread per worker
     if address is None:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                 runtime_env=env, log_to_driver=True)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            runtime_env=env,
+            log_to_driver=True,
+        )
     else:
         try:
             ray.init(address=address, runtime_env=env, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as e:
             if _refused_token(e):
-                raise ConfigError(f"--address {address}: the Ray cluster refused this client's token: connect with "
-                                  "the cluster's token (RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, as "
-                                  "cluster/ray-cluster.sh exports them)") from None
+                raise ConfigError(
+                    f"--address {address}: the Ray cluster refused this client's token: connect with "
+                    "the cluster's token (RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, as "
+                    "cluster/ray-cluster.sh exports them)"
+                ) from None
             raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({error_line(e)})") from None
     try:
         yield
@@ -86,11 +95,12 @@ def check_state_api(wait_s: float = 30.0) -> None:
         try:
             list_nodes(address=address, limit=1, timeout=10, raise_on_missing_output=False)
             return
-        except Exception as e:  # noqa: BLE001 - any failure here means the same thing to the user
+        except Exception as e:  # any failure here means the same thing to the user
             if time.monotonic() > deadline:
-                raise ConfigError("Ray's State API is unavailable (install 'ray[default]' and do not disable the "
-                                  f"dashboard): without it stopped workers are never released ({type(e).__name__})"
-                                  ) from None
+                raise ConfigError(
+                    "Ray's State API is unavailable (install 'ray[default]' and do not disable the "
+                    f"dashboard): without it stopped workers are never released ({type(e).__name__})"
+                ) from None
             time.sleep(1.0)
 
 
@@ -100,8 +110,9 @@ def check_resources(what: str, cpus: float, gpus: float) -> None:
     have = ray.cluster_resources()
     have_cpu, have_gpu = have.get("CPU", 0.0), have.get("GPU", 0.0)
     if cpus > have_cpu or gpus > have_gpu:
-        raise ConfigError(f"{what} needs {cpus:g} CPUs and {gpus:g} GPUs; the Ray cluster has "
-                          f"{have_cpu:g} CPUs and {have_gpu:g} GPUs")
+        raise ConfigError(
+            f"{what} needs {cpus:g} CPUs and {gpus:g} GPUs; the Ray cluster has {have_cpu:g} CPUs and {have_gpu:g} GPUs"
+        )
 
 
 def _alive_nodes() -> list[dict[str, Any]]:
@@ -122,8 +133,10 @@ def wait_for_nodes(expected: int, timeout_s: float, poll_s: float = 1.0) -> list
             print(f"waiting for Ray nodes: {seen} of {expected} joined", flush=True)
         if time.monotonic() > deadline:
             joined = ", ".join(_node_name(n) for n in nodes) or "none"
-            raise ClusterError(f"only {len(nodes)} of {expected} Ray nodes joined within {timeout_s:g}s "
-                               f"(joined: {joined}); the missing nodes' `ray start` output is in the job log")
+            raise ClusterError(
+                f"only {len(nodes)} of {expected} Ray nodes joined within {timeout_s:g}s "
+                f"(joined: {joined}); the missing nodes' `ray start` output is in the job log"
+            )
         time.sleep(poll_s)
 
 
@@ -151,28 +164,35 @@ def check_shared_storage(path: Path, nodes: list[dict[str, Any]], timeout_s: flo
         raise ClusterError(f"cannot write the storage directory {path} ({e.strerror})") from None
     probe = ray.remote(num_cpus=0, max_retries=0)(_write_probe)
     try:
-        refs = {n["NodeID"]: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                .remote(str(probe_dir), n["NodeID"]) for n in nodes}
+        refs = {
+            n["NodeID"]: probe.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote(str(probe_dir), n["NodeID"])
+            for n in nodes
+        }
         names = {n["NodeID"]: _node_name(n) for n in nodes}
         for node_id, ref in refs.items():
             try:
                 ray.get(ref, timeout=timeout_s)
-            except Exception as e:  # noqa: BLE001 - the node's own error, whatever it is, in one line
+            except Exception as e:  # the node's own error, whatever it is, in one line
                 cause = getattr(e, "cause", None) or e
-                raise ClusterError(f"{path} is not writable from node {names[node_id]} "
-                                   f"({type(cause).__name__}: {error_line(cause, last=True)[:200]})") from None
+                raise ClusterError(
+                    f"{path} is not writable from node {names[node_id]} "
+                    f"({type(cause).__name__}: {error_line(cause, last=True)[:200]})"
+                ) from None
             if not (probe_dir / node_id).exists():
-                raise ClusterError(f"{path} is not shared storage: a file written there on node {names[node_id]} "
-                                   "is not seen on this node; put --storage / INFGAN_STORAGE on a file system every "
-                                   "node mounts ($SCRATCH or $WORK on TACC)")
+                raise ClusterError(
+                    f"{path} is not shared storage: a file written there on node {names[node_id]} "
+                    "is not seen on this node; put --storage / INFGAN_STORAGE on a file system every "
+                    "node mounts ($SCRATCH or $WORK on TACC)"
+                )
     finally:
         for f in probe_dir.glob("*"):
             f.unlink()
         probe_dir.rmdir()
 
 
-def check_cluster(expected_nodes: int, cpus: float, gpus: float, storage: Path | None,
-                  timeout_s: float) -> str:
+def check_cluster(expected_nodes: int, cpus: float, gpus: float, storage: Path | None, timeout_s: float) -> str:
     """The health check run before a sweep on a cluster; returns a one-line summary, or raises
     ClusterError with one line naming what is wrong."""
     ray = import_ray()
@@ -180,9 +200,11 @@ def check_cluster(expected_nodes: int, cpus: float, gpus: float, storage: Path |
     have = ray.cluster_resources()
     have_cpu, have_gpu = have.get("CPU", 0.0), have.get("GPU", 0.0)
     if have_cpu < cpus or have_gpu < gpus:
-        raise ClusterError(f"the Ray cluster of {len(nodes)} nodes has {have_cpu:g} CPUs and {have_gpu:g} GPUs, "
-                           f"expected {cpus:g} and {gpus:g}: a node did not get its share (check the "
-                           "`ray-node.sh` lines in the job log, or set INFGAN_CPUS_PER_NODE / INFGAN_GPUS_PER_NODE)")
+        raise ClusterError(
+            f"the Ray cluster of {len(nodes)} nodes has {have_cpu:g} CPUs and {have_gpu:g} GPUs, "
+            f"expected {cpus:g} and {gpus:g}: a node did not get its share (check the "
+            "`ray-node.sh` lines in the job log, or set INFGAN_CPUS_PER_NODE / INFGAN_GPUS_PER_NODE)"
+        )
     try:
         check_state_api(wait_s=min(timeout_s, 60.0))
     except ConfigError as e:

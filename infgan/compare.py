@@ -41,11 +41,15 @@ class Sweep:
 
     def row(self, metric: str, sign: float) -> dict[str, Any]:
         progress = best_so_far(self.trials)
-        times = [r.get("time/unix") for t in self.trials for r in t.records if r.get("time/unix")]
-        return {"sweep": self.label, "source": self.source, "trials": len(self.trials),
-                f"best {metric}": sign * progress[-1][2] if progress else math.nan,
-                "total steps": int(progress[-1][0]) if progress else 0,
-                "wall time (min)": round((max(times) - min(times)) / 60, 2) if times else math.nan}
+        times = [float(r["time/unix"]) for t in self.trials for r in t.records if r.get("time/unix")]
+        return {
+            "sweep": self.label,
+            "source": self.source,
+            "trials": len(self.trials),
+            f"best {metric}": sign * progress[-1][2] if progress else math.nan,
+            "total steps": int(progress[-1][0]) if progress else 0,
+            "wall time (min)": round((max(times) - min(times)) / 60, 2) if times else math.nan,
+        }
 
 
 def _trial(name: str, records: list[dict[str, Any]], metric: str, sign: float, status: str = "") -> TrialResult:
@@ -136,8 +140,10 @@ def _api(path: str, metric: str, sign: float) -> Sweep:
 
     try:
         sweep = wandb.Api().sweep(path)
-        trials = [_trial(run.id, list(run.scan_history(keys=["step", metric, "time/unix"])), metric, sign, run.state)
-                  for run in sweep.runs]
+        trials = [
+            _trial(run.id, list(run.scan_history(keys=["step", metric, "time/unix"])), metric, sign, run.state)
+            for run in sweep.runs
+        ]
     except Exception as e:  # the API raises many kinds (network, auth, not found): one line for each
         raise ConfigError(f"{path}: cannot read this W&B sweep: {error_line(e)}") from None
     return Sweep(f"{path.split('/')[-1]} (W&B API)", f"W&B sweep {path}", trials)
@@ -160,8 +166,9 @@ def load_sources(paths: list[str], metric: str, sign: float) -> list[Sweep]:
         elif re.fullmatch(r"[\w.-]+/[\w.-]+/[\w-]+", raw) and not p.exists():
             out.append(_api(raw, metric, sign))
         else:
-            raise ConfigError(f"{raw}: not a sweep directory, a directory of W&B runs, a .csv export or "
-                              "ENTITY/PROJECT/SWEEP_ID")
+            raise ConfigError(
+                f"{raw}: not a sweep directory, a directory of W&B runs, a .csv export or ENTITY/PROJECT/SWEEP_ID"
+            )
     return out
 
 
@@ -173,8 +180,10 @@ def resolve_mode(paths: list[str], mode: str | None) -> str:
     tune_modes = {str(load_sweep(Path(p))["mode"]): p for p in paths if (Path(p) / "sweep.yaml").exists()}
     if mode is None:
         if len(tune_modes) > 1:
-            raise ConfigError("these Ray Tune sweeps optimised their metric in different directions (min and max); "
-                              "compare sweeps of one mode")
+            raise ConfigError(
+                "these Ray Tune sweeps optimised their metric in different directions (min and max); "
+                "compare sweeps of one mode"
+            )
         mode = next(iter(tune_modes), "min")
     for m, p in tune_modes.items():
         if m != mode:

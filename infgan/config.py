@@ -12,10 +12,11 @@ import dataclasses
 import math
 import re
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -24,11 +25,20 @@ class ConfigError(ValueError):
     """A bad config key or value; the message is one line for the user."""
 
 
-def _opt(default: Any, help: str, *, choices: tuple | None = None, ge: float | None = None,
-         gt: float | None = None, lt: float | None = None, pattern: str | None = None) -> Any:
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    pattern: str | None = None,
+) -> Any:
     """A config field with its documentation and the values it allows."""
-    return field(default=default, metadata={"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt,
-                                            "pattern": pattern})
+    return field(
+        default=default, metadata={"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt, "pattern": pattern}
+    )
 
 
 DATASETS = ("ou", "csv", "parquet", "npz", "goog", "weather")
@@ -37,8 +47,9 @@ FILE_DATASETS = ("csv", "parquet", "npz")
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = _opt("ou", "which data: ou (synthetic), a csv/parquet/npz file at data.path, or goog/weather",
-                        choices=DATASETS)
+    dataset: str = _opt(
+        "ou", "which data: ou (synthetic), a csv/parquet/npz file at data.path, or goog/weather", choices=DATASETS
+    )
     path: str = _opt("", "data file, for dataset csv, parquet or npz")
     time_column: str = _opt("", "column of observation times (numbers or dates); empty = the row number")
     id_column: str = _opt("", "column naming the series each row belongs to; empty = one long series")
@@ -47,8 +58,7 @@ class DataConfig:
     stride: int = _opt(0, "files: rows between the starts of consecutive windows; 0 = t_size (no overlap)", ge=0)
     size: int = _opt(8192, "number of series or windows (train + held-out); files: an upper bound", ge=4)
     val_fraction: float = _opt(0.125, "fraction of series held out for the quality metrics", gt=0, lt=1)
-    missing_rate: float = _opt(0.3, "ou only: fraction of entries dropped (NaN) to make the data irregular",
-                               ge=0, lt=1)
+    missing_rate: float = _opt(0.3, "ou only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1)
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,9 @@ class TrainConfig:
     adam_betas: tuple[float, float] = _opt((0.5, 0.9), "Adam betas (adam only)")
     swa_start: int = _opt(500, "step from which weights are averaged (evaluation uses the average)", ge=0)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
-    threads: int = _opt(1, "intra-op threads per process (1 is fastest for these small tensors; 0 = torch's default)", ge=0)
+    threads: int = _opt(
+        1, "intra-op threads per process (1 is fastest for these small tensors; 0 = torch's default)", ge=0
+    )
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,7 @@ PRESETS = ("default", "reference", "seed", "goog", "weather")
 
 # ----------------------------------------------------------------------------------------------
 # Building a Config from nested dicts, with one-line errors.
+
 
 def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
@@ -175,7 +188,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, f"{prefix}{name}.")
         else:
             kwargs[name] = check_value(prefix + name, tp, value, fields[name].metadata)
@@ -189,12 +202,14 @@ def from_dict(data: Mapping[str, Any] | None) -> Config:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """The config as plain nested dicts and lists, ready for YAML."""
+
     def plain(x: Any) -> Any:
         if isinstance(x, dict):
             return {k: plain(v) for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [plain(v) for v in x]
         return x
+
     return plain(dataclasses.asdict(cfg))
 
 
@@ -237,6 +252,7 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 def config_paths() -> dict[str, Any]:
     """Every settable dotted path mapped to its (type, field metadata)."""
+
     def walk(cls: type, prefix: str) -> Iterable[tuple[str, Any]]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
@@ -244,6 +260,7 @@ def config_paths() -> dict[str, Any]:
                 yield from walk(hints[f.name], f"{prefix}{f.name}.")
             else:
                 yield f"{prefix}{f.name}", (hints[f.name], f.metadata)
+
     return dict(walk(Config, ""))
 
 

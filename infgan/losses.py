@@ -19,8 +19,9 @@ from torch.nn.functional import softplus
 ZERO_SUM = ("wgan_clip", "wgan_gp")  # losses where generator_loss == -critic_loss as far as G sees
 
 
-def adversarial_losses(kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def adversarial_losses(
+    kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(critic_loss, generator_loss) from per-path scores (batch,), penalty excluded."""
     if kind in ZERO_SUM:
         return fake_scores.mean() - real_scores.mean(), -fake_scores.mean()

@@ -20,7 +20,7 @@ show which channel a generator gets wrong; the averaged metrics above include ev
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -58,8 +58,11 @@ def quality_metrics(real: torch.Tensor, fake: torch.Tensor, names: Sequence[str]
                 w1[t, c] = stats.wasserstein_distance(rv, f[:, t, c])
                 ks[t, c] = stats.ks_2samp(rv, f[:, t, c]).statistic
     cov = np.abs(_lag_covariances(r, t_size) - _lag_covariances(f, t_size))  # (lags, channels, channels)
-    out = {"val/marginal_w1": float(np.nanmean(w1)), "val/marginal_ks": float(np.nanmean(ks)),
-           "val/cov_error": float(np.nanmean(cov))}
+    out = {
+        "val/marginal_w1": float(np.nanmean(w1)),
+        "val/marginal_ks": float(np.nanmean(ks)),
+        "val/cov_error": float(np.nanmean(cov)),
+    }
     out["val/score"] = out["val/marginal_w1"] + out["val/marginal_ks"] + out["val/cov_error"]
     if channels > 1:
         for c, name in enumerate(names or [f"y{i}" for i in range(channels)]):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
 REAL, FAKE = "tab:blue", "tab:orange"
 
@@ -22,13 +23,17 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_samples(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str],
-                 time_unit: str = "time units", n: int = 24) -> None:
+def plot_samples(
+    real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str], time_unit: str = "time units", n: int = 24
+) -> None:
     """Real (observed points joined) and generated paths, one panel per channel, in data units."""
     channels = real.size(-1) - 1
     fig, axes = plt.subplots(channels, 2, figsize=(10, 2.8 * channels), squeeze=False, sharey="row")
     for c in range(channels):
-        for ax, paths, colour, title in ((axes[c, 0], real, REAL, "real (held out)"), (axes[c, 1], fake, FAKE, "generated")):
+        for ax, paths, colour, title in (
+            (axes[c, 0], real, REAL, "real (held out)"),
+            (axes[c, 1], fake, FAKE, "generated"),
+        ):
             # Evenly spread, not the first n: overlapping windows of one series sit next to each other.
             for p in paths[np.unique(np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int))]:
                 t, y = p[:, 0].numpy(), p[:, c + 1].numpy()
@@ -39,8 +44,13 @@ def plot_samples(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequ
     _save(fig, path)
 
 
-def plot_marginals(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str],
-                   fractions: Sequence[float] = (0.0, 1 / 3, 2 / 3, 1.0)) -> None:
+def plot_marginals(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    path: Path,
+    names: Sequence[str],
+    fractions: Sequence[float] = (0.0, 1 / 3, 2 / 3, 1.0),
+) -> None:
     """Histograms of real vs generated values at a few fractions of the time range, per channel."""
     channels, t_size = real.size(-1) - 1, real.size(1)
     fig, axes = plt.subplots(channels, len(fractions), figsize=(3.2 * len(fractions), 2.6 * channels), squeeze=False)
@@ -93,18 +103,25 @@ def plot_score(history: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def plot_sweep(directory: Path, sweep: dict[str, Any], trials: Sequence[Any],
-               progress: Sequence[tuple[float, float, float]], importances: dict[str, float]) -> None:
+def plot_sweep(
+    directory: Path,
+    sweep: dict[str, Any],
+    trials: Sequence[Any],
+    progress: Sequence[tuple[float, float, float]],
+    importances: dict[str, float],
+) -> None:
     """A sweep's plots: best-so-far against steps and wall time, learning curves, importances."""
     from infgan.objective import sign as orientation
 
     metric = sweep["metric"]
     sign = orientation(sweep["mode"])
     if progress:
-        steps, secs, best = zip(*progress)
-        best = [sign * b for b in best]
-        for name, x, label in (("best_vs_steps.png", steps, "cumulative training steps (all trials)"),
-                               ("best_vs_time.png", [s / 60 for s in secs], "wall time since the first evaluation (min)")):
+        steps, secs, oriented = zip(*progress)
+        best = [sign * b for b in oriented]
+        for name, x, label in (
+            ("best_vs_steps.png", steps, "cumulative training steps (all trials)"),
+            ("best_vs_time.png", [s / 60 for s in secs], "wall time since the first evaluation (min)"),
+        ):
             fig, ax = plt.subplots(figsize=(7, 4))
             ax.step(x, best, where="post")
             ax.set_xlabel(label)

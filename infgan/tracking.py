@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import netrc
-import secrets
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 from urllib.parse import urlparse
 
 from infgan.config import Config, ConfigError, to_dict
@@ -32,7 +32,7 @@ class Tracking:
     """Where and how a run is tracked in W&B (not part of the run's config: it does not change results)."""
 
     mode: str = "off"
-    project: str = "infgan"
+    project: str | None = "infgan"  # None: W&B's own choice (a sweep agent's project)
     entity: str | None = None
     group: str | None = None
     run_id: str | None = None
@@ -40,7 +40,7 @@ class Tracking:
     dir: str | None = None
     job_type: str = "train"
 
-    def replace(self, **changes: Any) -> "Tracking":
+    def replace(self, **changes: Any) -> Tracking:
         return dataclasses.replace(self, **changes)
 
 
@@ -75,11 +75,14 @@ def check(tracking: Tracking) -> None:
     try:
         import wandb  # noqa: F401
     except ImportError:
-        raise ConfigError(f"--wandb {tracking.mode} needs the wandb package: pip install 'infgan[wandb]' "
-                          "(or use --wandb off)") from None
+        raise ConfigError(
+            f"--wandb {tracking.mode} needs the wandb package: pip install 'infgan[wandb]' (or use --wandb off)"
+        ) from None
     if tracking.mode == "online" and not has_api_key():
-        raise ConfigError("--wandb online needs a W&B API key: run `wandb login` or set WANDB_API_KEY; "
-                          "or log with --wandb offline and upload later with `wandb sync`")
+        raise ConfigError(
+            "--wandb online needs a W&B API key: run `wandb login` or set WANDB_API_KEY; "
+            "or log with --wandb offline and upload later with `wandb sync`"
+        )
 
 
 def in_sweep_agent() -> bool:
@@ -91,7 +94,8 @@ class Tracker:
     """One W&B run of one infgan run; every method is a no-op when tracking is off."""
 
     def __init__(self, tracking: Tracking, run_dir: Path):
-        self.tracking, self.run_dir, self.run, self.config_set = tracking, Path(run_dir), None, False
+        self.tracking, self.run_dir, self.config_set = tracking, Path(run_dir), False
+        self.run: Any = None  # the wandb Run while one is open
 
     def start(self, cfg: Config | None) -> dict[str, Any]:
         """Start (or resume) the W&B run; returns the config W&B holds (a sweep agent's overrides)."""
@@ -103,11 +107,20 @@ class Tracker:
             t = self.tracking
             root = Path(t.dir or self.run_dir)
             root.mkdir(parents=True, exist_ok=True)
-            self.run = wandb.init(project=t.project, entity=t.entity, group=t.group, id=self._run_id(), name=t.name,
-                                  job_type=t.job_type, dir=str(root), mode=t.mode, resume="allow",
-                                  reinit="create_new",  # a sweep driver holds one W&B run per running trial
-                                  config=None if in_sweep_agent() else (to_dict(cfg) if cfg else None),
-                                  settings=wandb.Settings(console="off", silent=True))
+            self.run = wandb.init(
+                project=t.project,
+                entity=t.entity,
+                group=t.group,
+                id=self._run_id(),
+                name=t.name,
+                job_type=t.job_type,
+                dir=str(root),
+                mode=cast(Literal["offline", "online"], t.mode),  # "off" returned above
+                resume="allow",
+                reinit="create_new",  # a sweep driver holds one W&B run per running trial
+                config=None if in_sweep_agent() else (to_dict(cfg) if cfg else None),
+                settings=wandb.Settings(console="off", silent=True),
+            )
             self.run.define_metric("step")
             for prefix in ("train/*", "val/*", "time/*", "plots/*"):
                 self.run.define_metric(prefix, step_metric="step")
@@ -117,7 +130,8 @@ class Tracker:
         return dict(self.run.config)
 
     def _run_id(self) -> str | None:
-        """The given id, the agent's (None: W&B reads it), or one kept in the run directory so a resumed run continues its W&B run."""
+        """The given id, the agent's (None: W&B reads it), or one kept in the run directory (a resumed
+        run continues its W&B run)."""
         if self.tracking.run_id or in_sweep_agent():
             return self.tracking.run_id
         path = self.run_dir / "wandb_run_id"
@@ -145,9 +159,16 @@ class Tracker:
             if images:
                 self.run.log({"step": summary["steps"], **images})
         if summary is not None:
-            self.run.summary.update({"best/val/score": summary["best_score"], "best/step": summary["best_step"],
-                                     "final/val/score": summary["final_score"], "status": summary["status"],
-                                     "steps": summary["steps"], "wall_time_s": summary["wall_time_s"]})
+            self.run.summary.update(
+                {
+                    "best/val/score": summary["best_score"],
+                    "best/step": summary["best_step"],
+                    "final/val/score": summary["final_score"],
+                    "status": summary["status"],
+                    "steps": summary["steps"],
+                    "wall_time_s": summary["wall_time_s"],
+                }
+            )
         failed = status == "error" or (summary is not None and summary["status"] != "completed")
         self.run.finish(exit_code=1 if failed else 0)
         self.run = None

@@ -7,16 +7,24 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from infgan.config import Config, load_config  # noqa: E402
+from infgan.config import Config, load_config
 
 torch.set_num_threads(1)
 
 TINY = [
-    "data.size=64", "data.t_size=8", "model.hidden_size=4", "model.mlp_size=4", "model.initial_noise_size=3",
-    "model.noise_size=2", "train.batch_size=8", "train.steps=12", "train.swa_start=6", "eval.every=4",
+    "data.size=64",
+    "data.t_size=8",
+    "model.hidden_size=4",
+    "model.mlp_size=4",
+    "model.initial_noise_size=3",
+    "model.noise_size=2",
+    "train.batch_size=8",
+    "train.steps=12",
+    "train.swa_start=6",
+    "eval.every=4",
     "checkpoint.every=4",
 ]
 
@@ -35,8 +43,14 @@ def tiny_cfg() -> Config:
 def ray_local():
     """One local Ray for the whole test session (2 CPUs, one thread per worker)."""
     ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}, log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+        log_to_driver=False,
+    )
     yield ray
     ray.shutdown()
 
@@ -44,3 +58,10 @@ def ray_local():
 def set_args(sets) -> list[str]:
     """`--set` arguments for a list of KEY=VALUE strings."""
     return [x for s in sets for x in ("--set", s)]
+
+
+def pytest_collection_modifyitems(items):
+    """A test marked `ray` is also `slow`: starting or joining Ray alone takes seconds."""
+    for item in items:
+        if item.get_closest_marker("ray") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

@@ -15,8 +15,15 @@ from infgan.train.step import Players, critic_step, generator_step, joint_step
 
 from conftest import tiny
 
-CASES = [("joint", "wgan_clip"), ("joint", "wgan_gp"), ("joint", "gan"), ("critic", "wgan_gp"),
-         ("critic", "gan"), ("generator", "wgan_gp"), ("generator", "gan")]
+CASES = [
+    ("joint", "wgan_clip"),
+    ("joint", "wgan_gp"),
+    ("joint", "gan"),
+    ("critic", "wgan_gp"),
+    ("critic", "gan"),
+    ("generator", "wgan_gp"),
+    ("generator", "gan"),
+]
 BATCH = 8
 
 
@@ -48,11 +55,15 @@ def rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
             state = init_state(cfg, data.channels, torch.device("cpu"), rank)
             players = Players(ctx.wrap(state.generator), ctx.wrap(state.discriminator))
             share = BATCH // world
-            run_step(which, cfg, state, players, real[rank * share:(rank + 1) * share], data.ts)
+            run_step(which, cfg, state, players, real[rank * share : (rank + 1) * share], data.ts)
             if rank == 0:
-                torch.save({"g": [p.detach() for p in state.generator.parameters()],
-                            "d": [p.detach() for p in state.discriminator.parameters()]},
-                           os.path.join(out_dir, f"{which}-{kind}.pt"))
+                torch.save(
+                    {
+                        "g": [p.detach() for p in state.generator.parameters()],
+                        "d": [p.detach() for p in state.discriminator.parameters()],
+                    },
+                    os.path.join(out_dir, f"{which}-{kind}.pt"),
+                )
             dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -76,8 +87,9 @@ def fit_rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
 
     loop.Evaluator.__call__ = counted
     try:
-        summary = loop.fit(tiny(), os.path.join(out_dir, "run"), DistributedContext(rank=rank, world_size=world,
-                                                                                    progress=False))
+        summary = loop.fit(
+            tiny(), os.path.join(out_dir, "run"), DistributedContext(rank=rank, world_size=world, progress=False)
+        )
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
             json.dump({"evaluations": calls["n"], "best_score": summary["best_score"]}, fh)
     finally:

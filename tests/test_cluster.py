@@ -26,10 +26,17 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 FAKE_SLURM = REPO / "tests" / "fake_slurm"
 NODE = REPO / "cluster" / "ray-node.sh"
-SHELL_SCRIPTS = [*sorted((REPO / "cluster").glob("*.sh")), *sorted((REPO / "sbatch").glob("*.sbatch")),
-                 REPO / ".ci" / "run", *sorted(p for p in FAKE_SLURM.iterdir() if p.is_file())]
-TINY = {"data": {"size": 64, "t_size": 8}, "train": {"batch_size": 8},
-        "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2}}
+SHELL_SCRIPTS = [
+    *sorted((REPO / "cluster").glob("*.sh")),
+    *sorted((REPO / "sbatch").glob("*.sbatch")),
+    REPO / ".ci" / "run",
+    *sorted(p for p in FAKE_SLURM.iterdir() if p.is_file()),
+]
+TINY = {
+    "data": {"size": 64, "t_size": 8},
+    "train": {"batch_size": 8},
+    "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2},
+}
 
 
 def head_port(job_id: int) -> int:
@@ -53,11 +60,21 @@ def free_job_id() -> int:
 def slurm_env(tmp: Path, job_id: int, cpus: int = 1, **extra: str) -> dict[str, str]:
     """The environment of a batch script of a two-node job, the batch shell on the first node."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SLURM", "WANDB_"))}
-    env.update(PATH=f"{FAKE_SLURM}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-               SLURM_JOB_ID=str(job_id), SLURM_JOB_NODELIST="fake[1-2]", SLURM_JOB_NUM_NODES="2",
-               SLURM_JOB_NAME="infgan-test", SLURM_SUBMIT_DIR=str(REPO), SLURMD_NODENAME="fake1",
-               SLURM_CPUS_ON_NODE=str(cpus), SCRATCH=str(tmp / "scratch"), RAY_AUTH_TOKEN_PATH=str(tmp / "token"),
-               INFGAN_OBJECT_STORE_BYTES=str(100_000_000), OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    env.update(
+        PATH=f"{FAKE_SLURM}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        SLURM_JOB_ID=str(job_id),
+        SLURM_JOB_NODELIST="fake[1-2]",
+        SLURM_JOB_NUM_NODES="2",
+        SLURM_JOB_NAME="infgan-test",
+        SLURM_SUBMIT_DIR=str(REPO),
+        SLURMD_NODENAME="fake1",
+        SLURM_CPUS_ON_NODE=str(cpus),
+        SCRATCH=str(tmp / "scratch"),
+        RAY_AUTH_TOKEN_PATH=str(tmp / "token"),
+        INFGAN_OBJECT_STORE_BYTES=str(100_000_000),
+        OMP_NUM_THREADS="1",
+        WANDB_MODE="disabled",
+    )
     env.update(extra)
     return env
 
@@ -88,51 +105,68 @@ def test_every_shell_script_is_shellcheck_clean():
 
 
 def test_fake_scontrol_expands_slurm_node_lists():
-    out = subprocess.run([str(FAKE_SLURM / "scontrol"), "show", "hostnames", "c[001-003,7],login2"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [str(FAKE_SLURM / "scontrol"), "show", "hostnames", "c[001-003,7],login2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out == ["c001", "c002", "c003", "c7", "login2"]
 
 
 def test_node_info_reports_ip_and_the_resources_it_will_give_ray(tmp_path):
     env = slurm_env(tmp_path, 1, cpus=3, INFGAN_GPUS_PER_NODE="2")
-    ip, cpus, gpus = subprocess.run([str(NODE), "info"], env=env, capture_output=True, text=True,
-                                    check=True).stdout.split()
+    ip, cpus, gpus = subprocess.run(
+        [str(NODE), "info"], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     socket.inet_aton(ip)  # an IPv4 address
     assert (cpus, gpus) == ("3", "2")
 
 
-@pytest.mark.parametrize("args, extra, message", [
-    (["head", "80"], {}, "head PORT must be 1024-65533, got '80'"),
-    (["worker", "somehost"], {}, "worker needs the head's HOST:PORT"),
-    (["head", "23000"], {"INFGAN_RAY_TMPDIR": "/tmp/" + "x" * 60}, "use a node-local path of at most 40"),
-    (["head", "23000"], {"RAY_AUTH_MODE": "disabled"}, "always use token authentication"),
-    (["head", "23000"], {"RAY_AUTH_TOKEN_PATH": "/nonexistent/token"}, "token file /nonexistent/token is not readable"),
-    (["head", "23000"], {"INFGAN_CPUS_PER_NODE": "many"}, "CPUs per node must be a positive integer"),
-    (["start"], {}, "usage: ray-node.sh head PORT"),
-])
+@pytest.mark.parametrize(
+    "args, extra, message",
+    [
+        (["head", "80"], {}, "head PORT must be 1024-65533, got '80'"),
+        (["worker", "somehost"], {}, "worker needs the head's HOST:PORT"),
+        (["head", "23000"], {"INFGAN_RAY_TMPDIR": "/tmp/" + "x" * 60}, "use a node-local path of at most 40"),
+        (["head", "23000"], {"RAY_AUTH_MODE": "disabled"}, "always use token authentication"),
+        (
+            ["head", "23000"],
+            {"RAY_AUTH_TOKEN_PATH": "/nonexistent/token"},
+            "token file /nonexistent/token is not readable",
+        ),
+        (["head", "23000"], {"INFGAN_CPUS_PER_NODE": "many"}, "CPUs per node must be a positive integer"),
+        (["start"], {}, "usage: ray-node.sh head PORT"),
+    ],
+)
 def test_ray_node_refuses_bad_settings_in_one_line(tmp_path, args, extra, message):
     (tmp_path / "token").write_text("t")
     job_id = free_job_id()
-    proc = subprocess.run([str(NODE), *args], env=slurm_env(tmp_path, job_id, **extra), capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [str(NODE), *args], env=slurm_env(tmp_path, job_id, **extra), capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert message in one_error_line(proc.stderr)
     assert not ray_processes(job_id)
 
 
-@pytest.mark.parametrize("script, args, unset, message", [
-    ("tune.sbatch", [], "SLURM_JOB_ID", "not inside a SLURM job"),
-    ("tune.sbatch", ["missing.yaml"], None, "search space 'missing.yaml' not found"),
-    ("tune.sbatch", ["search_spaces/ou.yaml", "--name", "x"], None, "--name: the job script sets it"),
-    ("train.sbatch", ["--out", "x"], None, "--out: the job script sets it"),
-])
+@pytest.mark.parametrize(
+    "script, args, unset, message",
+    [
+        ("tune.sbatch", [], "SLURM_JOB_ID", "not inside a SLURM job"),
+        ("tune.sbatch", ["missing.yaml"], None, "search space 'missing.yaml' not found"),
+        ("tune.sbatch", ["search_spaces/ou.yaml", "--name", "x"], None, "--name: the job script sets it"),
+        ("train.sbatch", ["--out", "x"], None, "--out: the job script sets it"),
+    ],
+)
 def test_sbatch_refuses_bad_submissions_in_one_line_before_starting_ray(tmp_path, script, args, unset, message):
     job_id = free_job_id()
     env = slurm_env(tmp_path, job_id)
     if unset:
         del env[unset]
-    proc = subprocess.run(["bash", str(REPO / "sbatch" / script), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(REPO / "sbatch" / script), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert message in one_error_line(proc.stderr)
     assert not ray_processes(job_id)
@@ -146,12 +180,22 @@ def two_nodes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cluster")
     job_id = free_job_id()
     env = slurm_env(tmp, job_id, RAY_AUTH_MODE="token")  # as cluster/ray-cluster.sh exports it
-    subprocess.run(["bash", "-c", f"source {REPO}/cluster/ray-cluster.sh && _infgan_token"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bash", "-c", f"source {REPO}/cluster/ray-cluster.sh && _infgan_token"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     nodes = []
     try:
-        nodes.append(subprocess.Popen([str(NODE), "head", str(head_port(job_id))], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        nodes.append(
+            subprocess.Popen(
+                [str(NODE), "head", str(head_port(job_id))],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         ip = subprocess.run([str(NODE), "info"], env=env, capture_output=True, text=True).stdout.split()[0]
         deadline = time.monotonic() + 60
         while True:
@@ -162,8 +206,14 @@ def two_nodes(tmp_path_factory):
                 assert nodes[0].poll() is None and time.monotonic() < deadline, "the Ray head did not start"
                 time.sleep(0.5)
         address = f"{ip}:{head_port(job_id)}"
-        nodes.append(subprocess.Popen([str(NODE), "worker", address], env={**env, "SLURMD_NODENAME": "fake2"},
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        nodes.append(
+            subprocess.Popen(
+                [str(NODE), "worker", address],
+                env={**env, "SLURMD_NODENAME": "fake2"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         yield {"address": address, "env": env, "tmp": tmp, "job_id": job_id}
     finally:
         for node in reversed(nodes):
@@ -178,8 +228,9 @@ def two_nodes(tmp_path_factory):
 
 
 def infgan(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infgan", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "infgan", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_token_file_is_readable_by_its_owner_alone(two_nodes):
@@ -190,19 +241,42 @@ def test_token_file_is_readable_by_its_owner_alone(two_nodes):
 
 def test_cluster_check_waits_for_both_nodes_and_checks_shared_storage(two_nodes):
     storage = two_nodes["tmp"] / "shared"
-    proc = infgan(["cluster", "check", "--address", two_nodes["address"], "--nodes", "2", "--cpus", "2",
-                   "--storage", str(storage), "--timeout", "120"], two_nodes["env"])
+    proc = infgan(
+        [
+            "cluster",
+            "check",
+            "--address",
+            two_nodes["address"],
+            "--nodes",
+            "2",
+            "--cpus",
+            "2",
+            "--storage",
+            str(storage),
+            "--timeout",
+            "120",
+        ],
+        two_nodes["env"],
+    )
     assert proc.returncode == 0, proc.stderr
-    assert f"Ray cluster ready: 2 nodes, 2 CPUs, 0 GPUs, State API up, {storage} shared and writable from every " \
-           "node" in proc.stdout
+    assert (
+        f"Ray cluster ready: 2 nodes, 2 CPUs, 0 GPUs, State API up, {storage} shared and writable from every "
+        "node" in proc.stdout
+    )
     assert list(storage.iterdir()) == []  # the probe files are removed
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--nodes", "3", "--timeout", "3"], "only 2 of 3 Ray nodes joined within 3s"),
-    (["--nodes", "2", "--gpus", "4"], "has 2 CPUs and 0 GPUs, expected 0 and 4"),
-    (["--nodes", "2", "--storage", "/proc/version/sweeps"], "cannot write the storage directory /proc/version/sweeps"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--nodes", "3", "--timeout", "3"], "only 2 of 3 Ray nodes joined within 3s"),
+        (["--nodes", "2", "--gpus", "4"], "has 2 CPUs and 0 GPUs, expected 0 and 4"),
+        (
+            ["--nodes", "2", "--storage", "/proc/version/sweeps"],
+            "cannot write the storage directory /proc/version/sweeps",
+        ),
+    ],
+)
 def test_cluster_check_says_what_is_wrong_in_one_line(two_nodes, args, message):
     proc = infgan(["cluster", "check", "--address", two_nodes["address"], *args], two_nodes["env"])
     assert proc.returncode == 1
@@ -215,10 +289,20 @@ def test_a_client_without_the_clusters_token_is_refused(two_nodes):
     del wrong["RAY_AUTH_TOKEN_PATH"]
     no_auth = {**env, "RAY_AUTH_MODE": "disabled"}
     # Both at once: Ray retries for ~20 s before it gives up on a refused client.
-    check = subprocess.Popen([sys.executable, "-m", "infgan", "cluster", "check", "--address", two_nodes["address"]],
-                             env=wrong, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    raw = subprocess.Popen([sys.executable, "-c", f"import ray; ray.init(address='{two_nodes['address']}')"],
-                           env=no_auth, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check = subprocess.Popen(
+        [sys.executable, "-m", "infgan", "cluster", "check", "--address", two_nodes["address"]],
+        env=wrong,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    raw = subprocess.Popen(
+        [sys.executable, "-c", f"import ray; ray.init(address='{two_nodes['address']}')"],
+        env=no_auth,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     _, err = check.communicate(timeout=180)
     out, _ = raw.communicate(timeout=180)
     assert check.returncode == 2
@@ -228,24 +312,43 @@ def test_a_client_without_the_clusters_token_is_refused(two_nodes):
 
 
 def run_sbatch(script: str, args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "sbatch" / script), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["bash", str(REPO / "sbatch" / script), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_tune_sbatch_on_two_nodes_stops_at_the_time_limit_signal_and_resumes_when_resubmitted(tmp_path):
     space = tmp_path / "space.yaml"
-    space.write_text(yaml.safe_dump({
-        "base": {"overrides": TINY}, "samples": 4, "seed": 0,
-        "budget": {"steps": 16, "eval_every": 4}, "asha": {"grace_period": 4, "reduction_factor": 2},
-        "parameters": {"train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1}}}))
+    space.write_text(
+        yaml.safe_dump(
+            {
+                "base": {"overrides": TINY},
+                "samples": 4,
+                "seed": 0,
+                "budget": {"steps": 16, "eval_every": 4},
+                "asha": {"grace_period": 4, "reduction_factor": 2},
+                "parameters": {"train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1}},
+            }
+        )
+    )
     wandb = {"WANDB_MODE": "offline"} if importlib.util.find_spec("wandb") else {}
     sweep = tmp_path / "scratch" / "infgan" / "space"
 
     # First submission: the time-limit signal (SIGTERM to the batch shell) once a trial has results.
     first = free_job_id()
     log = (tmp_path / "first.log").open("w")
-    job = subprocess.Popen(["bash", str(REPO / "sbatch" / "tune.sbatch"), str(space)], cwd=REPO,
-                           env=slurm_env(tmp_path, first, **wandb), stdout=log, stderr=subprocess.STDOUT)
+    job = subprocess.Popen(
+        ["bash", str(REPO / "sbatch" / "tune.sbatch"), str(space)],
+        cwd=REPO,
+        env=slurm_env(tmp_path, first, **wandb),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 180
     while not list(sweep.glob("trials/*/metrics.jsonl")):
         assert job.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
@@ -273,8 +376,11 @@ def test_tune_sbatch_on_two_nodes_stops_at_the_time_limit_signal_and_resumes_whe
     assert len(list(sweep.glob("trials/*/params.json"))) == 4
     assert len(statuses) + len(asha.get("stopped", [])) == 4  # every trial completed or stopped by ASHA
     # The trials of the second job ran on both of its nodes.
-    nodes = {json.loads(p.read_text())["ray_node_id"] for p in sweep.glob("trials/*/node.json")
-             if p.stat().st_mtime >= started}
+    nodes = {
+        json.loads(p.read_text())["ray_node_id"]
+        for p in sweep.glob("trials/*/node.json")
+        if p.stat().st_mtime >= started
+    }
     assert len(nodes) == 2
     if wandb:  # W&B offline runs on the shared storage, for `wandb sync`
         assert list((tmp_path / "scratch" / "infgan" / "wandb" / "wandb").glob("offline-run-*"))
@@ -285,8 +391,9 @@ def test_train_sbatch_runs_one_ddp_run_over_both_nodes(tmp_path):
     sets = [f"{section}.{k}={v}" for section, values in TINY.items() for k, v in values.items()]
     sets += ["train.steps=8", "train.swa_start=4", "eval.every=4", "checkpoint.every=4"]
     # One CPU per node and one worker per node of one CPU: the two DDP workers are on different nodes.
-    proc = run_sbatch("train.sbatch", [x for s in sets for x in ("--set", s)],
-                      slurm_env(tmp_path, job_id, INFGAN_RUN_NAME="ddp"))
+    proc = run_sbatch(
+        "train.sbatch", [x for s in sets for x in ("--set", s)], slurm_env(tmp_path, job_id, INFGAN_RUN_NAME="ddp")
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not ray_processes(job_id)
     remove_temp_dirs(job_id)

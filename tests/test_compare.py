@@ -13,8 +13,9 @@ from infgan.cli import main
 def fake_sweep(root, mode: str, values: dict[str, list[float]], metric: str = "val/acc"):
     """A sweep directory as `infgan tune` leaves it, with one record per (trial, value), 10 steps apart."""
     root.mkdir(parents=True)
-    (root / "sweep.yaml").write_text(yaml.safe_dump({"name": "fake.yaml", "metric": metric, "mode": mode,
-                                                     "parameters": [], "distributions": []}))
+    (root / "sweep.yaml").write_text(
+        yaml.safe_dump({"name": "fake.yaml", "metric": metric, "mode": mode, "parameters": [], "distributions": []})
+    )
     t0 = 1_000_000.0
     for i, (trial, vals) in enumerate(values.items()):
         d = root / "trials" / trial

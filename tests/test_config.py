@@ -21,32 +21,42 @@ def test_every_preset_loads(preset):
 
 def test_reference_and_seed_presets_hold_their_values():
     ref, seed = load_config("reference"), load_config("seed")
-    assert (ref.train.batch_size, ref.train.generator_lr, ref.train.discriminator_lr, ref.train.steps) == (1024, 2e-4, 1e-3, 10000)
+    assert (ref.train.batch_size, ref.train.generator_lr, ref.train.discriminator_lr, ref.train.steps) == (
+        1024,
+        2e-4,
+        1e-3,
+        10000,
+    )
     assert (seed.model.hidden_size, seed.model.mlp_size, seed.model.num_layers, seed.train.n_critic) == (96, 64, 2, 5)
     assert (seed.data.t_size, seed.data.size, seed.train.generator_lr) == (128, 10000, 4e-5)
 
 
 def test_set_overrides_parse_yaml_values():
-    cfg = load_config(None, ["train.steps=7", "model.adjoint=false", "train.adam_betas=[0.0, 0.99]", "train.generator_lr=2"])
+    cfg = load_config(
+        None, ["train.steps=7", "model.adjoint=false", "train.adam_betas=[0.0, 0.99]", "train.generator_lr=2"]
+    )
     assert cfg.train.steps == 7 and cfg.model.adjoint is False
     assert cfg.train.adam_betas == (0.0, 0.99) and cfg.train.generator_lr == 2.0
 
 
-@pytest.mark.parametrize("sets, words", [
-    (["train.lr=1"], ["unknown config key 'train.lr'", "train.generator_lr"]),
-    (["nope.x=1"], ["unknown config key 'nope'"]),
-    (["train.generator_lr=1e-4"], ["'train.generator_lr' must be a number", "1.0e-4"]),
-    (["train.generator_lr=-0.1"], ["'train.generator_lr' must be > 0"]),
-    (["train.n_critic=0"], ["'train.n_critic' must be >= 1"]),
-    (["train.steps=1.5"], ["'train.steps' must be an integer"]),
-    (["train.steps=true"], ["'train.steps' must be an integer"]),
-    (["loss.kind=hinge"], ["'loss.kind' must be one of wgan_clip, wgan_gp, gan"]),
-    (["model.adjoint=3"], ["'model.adjoint' must be true or false"]),
-    (["train.adam_betas=[0.5]"], ["'train.adam_betas' must be a list of 2 numbers"]),
-    (["train.device=gpu"], ["'train.device' must match"]),
-    (["train=3"], ["'train' must be a mapping"]),
-    (["train.steps"], ["--set expects KEY=VALUE"]),
-])
+@pytest.mark.parametrize(
+    "sets, words",
+    [
+        (["train.lr=1"], ["unknown config key 'train.lr'", "train.generator_lr"]),
+        (["nope.x=1"], ["unknown config key 'nope'"]),
+        (["train.generator_lr=1e-4"], ["'train.generator_lr' must be a number", "1.0e-4"]),
+        (["train.generator_lr=-0.1"], ["'train.generator_lr' must be > 0"]),
+        (["train.n_critic=0"], ["'train.n_critic' must be >= 1"]),
+        (["train.steps=1.5"], ["'train.steps' must be an integer"]),
+        (["train.steps=true"], ["'train.steps' must be an integer"]),
+        (["loss.kind=hinge"], ["'loss.kind' must be one of wgan_clip, wgan_gp, gan"]),
+        (["model.adjoint=3"], ["'model.adjoint' must be true or false"]),
+        (["train.adam_betas=[0.5]"], ["'train.adam_betas' must be a list of 2 numbers"]),
+        (["train.device=gpu"], ["'train.device' must match"]),
+        (["train=3"], ["'train' must be a mapping"]),
+        (["train.steps"], ["--set expects KEY=VALUE"]),
+    ],
+)
 def test_bad_values_are_one_line_errors_naming_the_key(sets, words):
     with pytest.raises(ConfigError) as e:
         load_config(None, sets)
@@ -77,9 +87,27 @@ def test_saved_config_round_trips(tmp_path):
 
 def test_config_paths_lists_every_leaf():
     paths = config_paths()
-    for name in ("data.dataset", "data.t_size", "data.size", "model.initial_noise_size", "model.noise_size",
-                 "model.hidden_size", "model.mlp_size", "model.num_layers", "model.adjoint", "loss.kind",
-                 "loss.gp_weight", "train.steps", "train.batch_size", "train.n_critic", "train.generator_lr",
-                 "train.discriminator_lr", "train.swa_start", "eval.every", "checkpoint.every", "seed"):
+    for name in (
+        "data.dataset",
+        "data.t_size",
+        "data.size",
+        "model.initial_noise_size",
+        "model.noise_size",
+        "model.hidden_size",
+        "model.mlp_size",
+        "model.num_layers",
+        "model.adjoint",
+        "loss.kind",
+        "loss.gp_weight",
+        "train.steps",
+        "train.batch_size",
+        "train.n_critic",
+        "train.generator_lr",
+        "train.discriminator_lr",
+        "train.swa_start",
+        "eval.every",
+        "checkpoint.every",
+        "seed",
+    ):
         assert name in paths
     assert from_dict({"seed": 3}).seed == 3

@@ -7,8 +7,7 @@ import torch
 import torchcde
 
 from infgan.config import DataConfig
-from infgan.data import build_dataset
-from infgan.data import ou
+from infgan.data import build_dataset, ou
 from infgan.data.dataset import interpolation_coeffs
 
 
@@ -40,7 +39,9 @@ def test_ou_matches_closed_form_mean_and_variance():
 def test_split_missing_and_normalisation_are_fixed_by_seed():
     cfg = DataConfig(size=200, t_size=16, missing_rate=0.3, val_fraction=0.25)
     a, b, c = build_dataset(cfg, 0), build_dataset(cfg, 0), build_dataset(cfg, 1)
-    assert torch.equal(a.train.nan_to_num(), b.train.nan_to_num()) and torch.equal(a.val.nan_to_num(), b.val.nan_to_num())
+    assert torch.equal(a.train.nan_to_num(), b.train.nan_to_num()) and torch.equal(
+        a.val.nan_to_num(), b.val.nan_to_num()
+    )
     assert not torch.equal(a.train.nan_to_num(), c.train.nan_to_num())
     assert a.val.size(0) == 50 and a.train.size(0) == 150
     values = torch.cat([a.train, a.val])[..., 1:]
@@ -65,9 +66,9 @@ def test_gap_filling_equals_torchcde():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 12, 3, generator=g)
     x[torch.rand(x.shape, generator=g) < 0.5] = float("nan")
-    x[0, :, 1] = float("nan")          # all missing
-    x[1, :4, 2] = float("nan")         # leading gap
-    x[2, -5:, 0] = float("nan")        # trailing gap
+    x[0, :, 1] = float("nan")  # all missing
+    x[1, :4, 2] = float("nan")  # leading gap
+    x[2, -5:, 0] = float("nan")  # trailing gap
     assert torch.equal(interpolation_coeffs(x), torchcde.linear_interpolation_coeffs(x))
     clean = torch.randn(3, 5, 2)
     assert interpolation_coeffs(clean) is clean

@@ -33,9 +33,9 @@ def one_worker_reference(which: str, kind: str) -> dict[str, list[torch.Tensor]]
     d_sum = [torch.zeros_like(p) for p in target.discriminator.parameters()]
     for rank in range(WORLD):
         s = init_state(cfg, data.channels, torch.device("cpu"), rank)  # same weights, rank's noise
-        s.g_opt.step = s.d_opt.step = lambda: None                      # gradients only
+        s.g_opt.step = s.d_opt.step = lambda: None  # gradients only
         s.discriminator.clip_weights = lambda: None
-        run_step(which, cfg, s, Players(s.generator, s.discriminator), real[rank * share:(rank + 1) * share], data.ts)
+        run_step(which, cfg, s, Players(s.generator, s.discriminator), real[rank * share : (rank + 1) * share], data.ts)
         for acc, p in zip(g_sum, s.generator.parameters()):
             acc += p.grad / WORLD if p.grad is not None else 0
         for acc, p in zip(d_sum, s.discriminator.parameters()):
@@ -51,8 +51,10 @@ def one_worker_reference(which: str, kind: str) -> dict[str, list[torch.Tensor]]
         target.d_opt.step()
         if kind == "wgan_clip":
             target.discriminator.clip_weights()
-    return {"g": [p.detach() for p in target.generator.parameters()],
-            "d": [p.detach() for p in target.discriminator.parameters()]}
+    return {
+        "g": [p.detach() for p in target.generator.parameters()],
+        "d": [p.detach() for p in target.discriminator.parameters()],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +78,9 @@ def test_two_workers_update_like_one_worker_with_the_full_batch(ddp_results, whi
 
 
 def test_only_rank_zero_evaluates_and_every_rank_gets_its_record(tmp_path):
-    mp.start_processes(fit_rank_main, args=(WORLD, free_port(), str(tmp_path)), nprocs=WORLD, join=True,
-                       start_method="spawn")
+    mp.start_processes(
+        fit_rank_main, args=(WORLD, free_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method="spawn"
+    )
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 4, 8, 12]

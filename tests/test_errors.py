@@ -14,12 +14,15 @@ from infgan.text import error_line, format_table
 from conftest import TINY, set_args
 
 
-@pytest.mark.parametrize("error, want", [
-    (RuntimeError(""), "RuntimeError"),
-    (RuntimeError("  \n"), "RuntimeError"),
-    (RuntimeError("\nfirst\nsecond\n"), "first"),
-    ("", "no message"),
-])
+@pytest.mark.parametrize(
+    "error, want",
+    [
+        (RuntimeError(""), "RuntimeError"),
+        (RuntimeError("  \n"), "RuntimeError"),
+        (RuntimeError("\nfirst\nsecond\n"), "first"),
+        ("", "no message"),
+    ],
+)
 def test_error_line_never_fails(error, want):
     assert error_line(error) == want
 

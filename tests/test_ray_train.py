@@ -19,8 +19,17 @@ from infgan.train.checkpoint import checkpoints
 from conftest import TINY, set_args
 
 RUN = [*TINY, "train.steps=200", "eval.every=20", "checkpoint.every=20"]
-ARTEFACTS = ["config.yaml", "data.json", "metrics.jsonl", "summary.json", "generator.pt",
-             "plots/samples.png", "plots/marginals.png", "plots/losses.png", "plots/val_score.png"]
+ARTEFACTS = [
+    "config.yaml",
+    "data.json",
+    "metrics.jsonl",
+    "summary.json",
+    "generator.pt",
+    "plots/samples.png",
+    "plots/marginals.png",
+    "plots/losses.png",
+    "plots/val_score.png",
+]
 
 
 def read_metrics(run):
@@ -46,8 +55,21 @@ def test_two_workers_write_the_same_artefacts_as_one_process(two_worker_run, tmp
     assert ckpts and all(p.name == "state.pt" for p in ckpts)  # Ray Train checkpoints, in the run dir
     assert main(["sample", str(out), "-n", "5", "--out", str(tmp_path / "s.npz")]) == 0
     # the run's own config reruns as a single process
-    assert main(["train", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "single"),
-                 "--no-progress", "--set", "train.steps=4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(out / "config.yaml"),
+                "--out",
+                str(tmp_path / "single"),
+                "--no-progress",
+                "--set",
+                "train.steps=4",
+            ]
+        )
+        == 0
+    )
 
 
 def _kill_a_worker_after_first_checkpoint(out, killed, gcs_address):
@@ -57,8 +79,7 @@ def _kill_a_worker_after_first_checkpoint(out, killed, gcs_address):
     while time.time() < deadline and not (out / "checkpoints" / "step_000020" / "state.pt").exists():
         time.sleep(0.05)
     # This test session's cluster by address: other Ray clusters may run on the machine.
-    workers = list_actors(address=gcs_address,
-                          filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    workers = list_actors(address=gcs_address, filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     if workers:
         os.kill(workers[-1].pid, signal.SIGKILL)
         killed.append(workers[-1].pid)
@@ -71,8 +92,13 @@ def test_resuming_a_finished_multi_worker_run_returns_at_once(two_worker_run, tm
     before = {name: (out / name).read_bytes() for name in ("metrics.jsonl", "summary.json", "generator.pt")}
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run([sys.executable, "-m", "infgan", "train", "--workers", "2", "--out", str(out), "--resume",
-                           "--no-progress"], capture_output=True, text=True, env=env, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "infgan", "train", "--workers", "2", "--out", str(out), "--resume", "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "completed: 200 steps" in proc.stdout
     assert {name: (out / name).read_bytes() for name in before} == before  # finished before: left as it was
@@ -83,8 +109,9 @@ def test_killed_worker_restarts_from_checkpoint_and_completes(two_worker_run, tm
     killed: list[int] = []
     import ray
 
-    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint,
-                              args=(out, killed, ray.get_runtime_context().gcs_address))
+    killer = threading.Thread(
+        target=_kill_a_worker_after_first_checkpoint, args=(out, killed, ray.get_runtime_context().gcs_address)
+    )
     killer.start()
     code = main(["train", "--workers", "2", "--out", str(out), "--no-progress", *set_args(RUN)])
     killer.join()
@@ -121,9 +148,25 @@ def _session_processes(sid: int) -> list[str]:
 def test_fresh_local_ray_is_started_and_nothing_left_behind(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "infgan", "train", "--workers", "1", "--out", str(tmp_path / "r"),
-                             "--no-progress", *set_args([*TINY, "train.steps=8"])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "infgan",
+            "train",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "r"),
+            "--no-progress",
+            *set_args([*TINY, "train.steps=8"]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
     assert "Started a local Ray instance" in stderr and "http://127.0.0.1:" in stderr  # dashboard on loopback

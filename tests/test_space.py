@@ -37,25 +37,34 @@ def with_(path, value):
     return doc
 
 
-@pytest.mark.parametrize("path, value, words", [
-    (("parameters", "train.lr"), {"type": "choice", "values": [1]}, "unknown config path 'train.lr'"),
-    (("parameters", "train.generator_lr"), {"type": "normal", "low": 0, "high": 1}, "'type' must be one of"),
-    (("parameters", "train.generator_lr"), {"type": "loguniform", "low": 0.1, "high": 0.01}, "empty range"),
-    (("parameters", "train.generator_lr"), {"type": "loguniform", "low": 0.0, "high": 0.1}, "needs low > 0"),
-    (("parameters", "train.generator_lr"), {"type": "loguniform", "low": "1e-4", "high": 0.1}, "write 1.0e-4"),
-    (("parameters", "model.hidden_size"), {"type": "uniform", "low": 1.0, "high": 2.0}, "is an integer"),
-    (("parameters", "loss.kind"), {"type": "choice", "values": ["hinge"]}, "'loss.kind' must be one of"),
-    (("parameters", "loss.kind"), {"type": "choice", "values": []}, "non-empty list"),
-    (("parameters", "loss.gp_weight"), {"type": "uniform", "low": 1.0, "high": 2.0, "when": {"loss.kind": "gan"}},
-     "'gan' is not one of loss.kind's values"),
-    (("parameters", "loss.gp_weight"), {"type": "uniform", "low": 1.0, "high": 2.0, "when": {"train.n_critic": 2}},
-     "parent 'train.n_critic' must be another choice parameter"),
-    (("parameters",), {}, "'parameters' must map"),
-    (("asha", "grace_period"), 100, "asha.grace_period <= budget.steps"),
-    (("budget", "stepz"), 3, "unknown key 'budget.stepz'"),
-    (("mode",), "up", "'mode' must be min or max"),
-    (("extra",), 1, "unknown key 'extra'"),
-])
+@pytest.mark.parametrize(
+    "path, value, words",
+    [
+        (("parameters", "train.lr"), {"type": "choice", "values": [1]}, "unknown config path 'train.lr'"),
+        (("parameters", "train.generator_lr"), {"type": "normal", "low": 0, "high": 1}, "'type' must be one of"),
+        (("parameters", "train.generator_lr"), {"type": "loguniform", "low": 0.1, "high": 0.01}, "empty range"),
+        (("parameters", "train.generator_lr"), {"type": "loguniform", "low": 0.0, "high": 0.1}, "needs low > 0"),
+        (("parameters", "train.generator_lr"), {"type": "loguniform", "low": "1e-4", "high": 0.1}, "write 1.0e-4"),
+        (("parameters", "model.hidden_size"), {"type": "uniform", "low": 1.0, "high": 2.0}, "is an integer"),
+        (("parameters", "loss.kind"), {"type": "choice", "values": ["hinge"]}, "'loss.kind' must be one of"),
+        (("parameters", "loss.kind"), {"type": "choice", "values": []}, "non-empty list"),
+        (
+            ("parameters", "loss.gp_weight"),
+            {"type": "uniform", "low": 1.0, "high": 2.0, "when": {"loss.kind": "gan"}},
+            "'gan' is not one of loss.kind's values",
+        ),
+        (
+            ("parameters", "loss.gp_weight"),
+            {"type": "uniform", "low": 1.0, "high": 2.0, "when": {"train.n_critic": 2}},
+            "parent 'train.n_critic' must be another choice parameter",
+        ),
+        (("parameters",), {}, "'parameters' must map"),
+        (("asha", "grace_period"), 100, "asha.grace_period <= budget.steps"),
+        (("budget", "stepz"), 3, "unknown key 'budget.stepz'"),
+        (("mode",), "up", "'mode' must be min or max"),
+        (("extra",), 1, "unknown key 'extra'"),
+    ],
+)
 def test_broken_spaces_are_refused_with_one_line(path, value, words):
     with pytest.raises(ConfigError) as e:
         parse_space(with_(path, value), "space.yaml")
@@ -91,8 +100,9 @@ def test_conditional_parameter_is_sampled_only_with_its_parent():
 
 
 def test_first_point_is_the_base_config_and_trial_configs_are_full_configs():
-    space = parse_space({**GOOD, "base": {"config": "reference"}, "points": [{"loss.kind": "wgan_gp"}]}, "s",
-                        {"seed": 3})
+    space = parse_space(
+        {**GOOD, "base": {"config": "reference"}, "points": [{"loss.kind": "wgan_gp"}]}, "s", {"seed": 3}
+    )
     first, second = space.first_points()
     assert first == {"train.generator_lr": 2e-4, "model.hidden_size": 16, "loss.kind": "wgan_clip"}
     assert second["loss.kind"] == "wgan_gp" and second["loss.gp_weight"] == 10.0
@@ -106,6 +116,13 @@ def test_first_point_is_the_base_config_and_trial_configs_are_full_configs():
 def test_shipped_spaces_load(name):
     space = load_space(f"search_spaces/{name}.yaml")
     paths = {p.path for p in space.params}
-    assert {"train.n_critic", "train.generator_lr", "train.discriminator_lr", "model.hidden_size",
-            "model.mlp_size", "loss.kind", "loss.gp_weight"} <= paths
+    assert {
+        "train.n_critic",
+        "train.generator_lr",
+        "train.discriminator_lr",
+        "model.hidden_size",
+        "model.mlp_size",
+        "loss.kind",
+        "loss.gp_weight",
+    } <= paths
     assert dict(next(p for p in space.params if p.path == "loss.gp_weight").when) == {"loss.kind": ("wgan_gp",)}

@@ -48,8 +48,9 @@ class FixedPaths(nn.Module):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_critic_steps_raise_real_minus_fake_score(kind):
-    cfg, data, state, coeffs, real = setup(f"loss.kind={kind}", "train.discriminator_optimizer=adam",
-                                           "train.discriminator_lr=0.01")
+    cfg, data, state, coeffs, real = setup(
+        f"loss.kind={kind}", "train.discriminator_optimizer=adam", "train.discriminator_lr=0.01"
+    )
     with torch.no_grad():
         fake_paths = state.generator(data.ts, real.size(0), torch.Generator().manual_seed(9))
     fake = interpolation_coeffs(fake_paths)
@@ -116,8 +117,9 @@ def test_joint_step_equals_separate_critic_and_generator_updates(kind):
     critic_only, generator_only = copy.deepcopy(state), copy.deepcopy(state)
     joint_step(cfg, state, Players(state.generator, state.discriminator), real, data.ts)
     critic_step(cfg, critic_only, Players(critic_only.generator, critic_only.discriminator), real, data.ts)
-    generator_step(cfg, generator_only, Players(generator_only.generator, generator_only.discriminator),
-                   real.size(0), data.ts)
+    generator_step(
+        cfg, generator_only, Players(generator_only.generator, generator_only.discriminator), real.size(0), data.ts
+    )
     for a, b in zip(params(state.discriminator), params(critic_only.discriminator)):
         assert torch.allclose(a, b, atol=1e-6)
     for a, b in zip(params(state.generator), params(generator_only.generator)):

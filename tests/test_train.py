@@ -21,8 +21,17 @@ from infgan.train.state import init_state
 
 from conftest import TINY, tiny
 
-ARTEFACTS = ["config.yaml", "data.json", "metrics.jsonl", "summary.json", "generator.pt",
-             "plots/samples.png", "plots/marginals.png", "plots/losses.png", "plots/val_score.png"]
+ARTEFACTS = [
+    "config.yaml",
+    "data.json",
+    "metrics.jsonl",
+    "summary.json",
+    "generator.pt",
+    "plots/samples.png",
+    "plots/marginals.png",
+    "plots/losses.png",
+    "plots/val_score.png",
+]
 
 
 def quiet():
@@ -115,8 +124,12 @@ def test_non_finite_loss_stops_the_run_as_diverged(tmp_path, monkeypatch, capsys
 
 def test_run_whose_every_evaluation_is_non_finite_ends_as_diverged(tmp_path, monkeypatch, capsys):
     def nan_metrics(*args, **kwargs):
-        return {"val/marginal_w1": float("nan"), "val/marginal_ks": float("nan"), "val/cov_error": float("nan"),
-                "val/score": float("nan")}
+        return {
+            "val/marginal_w1": float("nan"),
+            "val/marginal_ks": float("nan"),
+            "val/cov_error": float("nan"),
+            "val/score": float("nan"),
+        }
 
     monkeypatch.setattr(loop.metrics, "quality_metrics", nan_metrics)
     out = tmp_path / "r"
@@ -156,8 +169,9 @@ def test_cli_run_writes_every_artefact_and_sample_writes_data_units(tmp_path):
     assert checkpoints(out / "checkpoints")
     records = metrics(out)
     assert [r["step"] for r in records] == [0, 4, 8, 12]
-    assert all("val/score" in r and "val/marginal_w1" in r and "val/marginal_ks" in r and "val/cov_error" in r
-               for r in records)
+    assert all(
+        "val/score" in r and "val/marginal_w1" in r and "val/marginal_ks" in r and "val/cov_error" in r for r in records
+    )
     assert all("train/critic_loss" in r and "train/score_real" in r for r in records[1:])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["final_score"] == records[-1]["val/score"]

@@ -21,9 +21,13 @@ import yaml
 from infgan.cli import main
 
 TINY_SPACE = {
-    "base": {"overrides": {"data": {"size": 64, "t_size": 8},
-                           "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2},
-                           "train": {"batch_size": 8, "swa_start": 8}}},
+    "base": {
+        "overrides": {
+            "data": {"size": 64, "t_size": 8},
+            "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2},
+            "train": {"batch_size": 8, "swa_start": 8},
+        }
+    },
     "samples": 5,
     "seed": 0,
     "budget": {"steps": 16, "eval_every": 4},
@@ -89,7 +93,8 @@ def test_first_trial_is_the_base_configs_own_values(sweep):
 
 def test_optuna_is_told_stopped_trials_were_pruned(sweep):
     _, exp, _ = sweep
-    state = pickle.load(open(sorted(glob.glob(str(exp / "tune" / "searcher-state-*.pkl")))[-1], "rb"))
+    with open(sorted(glob.glob(str(exp / "tune" / "searcher-state-*.pkl")))[-1], "rb") as fh:
+        state = pickle.load(fh)
     trials = state["_ot_study"].trials
     stopped = [r for r in rows(exp) if r["status"] == "stopped"]
     pruned = [t for t in trials if t.state.name == "PRUNED"]
@@ -107,8 +112,15 @@ def test_conditional_parameter_only_with_its_parent(sweep):
 
 def test_outputs_plots_tensorboard_and_report(sweep, capsys):
     _, exp, _ = sweep
-    for name in ("results.csv", "best_config.yaml", "best.json", "plots/best_vs_steps.png", "plots/best_vs_time.png",
-                 "plots/learning_curves.png", "sweep.yaml"):
+    for name in (
+        "results.csv",
+        "best_config.yaml",
+        "best.json",
+        "plots/best_vs_steps.png",
+        "plots/best_vs_time.png",
+        "plots/learning_curves.png",
+        "sweep.yaml",
+    ):
         assert (exp / name).is_file(), name
     assert glob.glob(str(exp / "tune" / "*" / "events.out.tfevents.*"))
     (exp / "results.csv").unlink()
@@ -120,8 +132,21 @@ def test_outputs_plots_tensorboard_and_report(sweep, capsys):
 
 def test_best_config_round_trips_into_train(sweep, tmp_path):
     _, exp, _ = sweep
-    assert main(["train", "--config", str(exp / "best_config.yaml"), "--out", str(tmp_path / "r"), "--no-progress",
-                 "--set", "train.steps=4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(exp / "best_config.yaml"),
+                "--out",
+                str(tmp_path / "r"),
+                "--no-progress",
+                "--set",
+                "train.steps=4",
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     best = json.loads((exp / "best.json").read_text())
     assert cfg["model"]["initial_scale"] == best["params"]["model.initial_scale"]
@@ -155,8 +180,16 @@ def test_one_wandb_run_per_trial_and_compare_with_wandb_runs_and_a_csv_export(sw
         w = csv.writer(fh)
         w.writerow(["Name", "State", "Created", "Runtime", "best/val/score", "steps"])
         for i, row in enumerate(rows(exp)):
-            w.writerow([row["trial_id"], "finished", f"2026-11-23T0{i}:00:00.000Z", row["wall_s"],
-                        row["best_val/score"], row["steps"]])
+            w.writerow(
+                [
+                    row["trial_id"],
+                    "finished",
+                    f"2026-11-23T0{i}:00:00.000Z",
+                    row["wall_s"],
+                    row["best_val/score"],
+                    row["steps"],
+                ]
+            )
     out = tmp_path / "cmp"
     assert main(["compare", str(exp), str(exp / "wandb"), str(export), "--out", str(out)]) == 0
     with (out / "compare.csv").open() as fh:
@@ -179,8 +212,19 @@ def _digest(path: Path) -> str:
 def test_resume_after_the_driver_is_killed(tmp_path):
     space = write_space(tmp_path, samples=4)
     storage = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "infgan", "tune", str(space), "--name", "k", "--storage", str(storage),
-           "--concurrency", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "infgan",
+        "tune",
+        str(space),
+        "--name",
+        "k",
+        "--storage",
+        str(storage),
+        "--concurrency",
+        "1",
+    ]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     trials = storage / "k" / "trials"
     deadline = time.time() + 240
@@ -202,8 +246,13 @@ def test_resume_after_the_driver_is_killed(tmp_path):
 
 
 def test_trials_with_two_ddp_workers_each(ray_local, tmp_path):
-    space = write_space(tmp_path, samples=1, points=[], budget={"steps": 8, "eval_every": 4},
-                        resources={"workers_per_trial": 2, "cpus_per_worker": 0.5})
+    space = write_space(
+        tmp_path,
+        samples=1,
+        points=[],
+        budget={"steps": 8, "eval_every": 4},
+        resources={"workers_per_trial": 2, "cpus_per_worker": 0.5},
+    )
     assert main(["tune", str(space), "--name", "w", "--storage", str(tmp_path / "runs")]) == 0
     (result,) = rows(tmp_path / "runs" / "w")
     assert result["status"] == "completed" and result["steps"] == "8"

@@ -19,7 +19,7 @@ from infgan.tune.space import load_space
 from conftest import TINY, set_args
 
 pytest.importorskip("wandb")
-from infgan.compare import read_wandb_run  # noqa: E402
+from infgan.compare import read_wandb_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,7 @@ def test_online_without_a_key_is_one_line(tmp_path, monkeypatch, capsys):
     os.chmod(tmp_path / "netrc", 0o600)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     from infgan.tracking import has_api_key
+
     assert has_api_key()
 
 
@@ -83,8 +84,8 @@ sys.modules["wandb"] = None  # as if not installed
 import infgan, infgan.train.loop, infgan.cli
 assert "wandb" not in [m for m in sys.modules if sys.modules[m] is not None]
 from infgan.cli import main
-assert main(["train", "--out", {str(tmp_path / 'off')!r}, "--wandb", "off", "--no-progress", *{set_args(TINY)!r}]) == 0
-assert main(["train", "--out", {str(tmp_path / 'on')!r}, "--wandb", "offline", *{set_args(TINY)!r}]) == 2
+assert main(["train", "--out", {str(tmp_path / "off")!r}, "--wandb", "off", "--no-progress", *{set_args(TINY)!r}]) == 0
+assert main(["train", "--out", {str(tmp_path / "on")!r}, "--wandb", "offline", *{set_args(TINY)!r}]) == 2
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
@@ -129,8 +130,15 @@ def agent_train(tmp_path: Path, run_id: str, params: dict, out: Path) -> subproc
     param_file = tmp_path / f"config-{run_id}.yaml"
     # The agent writes {key: {value: ...}}, one entry per top-level parameter (nested ones as dicts).
     param_file.write_text(yaml.safe_dump({k: {"value": v} for k, v in params.items()}))
-    env = {**os.environ, "WANDB_SWEEP_ID": "sw1", "WANDB_RUN_ID": run_id, "WANDB_SWEEP_PARAM_PATH": str(param_file),
-           "WANDB_MODE": "offline", "WANDB_PROJECT": "p", "WANDB_DIR": str(tmp_path / "agent")}
+    env = {
+        **os.environ,
+        "WANDB_SWEEP_ID": "sw1",
+        "WANDB_RUN_ID": run_id,
+        "WANDB_SWEEP_PARAM_PATH": str(param_file),
+        "WANDB_MODE": "offline",
+        "WANDB_PROJECT": "p",
+        "WANDB_DIR": str(tmp_path / "agent"),
+    }
     (tmp_path / "agent").mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "infgan", "train", "--wandb", "offline", "--no-progress", "--out", str(out)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
@@ -138,8 +146,11 @@ def agent_train(tmp_path: Path, run_id: str, params: dict, out: Path) -> subproc
 
 def test_agent_mode_train_applies_the_sweeps_config(tmp_path):
     base = to_dict(load_config(None, TINY))
-    params = {**base, "train": {**base["train"], "generator_lr": 0.0234, "n_critic": 2.0},
-              "model": {**base["model"], "hidden_size": 5}}
+    params = {
+        **base,
+        "train": {**base["train"], "generator_lr": 0.0234, "n_critic": 2.0},
+        "model": {**base["model"], "hidden_size": 5},
+    }
     proc = agent_train(tmp_path, "agentrun1", params, tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())

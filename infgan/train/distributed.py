@@ -35,13 +35,23 @@ def check_request(cfg: Config, workers: int, gpus_per_worker: float, cpus_per_wo
     if gpus_per_worker < 0 or cpus_per_worker <= 0:
         raise ConfigError("--gpus-per-worker must be >= 0 and --cpus-per-worker > 0")
     if cfg.train.batch_size % workers:
-        raise ConfigError(f"'train.batch_size' ({cfg.train.batch_size}) must be divisible by --workers ({workers}): "
-                          "it is the global batch, split evenly across workers")
+        raise ConfigError(
+            f"'train.batch_size' ({cfg.train.batch_size}) must be divisible by --workers ({workers}): "
+            "it is the global batch, split evenly across workers"
+        )
 
 
-def fit_distributed(cfg: Config, out_dir: str | Path, workers: int, gpus_per_worker: float = 0.0,
-                    cpus_per_worker: float = 1.0, max_failures: int = 3, callbacks: list | None = None,
-                    check: bool = True, tracking: Tracking | None = None) -> dict[str, Any]:
+def fit_distributed(
+    cfg: Config,
+    out_dir: str | Path,
+    workers: int,
+    gpus_per_worker: float = 0.0,
+    cpus_per_worker: float = 1.0,
+    max_failures: int = 3,
+    callbacks: list | None = None,
+    check: bool = True,
+    tracking: Tracking | None = None,
+) -> dict[str, Any]:
     """Run `fit` on `workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU); returns the summary.
 
     The request must have passed `check_request`. Needs a Ray connection (see
@@ -65,14 +75,23 @@ def fit_distributed(cfg: Config, out_dir: str | Path, workers: int, gpus_per_wor
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"cfg": to_dict(cfg), "out_dir": str(out), "use_gpu": use_gpu,
-                           "tracking": dataclasses.asdict(tracking or Tracking())},
+        train_loop_config={
+            "cfg": to_dict(cfg),
+            "out_dir": str(out),
+            "use_gpu": use_gpu,
+            "tracking": dataclasses.asdict(tracking or Tracking()),
+        },
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=RunConfig(
-            name="checkpoints", storage_path=str(out),
+            name="checkpoints",
+            storage_path=str(out),
             # A dead worker restarts the group from the latest checkpoint, a bounded number of times.
-            failure_config=FailureConfig(max_failures=max_failures, controller_failure_limit=max_failures),
+            # mypy sees Ray Train V1's FailureConfig; with V2 enabled (Ray's default) ray.train
+            # exports V2's, which has controller_failure_limit.
+            failure_config=FailureConfig(  # type: ignore[call-arg]
+                max_failures=max_failures, controller_failure_limit=max_failures
+            ),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
             callbacks=callbacks,
         ),

@@ -48,8 +48,11 @@ def _non_finite(out: dict[str, torch.Tensor]) -> str | None:
 
 def _diverged(step: int, problem: str) -> str:
     """The one-line message of a diverged run, with what to change."""
-    hint = ("the untrained generator already fails: lower model.initial_scale / model.field_scale" if step == 0
-            else "lower train.generator_lr / train.discriminator_lr or change loss.kind")
+    hint = (
+        "the untrained generator already fails: lower model.initial_scale / model.field_scale"
+        if step == 0
+        else "lower train.generator_lr / train.discriminator_lr or change loss.kind"
+    )
     return f"run diverged at step {step}: {problem}; {hint}"
 
 
@@ -73,16 +76,25 @@ def _load(state: TrainState, payload: dict[str, Any], ctx: RunContext) -> None:
         state.rng.manual_seed(rank_seed(state.step, ctx.rank, "resumed"))
 
 
-def _write_final(run: RunDir, state: TrainState, dataset: Dataset, evaluator: Evaluator,
-                 history: list[dict[str, Any]]) -> None:
+def _write_final(
+    run: RunDir, state: TrainState, dataset: Dataset, evaluator: Evaluator, history: list[dict[str, Any]]
+) -> None:
     """Final generator weights and every plot, from rank 0."""
-    atomic_torch_save({"generator": state.eval_generator().state_dict(), "data_size": dataset.channels,
-                       "data": dataset.describe(), "step": state.step}, run.generator_path)
+    atomic_torch_save(
+        {
+            "generator": state.eval_generator().state_dict(),
+            "data_size": dataset.channels,
+            "data": dataset.describe(),
+            "step": state.step,
+        },
+        run.generator_path,
+    )
     fake = evaluator.last_fake
     if fake is not None and bool(torch.isfinite(fake).all()):  # a diverged generator has nothing to show
         fake = dataset.denormalise(fake)
-        plots.plot_samples(dataset.denormalise(dataset.val), fake, run.plots / "samples.png", dataset.names,
-                           dataset.time_unit)
+        plots.plot_samples(
+            dataset.denormalise(dataset.val), fake, run.plots / "samples.png", dataset.names, dataset.time_unit
+        )
         plots.plot_marginals(dataset.denormalise(dataset.val_grid), fake, run.plots / "marginals.png", dataset.names)
     plots.plot_training_curves(history, run.plots / "losses.png")
     plots.plot_score(history, run.plots / "val_score.png")
@@ -93,8 +105,13 @@ def _postfix(record: dict[str, Any], progress: Progress) -> dict[str, str]:
     return {"val/score": f"{record['val/score']:.3f}", "best": best}
 
 
-def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume: bool = False,
-        tracker: Tracker | None = None) -> dict[str, Any]:
+def fit(
+    cfg: Config,
+    out_dir: str | Path,
+    ctx: RunContext | None = None,
+    resume: bool = False,
+    tracker: Tracker | None = None,
+) -> dict[str, Any]:
     """Train one SDE-GAN as `cfg` says, writing the run directory; returns the summary.
 
     Every path runs this (see `infgan.train`); `ctx` holds what differs between them. `tracker`
@@ -154,8 +171,14 @@ def fit(cfg: Config, out_dir: str | Path, ctx: RunContext | None = None, resume:
         if problem:
             status, message = "diverged", _diverged(0, problem)
     resumed_at_end = payload is not None and state.step >= cfg.train.steps
-    bar = tqdm(total=cfg.train.steps, initial=state.step, desc="train", unit="step",
-               disable=not (ctx.is_main and ctx.progress), dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.train.steps,
+        initial=state.step,
+        desc="train",
+        unit="step",
+        disable=not (ctx.is_main and ctx.progress),
+        dynamic_ncols=True,
+    )
     try:
         while status == "completed" and state.step < cfg.train.steps:
             out = train_step(cfg, state, players, lambda: sample_batch(coeffs, local_batch, state.rng), ts)

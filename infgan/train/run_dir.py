@@ -74,8 +74,10 @@ class RunDir:
         saved, given = flatten(to_dict(self.saved_config())), flatten(to_dict(cfg))
         diff = [k for k in given if given[k] != saved[k]]
         if diff:
-            raise ConfigError(f"--resume: the config differs from {self.config_path} in '{diff[0]}'; "
-                              "resume without --config/--set, or start a new run with another --out")
+            raise ConfigError(
+                f"--resume: the config differs from {self.config_path} in '{diff[0]}'; "
+                "resume without --config/--set, or start a new run with another --out"
+            )
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Add one evaluation's record to metrics.jsonl."""

@@ -17,8 +17,9 @@ from infgan.config import Config
 from infgan.models import Discriminator, Generator
 
 
-def make_optimizer(name: str, params: Any, lr: float, weight_decay: float, betas: tuple[float, float]
-                   ) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, params: Any, lr: float, weight_decay: float, betas: tuple[float, float]
+) -> torch.optim.Optimizer:
     """One player's optimiser by config name."""
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, weight_decay=weight_decay)
@@ -40,10 +41,10 @@ class Progress:
     """The loop's bookkeeping, saved with every checkpoint so that a resumed run carries on exactly."""
 
     sums: dict[str, float] = field(default_factory=dict)  # this rank's diagnostics since the last evaluation
-    count: int = 0                                        # steps in those sums
-    best_score: float | None = None                       # best finite val/score so far, and its step
+    count: int = 0  # steps in those sums
+    best_score: float | None = None  # best finite val/score so far, and its step
     best_step: int | None = None
-    wall_s: float = 0.0                                   # training wall time up to the last checkpoint
+    wall_s: float = 0.0  # training wall time up to the last checkpoint
     resumed_from: list[int] = field(default_factory=list)  # the steps this run was resumed at
 
     def add(self, diagnostics: dict[str, float]) -> None:
@@ -84,7 +85,7 @@ class TrainState:
     d_opt: torch.optim.Optimizer
     g_avg: AveragedModel
     d_avg: AveragedModel
-    rng: torch.Generator            # this rank's batches, generator noise and GP interpolation
+    rng: torch.Generator  # this rank's batches, generator noise and GP interpolation
     step: int = 0
     progress: Progress = field(default_factory=Progress)
 
@@ -102,10 +103,15 @@ class TrainState:
     def state_dict(self) -> dict[str, Any]:
         """All state, CPU tensors, for a checkpoint."""
         return {
-            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-            "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-            "g_avg": self.g_avg.state_dict(), "d_avg": self.d_avg.state_dict(),
-            "rng": self.rng.get_state(), "step": self.step, "progress": self.progress.to_dict(),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_opt": self.g_opt.state_dict(),
+            "d_opt": self.d_opt.state_dict(),
+            "g_avg": self.g_avg.state_dict(),
+            "d_avg": self.d_avg.state_dict(),
+            "rng": self.rng.get_state(),
+            "step": self.step,
+            "progress": self.progress.to_dict(),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -127,10 +133,17 @@ def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0)
     generator = Generator(data_size, cfg.model).to(device)
     discriminator = Discriminator(data_size, cfg.model).to(device)
     t = cfg.train
-    g_opt = make_optimizer(t.generator_optimizer, generator.parameters(), t.generator_lr,
-                           t.generator_weight_decay, t.adam_betas)
-    d_opt = make_optimizer(t.discriminator_optimizer, discriminator.parameters(), t.discriminator_lr,
-                           t.discriminator_weight_decay, t.adam_betas)
+    g_opt = make_optimizer(
+        t.generator_optimizer, generator.parameters(), t.generator_lr, t.generator_weight_decay, t.adam_betas
+    )
+    d_opt = make_optimizer(
+        t.discriminator_optimizer,
+        discriminator.parameters(),
+        t.discriminator_lr,
+        t.discriminator_weight_decay,
+        t.adam_betas,
+    )
     rng = torch.Generator().manual_seed(rank_seed(cfg.seed, rank, "train"))
-    return TrainState(generator, discriminator, g_opt, d_opt, AveragedModel(generator),
-                      AveragedModel(discriminator), rng)
+    return TrainState(
+        generator, discriminator, g_opt, d_opt, AveragedModel(generator), AveragedModel(discriminator), rng
+    )

@@ -7,8 +7,8 @@ plain ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -32,8 +32,9 @@ def _fake(players: Players, ts: torch.Tensor, batch_size: int, rng: torch.Genera
     return interpolation_coeffs(players.generator(ts, batch_size, rng))
 
 
-def _critic_terms(cfg: Config, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                  rng: torch.Generator) -> dict[str, torch.Tensor]:
+def _critic_terms(
+    cfg: Config, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Scores of real and fake paths (and the gradient penalty) from ONE critic forward pass."""
     # One forward over the concatenation, not one per input: cheaper, and under DDP each
     # module runs forward once per backward, as its gradient reducer expects.
@@ -45,11 +46,16 @@ def _critic_terms(cfg: Config, discriminator: nn.Module, real: torch.Tensor, fak
     # Double backward (the penalty's gradient of a gradient) does not go through torchsde's
     # adjoint, so the critic backpropagates through its solver under wgan_gp.
     scores = discriminator(inputs, adjoint=False) if kind == "wgan_gp" else discriminator(inputs)
-    real_s, fake_s = scores[:n], scores[n:2 * n]
+    real_s, fake_s = scores[:n], scores[n : 2 * n]
     critic_loss, generator_loss = adversarial_losses(kind, real_s, fake_s)
-    gp = gradient_penalty(scores[2 * n:], inputs) if kind == "wgan_gp" else torch.zeros((), device=real.device)
-    return {"critic_loss": critic_loss + cfg.loss.gp_weight * gp, "generator_loss": generator_loss,
-            "score_real": real_s.mean(), "score_fake": fake_s.mean(), "gp": gp}
+    gp = gradient_penalty(scores[2 * n :], inputs) if kind == "wgan_gp" else torch.zeros((), device=real.device)
+    return {
+        "critic_loss": critic_loss + cfg.loss.gp_weight * gp,
+        "generator_loss": generator_loss,
+        "score_real": real_s.mean(),
+        "score_fake": fake_s.mean(),
+        "gp": gp,
+    }
 
 
 def _finish_critic(cfg: Config, state: TrainState) -> None:
@@ -59,8 +65,9 @@ def _finish_critic(cfg: Config, state: TrainState) -> None:
         state.discriminator.clip_weights()
 
 
-def critic_step(cfg: Config, state: TrainState, players: Players, real: torch.Tensor, ts: torch.Tensor
-                ) -> dict[str, torch.Tensor]:
+def critic_step(
+    cfg: Config, state: TrainState, players: Players, real: torch.Tensor, ts: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Update the critic only, against a fresh fake batch, from zeroed gradients."""
     with torch.no_grad():
         fake = _fake(players, ts, real.size(0), state.rng)
@@ -71,8 +78,9 @@ def critic_step(cfg: Config, state: TrainState, players: Players, real: torch.Te
     return {k: v.detach() for k, v in terms.items()}
 
 
-def generator_step(cfg: Config, state: TrainState, players: Players, batch_size: int, ts: torch.Tensor
-                   ) -> dict[str, torch.Tensor]:
+def generator_step(
+    cfg: Config, state: TrainState, players: Players, batch_size: int, ts: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Update the generator only; no gradient reaches the critic's parameters."""
     state.g_opt.zero_grad(set_to_none=True)
     fake = _fake(players, ts, batch_size, state.rng)
@@ -84,8 +92,9 @@ def generator_step(cfg: Config, state: TrainState, players: Players, batch_size:
     return {"generator_loss": generator_loss.detach()}
 
 
-def joint_step(cfg: Config, state: TrainState, players: Players, real: torch.Tensor, ts: torch.Tensor
-               ) -> dict[str, torch.Tensor]:
+def joint_step(
+    cfg: Config, state: TrainState, players: Players, real: torch.Tensor, ts: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """The reference's 1:1 simultaneous update: both players step from the same fake batch."""
     state.g_opt.zero_grad(set_to_none=True)
     state.d_opt.zero_grad(set_to_none=True)
@@ -106,8 +115,9 @@ def joint_step(cfg: Config, state: TrainState, players: Players, real: torch.Ten
     return {k: v.detach() for k, v in terms.items()}
 
 
-def train_step(cfg: Config, state: TrainState, players: Players, next_real: Callable[[], torch.Tensor],
-               ts: torch.Tensor) -> dict[str, torch.Tensor]:
+def train_step(
+    cfg: Config, state: TrainState, players: Players, next_real: Callable[[], torch.Tensor], ts: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """One generator step: joint when n_critic == 1, else n_critic critic steps then a generator step."""
     if cfg.train.n_critic == 1:
         return joint_step(cfg, state, players, next_real(), ts)

@@ -82,8 +82,9 @@ def collect(exp_dir: Path) -> tuple[dict[str, Any], list[TrialResult]]:
             status = "incomplete"
         wall = records[-1].get("time/wall_s", 0.0) if records else 0.0
         scores = [sign * r[sweep["metric"]] for r in records if sweep["metric"] in r]
-        trials.append(TrialResult(d.name, d, json.loads((d / "params.json").read_text()), records, status,
-                                  wall, scores))
+        trials.append(
+            TrialResult(d.name, d, json.loads((d / "params.json").read_text()), records, status, wall, scores)
+        )
     return sweep, trials
 
 
@@ -99,11 +100,21 @@ def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> N
     params = sweep["parameters"]
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["trial_id", "status", "steps", f"best_{sweep['metric']}", f"last_{sweep['metric']}",
-                    "wall_s", *params])
+        w.writerow(
+            ["trial_id", "status", "steps", f"best_{sweep['metric']}", f"last_{sweep['metric']}", "wall_s", *params]
+        )
         for t in trials:
-            w.writerow([t.trial_id, t.status, t.steps, sign * t.best, sign * t.last, round(t.wall_s, 2),
-                        *[t.params.get(p, "") for p in params]])
+            w.writerow(
+                [
+                    t.trial_id,
+                    t.status,
+                    t.steps,
+                    sign * t.best,
+                    sign * t.last,
+                    round(t.wall_s, 2),
+                    *[t.params.get(p, "") for p in params],
+                ]
+            )
 
 
 def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
@@ -111,9 +122,18 @@ def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
     sign = objective.sign(sweep["mode"])
     params = sweep["parameters"]
     head = ["trial", "status", "steps", "best", "last", "wall_s", *[p.split(".")[-1] for p in params]]
-    rows = [[t.trial_id, t.status, t.steps, sign * t.best, sign * t.last, f"{t.wall_s:.0f}",
-             *[cell(t.params[p]) if p in t.params else "-" for p in params]]
-            for t in sorted(trials, key=lambda t: (not math.isfinite(t.best), t.best))]
+    rows = [
+        [
+            t.trial_id,
+            t.status,
+            t.steps,
+            sign * t.best,
+            sign * t.last,
+            f"{t.wall_s:.0f}",
+            *[cell(t.params[p]) if p in t.params else "-" for p in params],
+        ]
+        for t in sorted(trials, key=lambda t: (not math.isfinite(t.best), t.best))
+    ]
     return format_table(head, rows)
 
 
@@ -147,22 +167,34 @@ def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
         raise ConfigError(f"{exp_dir}: no trial has reported yet")
     write_csv(exp_dir / "results.csv", sweep, trials)
     best = best_trial(trials)
-    info: dict[str, Any] = {"trials": len(trials), "by_status": {s: sum(t.status == s for t in trials) for s in STATUSES},
-                            "total_steps": sum(t.steps for t in trials)}
+    info: dict[str, Any] = {
+        "trials": len(trials),
+        "by_status": {s: sum(t.status == s for t in trials) for s in STATUSES},
+        "total_steps": sum(t.steps for t in trials),
+    }
     if best is not None:
         shutil.copyfile(best.run_dir / "config.yaml", exp_dir / "best_config.yaml")
         ckpt = latest_checkpoint(best.run_dir / "checkpoints")
-        info.update({"trial_id": best.trial_id, sweep["metric"]: objective.sign(sweep["mode"]) * best.best, "params": best.params,
-                     "run_dir": str(best.run_dir), "checkpoint": str(ckpt) if ckpt else None,
-                     "generator": str(best.run_dir / "generator.pt") if (best.run_dir / "generator.pt").exists() else None,
-                     "best_config": str(exp_dir / "best_config.yaml")})
+        info.update(
+            {
+                "trial_id": best.trial_id,
+                sweep["metric"]: objective.sign(sweep["mode"]) * best.best,
+                "params": best.params,
+                "run_dir": str(best.run_dir),
+                "checkpoint": str(ckpt) if ckpt else None,
+                "generator": str(best.run_dir / "generator.pt") if (best.run_dir / "generator.pt").exists() else None,
+                "best_config": str(exp_dir / "best_config.yaml"),
+            }
+        )
     write_json_atomic(exp_dir / "best.json", info)
     plots.plot_sweep(exp_dir / "plots", sweep, trials, best_so_far(trials), _importances(sweep, trials))
     if not quiet:
         print(table(sweep, trials))
         if best is not None:
-            print(f"\nbest: trial {best.trial_id}, {sweep['metric']} {info[sweep['metric']]:.4f}; "
-                  f"config {exp_dir / 'best_config.yaml'}; checkpoint {info['checkpoint']}")
+            print(
+                f"\nbest: trial {best.trial_id}, {sweep['metric']} {info[sweep['metric']]:.4f}; "
+                f"config {exp_dir / 'best_config.yaml'}; checkpoint {info['checkpoint']}"
+            )
     return info
 
 
@@ -186,8 +218,9 @@ def _importances(sweep: dict[str, Any], trials: list[TrialResult]) -> dict[str, 
     study = optuna.create_study(direction="minimize")
     for t in usable:
         params = {k: v for k, v in t.params.items() if k in specs}
-        study.add_trial(optuna.trial.create_trial(params=params, distributions={k: dist(specs[k]) for k in params},
-                                                  value=t.best))
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions={k: dist(specs[k]) for k in params}, value=t.best)
+        )
     try:
         return dict(optuna.importance.get_param_importances(study))
     except (RuntimeError, ValueError, ImportError):

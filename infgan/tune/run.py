@@ -46,8 +46,9 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
     if not params.exists():  # written once: its time is the trial's start, for the reports
         params.write_text(json.dumps(config, indent=2))
     # Where this trial (last) ran: on a cluster, the node to look at when a trial fails.
-    (run_dir / "node.json").write_text(json.dumps({"hostname": socket.gethostname(), "ray_node_id":
-                                                   ray.get_runtime_context().get_node_id()}))
+    (run_dir / "node.json").write_text(
+        json.dumps({"hostname": socket.gethostname(), "ray_node_id": ray.get_runtime_context().get_node_id()})
+    )
     if space.workers_per_trial == 1:
         ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False)
         summary = fit(cfg, run_dir, ctx, resume=True)
@@ -57,8 +58,15 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
         from infgan.train.distributed import check_request, fit_distributed
 
         check_request(cfg, space.workers_per_trial, space.gpus_per_worker, space.cpus_per_worker)
-        summary = fit_distributed(cfg, run_dir, space.workers_per_trial, space.gpus_per_worker,
-                                  space.cpus_per_worker, callbacks=[TuneReportCallback()], check=False)
+        summary = fit_distributed(
+            cfg,
+            run_dir,
+            space.workers_per_trial,
+            space.gpus_per_worker,
+            space.cpus_per_worker,
+            callbacks=[TuneReportCallback()],
+            check=False,
+        )
     if summary["status"] == "diverged":
         # A diverged trial gets the worst value and is marked, so the sweep goes on and TPE learns.
         ray.tune.report({"step": summary["steps"], space.metric: objective.worst(space.mode), "diverged": True})
@@ -97,10 +105,18 @@ class StepBudget(Stopper):
         return sum(self.steps.values()) >= self.max_steps
 
 
-def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int | None,
-              address: str | None, sampler: str = "tpe", early_stopping: bool = True,
-              first_points: bool = True, max_total_steps: int | None = None,
-              tracking: Tracking | None = None) -> Path:
+def run_sweep(
+    space: SearchSpace,
+    exp_dir: Path,
+    resume: bool,
+    concurrency: int | None,
+    address: str | None,
+    sampler: str = "tpe",
+    early_stopping: bool = True,
+    first_points: bool = True,
+    max_total_steps: int | None = None,
+    tracking: Tracking | None = None,
+) -> Path:
     """Run (or resume) the sweep; returns the experiment directory.
 
     The defaults are infgan's sweep (TPE seeded with the base config's values, ASHA). The other
@@ -131,13 +147,14 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "sweep.yaml").write_text(yaml.safe_dump(space_record(space), sort_keys=False))
         trainable = tune.with_parameters(tune_trial, space=space, exp_dir=str(exp_dir))
-        callbacks = []
+        callbacks: list[tune.Callback] = []
         if tracking is not None and tracking.mode != "off":
             from infgan.tune.wandb_trials import WandbTrials
 
             callbacks.append(WandbTrials(tracking, space, exp_dir, TRIALS))
-        resources = {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker} if space.workers_per_trial == 1 \
-            else {"cpu": 1}
+        resources: dict[str, float] = (
+            {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker} if space.workers_per_trial == 1 else {"cpu": 1}
+        )
         trainable = tune.with_resources(trainable, resources)
         # Save the experiment state at least every second (the default is every 10 s or more; a
         # save took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
@@ -149,24 +166,42 @@ def run_sweep(space: SearchSpace, exp_dir: Path, resume: bool, concurrency: int 
             from optuna.samplers import RandomSampler, TPESampler
 
             searcher = PruningOptunaSearch(
-                space=DefineByRun(space.params), metric=space.metric, mode=space.mode,
+                space=DefineByRun(space.params),
+                metric=space.metric,
+                mode=space.mode,
                 points_to_evaluate=space.first_points() if first_points else None,
                 # TPE starts with random trials (10 by default): half the sweep at most, so that
                 # small sweeps get some model-based suggestions too.
                 sampler=TPESampler(seed=space.seed, n_startup_trials=max(2, min(10, space.samples // 2)))
-                if sampler == "tpe" else RandomSampler(seed=space.seed),
-                full_budget=space.steps)
-            scheduler = PersistentASHA(str(exp_dir / "asha_state.json"), metric=space.metric, mode=space.mode,
-                                       max_t=space.steps, grace_period=space.grace_period,
-                                       reduction_factor=space.reduction_factor) if early_stopping else None
+                if sampler == "tpe"
+                else RandomSampler(seed=space.seed),
+                full_budget=space.steps,
+            )
+            scheduler = (
+                PersistentASHA(
+                    str(exp_dir / "asha_state.json"),
+                    metric=space.metric,
+                    mode=space.mode,
+                    max_t=space.steps,
+                    grace_period=space.grace_period,
+                    reduction_factor=space.reduction_factor,
+                )
+                if early_stopping
+                else None
+            )
             tuner = tune.Tuner(
                 trainable,
-                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=space.samples,
-                                            max_concurrent_trials=limit),
-                run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(exp_dir),
-                                          stop=StepBudget(max_total_steps) if max_total_steps else None,
-                                          failure_config=tune.FailureConfig(max_failures=1), verbose=1,
-                                          callbacks=callbacks),
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher, scheduler=scheduler, num_samples=space.samples, max_concurrent_trials=limit
+                ),
+                run_config=tune.RunConfig(
+                    name=TUNE_DIR,
+                    storage_path=str(exp_dir),
+                    stop=StepBudget(max_total_steps) if max_total_steps else None,
+                    failure_config=tune.FailureConfig(max_failures=1),
+                    verbose=1,
+                    callbacks=callbacks,
+                ),
             )
         with sigterm_as_interrupt():
             results = tuner.fit()
@@ -185,10 +220,29 @@ def _finished_trials(exp_dir: Path) -> int:
 
 def space_record(space: SearchSpace) -> dict[str, Any]:
     """What sweep.yaml holds: enough to check a resume and to build reports without Ray."""
-    return {"name": space.name, "metric": space.metric, "mode": space.mode, "samples": space.samples,
-            "seed": space.seed, "steps": space.steps, "eval_every": space.eval_every,
-            "grace_period": space.grace_period, "reduction_factor": space.reduction_factor,
-            "workers_per_trial": space.workers_per_trial, "parameters": [p.path for p in space.params],
-            "distributions": [{"path": p.path, "type": p.type, "values": list(p.values), "low": p.low, "high": p.high,
-                               "log": p.log, "when": {k: list(v) for k, v in p.when}} for p in space.params],
-            "base": space.base}
+    return {
+        "name": space.name,
+        "metric": space.metric,
+        "mode": space.mode,
+        "samples": space.samples,
+        "seed": space.seed,
+        "steps": space.steps,
+        "eval_every": space.eval_every,
+        "grace_period": space.grace_period,
+        "reduction_factor": space.reduction_factor,
+        "workers_per_trial": space.workers_per_trial,
+        "parameters": [p.path for p in space.params],
+        "distributions": [
+            {
+                "path": p.path,
+                "type": p.type,
+                "values": list(p.values),
+                "low": p.low,
+                "high": p.high,
+                "log": p.log,
+                "when": {k: list(v) for k, v in p.when},
+            }
+            for p in space.params
+        ],
+        "base": space.base,
+    }

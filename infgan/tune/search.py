@@ -50,8 +50,9 @@ class PruningOptunaSearch(OptunaSearch):
         if state is None:
             super().on_trial_complete(trial_id, result, error)
             return
-        if state == optuna.trial.TrialState.PRUNED:
+        if state == optuna.trial.TrialState.PRUNED and result:
             self.on_trial_result(trial_id, result)  # the value ASHA stopped it on
+        assert self._ot_study is not None  # set up by OptunaSearch once it has a metric and a space
         self._ot_study.tell(self._ot_trials[trial_id], state=state)
         self._completed_trials.add(trial_id)
 
@@ -83,8 +84,11 @@ class PersistentASHA(ASHAScheduler):
         self.stopped = list(saved.get("stopped", []))
 
     def _save(self) -> None:
-        state = {"brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
-                 "num_stopped": self._num_stopped, "stopped": self.stopped}
+        state = {
+            "brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
+            "num_stopped": self._num_stopped,
+            "stopped": self.stopped,
+        }
         write_json_atomic(Path(self.state_path), state)
 
     def _bracket_for(self, trial: Any) -> None:

@@ -27,12 +27,22 @@ value holds.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from infgan.config import (
-    Config, ConfigError, check_value, config_paths, flatten, from_dict, merge, read_yaml, source_overrides, to_dict,
+    Config,
+    ConfigError,
+    check_value,
+    config_paths,
+    flatten,
+    from_dict,
+    merge,
+    read_yaml,
+    source_overrides,
+    to_dict,
     unflatten,
 )
 from infgan.objective import MODES
@@ -52,7 +62,7 @@ class Param:
     low: float = 0.0
     high: float = 0.0
     log: bool = False
-    when: tuple[tuple[str, tuple], ...] = ()   # ((parent path, allowed values), ...)
+    when: tuple[tuple[str, tuple], ...] = ()  # ((parent path, allowed values), ...)
 
     def active(self, chosen: Mapping[str, Any]) -> bool:
         """Whether this parameter is sampled, given the values chosen for its parents."""
@@ -137,7 +147,9 @@ def _param(path: str, spec: Any, paths: dict[str, Any]) -> Param:
     allowed = {"choice": {"type", "values", "when"}}.get(spec["type"], {"type", "low", "high", "log", "when"})
     extra = set(spec) - allowed
     if extra:
-        raise ConfigError(f"{where}: unknown key '{sorted(extra)[0]}' for type {spec['type']}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{where}: unknown key '{sorted(extra)[0]}' for type {spec['type']}; allowed: {', '.join(sorted(allowed))}"
+        )
     tp, meta = paths[path]
     kind = spec["type"]
     if kind == "choice":
@@ -224,25 +236,33 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     base_spec = data.get("base") or {}
     if not isinstance(base_spec, Mapping) or set(base_spec) - {"config", "overrides"}:
         raise ConfigError(f"{name}: 'base' takes 'config' (a preset or file) and 'overrides'")
-    base_cfg = from_dict(merge(merge(source_overrides(base_spec.get("config")), base_spec.get("overrides") or {}),
-                               sets or {}))
+    base_cfg = from_dict(
+        merge(merge(source_overrides(base_spec.get("config")), base_spec.get("overrides") or {}), sets or {})
+    )
     budget = _section(data, "budget", {"steps": (int,), "eval_every": (int,)})
     asha = _section(data, "asha", {"grace_period": (int,), "reduction_factor": (int,)})
-    res = _section(data, "resources", {"workers_per_trial": (int,), "cpus_per_worker": (int, float),
-                                       "gpus_per_worker": (int, float)})
+    res = _section(
+        data,
+        "resources",
+        {"workers_per_trial": (int,), "cpus_per_worker": (int, float), "gpus_per_worker": (int, float)},
+    )
     params_spec = data.get("parameters")
     if not isinstance(params_spec, Mapping) or not params_spec:
         raise ConfigError(f"{name}: 'parameters' must map config paths to distributions")
     paths = config_paths()
     params = {str(path): _param(str(path), spec, paths) for path, spec in params_spec.items()}
-    params = {path: Param(**{**p.__dict__, "when": _conditions(path, params_spec[path], params)})
-              for path, p in params.items()}
+    params = {
+        path: Param(**{**p.__dict__, "when": _conditions(path, params_spec[path], params)})
+        for path, p in params.items()
+    }
     steps = budget.get("steps", base_cfg.train.steps)
     eval_every = budget.get("eval_every", base_cfg.eval.every)
     grace, rf = asha.get("grace_period", max(eval_every, steps // 6)), asha.get("reduction_factor", 3)
     if steps < 1 or eval_every < 1 or not 1 <= grace <= steps or rf < 2:
-        raise ConfigError(f"{name}: need budget.steps >= 1, budget.eval_every >= 1, 1 <= asha.grace_period <= "
-                          f"budget.steps and asha.reduction_factor >= 2")
+        raise ConfigError(
+            f"{name}: need budget.steps >= 1, budget.eval_every >= 1, 1 <= asha.grace_period <= "
+            f"budget.steps and asha.reduction_factor >= 2"
+        )
     metric, mode = data.get("metric", "val/score"), data.get("mode", "min")
     if mode not in MODES:
         raise ConfigError(f"{name}: 'mode' must be {' or '.join(MODES)}, got {mode!r}")
@@ -261,13 +281,27 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
                 raise ConfigError(f"{name}: points: '{k}' is not a searched parameter")
             check_value(k, paths[k][0], v, paths[k][1])
     # Each trial trains the budget and evaluates (and checkpoints) at every report.
-    base = merge(to_dict(base_cfg), {"train": {"steps": steps}, "eval": {"every": eval_every},
-                                     "checkpoint": {"every": eval_every}})
-    space = SearchSpace(name=name, base=base, params=_parents_first(params), metric=str(metric), mode=mode,
-                        samples=samples, seed=int(seed), steps=steps, eval_every=eval_every, grace_period=grace,
-                        reduction_factor=rf, workers_per_trial=workers,
-                        cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),
-                        gpus_per_worker=float(res.get("gpus_per_worker", 0.0)), points=tuple(dict(p) for p in points))
+    base = merge(
+        to_dict(base_cfg),
+        {"train": {"steps": steps}, "eval": {"every": eval_every}, "checkpoint": {"every": eval_every}},
+    )
+    space = SearchSpace(
+        name=name,
+        base=base,
+        params=_parents_first(params),
+        metric=str(metric),
+        mode=mode,
+        samples=samples,
+        seed=int(seed),
+        steps=steps,
+        eval_every=eval_every,
+        grace_period=grace,
+        reduction_factor=rf,
+        workers_per_trial=workers,
+        cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),
+        gpus_per_worker=float(res.get("gpus_per_worker", 0.0)),
+        points=tuple(dict(p) for p in points),
+    )
     for point in space.first_points():
         cfg = space.trial_config(point)  # every first point must make a valid config
         if workers > 1:
@@ -282,6 +316,7 @@ def load_space(path: str | None, sets: Mapping[str, Any] | None = None) -> Searc
     if path is None:
         path = str(DEFAULT_SPACE)
         if not DEFAULT_SPACE.exists():
-            raise ConfigError(f"the default space {DEFAULT_SPACE} is missing (installed without the repository?); "
-                              "pass a SPACE.yaml")
+            raise ConfigError(
+                f"the default space {DEFAULT_SPACE} is missing (installed without the repository?); pass a SPACE.yaml"
+            )
     return parse_space(read_yaml(path), str(path), sets)

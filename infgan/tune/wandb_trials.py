@@ -24,14 +24,14 @@ class WandbTrials(Callback):
     """Tune callback: one W&B run per trial of the sweep in `exp_dir`."""
 
     def __init__(self, tracking: Tracking, space: SearchSpace, exp_dir: Path, trials_dir: str):
-        self.tracking = tracking.replace(group=exp_dir.name, job_type="tune-trial",
-                                         dir=tracking.dir or str(exp_dir))
+        self.tracking = tracking.replace(group=exp_dir.name, job_type="tune-trial", dir=tracking.dir or str(exp_dir))
         self.space, self.trials_root = space, exp_dir / trials_dir
         self.trackers: dict[str, Tracker] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        tracker = Tracker(self.tracking.replace(run_id=trial.trial_id, name=trial.trial_id),
-                          self.trials_root / trial.trial_id)
+        tracker = Tracker(
+            self.tracking.replace(run_id=trial.trial_id, name=trial.trial_id), self.trials_root / trial.trial_id
+        )
         tracker.start(self.space.trial_config(trial.config))
         self.trackers[trial.trial_id] = tracker
 
@@ -47,8 +47,7 @@ class WandbTrials(Callback):
         run_dir = self.trials_root / trial.trial_id
         summary_path = run_dir / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-        tracker.finish(summary, run_dir / "plots" if summary else None,
-                       status=None if summary else status)
+        tracker.finish(summary, run_dir / "plots" if summary else None, status=None if summary else status)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, "stopped")  # without a summary, the trial was stopped early (ASHA or the budget)
