@@ -233,12 +233,14 @@ def infgan(args: list[str], env: dict[str, str], timeout: float = 180) -> subpro
     )
 
 
+@pytest.mark.ray
 def test_token_file_is_readable_by_its_owner_alone(two_nodes):
     token = Path(two_nodes["env"]["RAY_AUTH_TOKEN_PATH"])
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
     assert len(token.read_text().strip()) == 64  # 256 random bits, hex
 
 
+@pytest.mark.ray
 def test_cluster_check_waits_for_both_nodes_and_checks_shared_storage(two_nodes):
     storage = two_nodes["tmp"] / "shared"
     proc = infgan(
@@ -266,6 +268,7 @@ def test_cluster_check_waits_for_both_nodes_and_checks_shared_storage(two_nodes)
     assert list(storage.iterdir()) == []  # the probe files are removed
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -283,6 +286,7 @@ def test_cluster_check_says_what_is_wrong_in_one_line(two_nodes, args, message):
     assert message in one_error_line(proc.stderr)
 
 
+@pytest.mark.ray
 def test_a_client_without_the_clusters_token_is_refused(two_nodes):
     env = two_nodes["env"]
     wrong = {**env, "RAY_AUTH_TOKEN": "0" * 64}
@@ -322,6 +326,7 @@ def run_sbatch(script: str, args: list[str], env: dict[str, str], timeout: float
     )
 
 
+@pytest.mark.ray
 def test_tune_sbatch_on_two_nodes_stops_at_the_time_limit_signal_and_resumes_when_resubmitted(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(
@@ -386,6 +391,7 @@ def test_tune_sbatch_on_two_nodes_stops_at_the_time_limit_signal_and_resumes_whe
         assert list((tmp_path / "scratch" / "infgan" / "wandb" / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.ray
 def test_train_sbatch_runs_one_ddp_run_over_both_nodes(tmp_path):
     job_id = free_job_id()
     sets = [f"{section}.{k}={v}" for section, values in TINY.items() for k, v in values.items()]

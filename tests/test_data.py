@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torchcde
 
@@ -25,6 +26,7 @@ def ou_moments(t: np.ndarray, t_size: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.exp(-a * t) / 3 + c * integral
 
 
+@pytest.mark.slow
 def test_ou_matches_closed_form_mean_and_variance():
     n, t_size = 20000, 64
     ys = ou.sample_ou(n, t_size, torch.Generator().manual_seed(1))[..., 0].double().numpy()

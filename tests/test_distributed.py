@@ -15,6 +15,8 @@ from infgan.train.step import Players
 
 from ddp_helpers import BATCH, CASES, case_setup, fit_rank_main, rank_main, run_step
 
+pytestmark = pytest.mark.slow  # spawns a process group of two ranks
+
 WORLD = 2
 
 

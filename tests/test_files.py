@@ -37,6 +37,7 @@ def file_cfg(path, *sets: str):
     return tiny(f"data.path={path}", "data.time_column=t", "data.id_column=id", *sets)
 
 
+@pytest.mark.slow
 def test_csv_with_irregular_times_gaps_and_varied_lengths_loads_and_trains(tmp_path):
     frame = irregular_frame()
     path = tmp_path / "d.csv"
@@ -226,6 +227,7 @@ def test_weather_loads_eight_channels_one_series_per_airport():
 SPACES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SPACES)
 def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
     from infgan.config import from_dict, merge, parse_set, to_dict

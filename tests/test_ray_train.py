@@ -18,6 +18,8 @@ from infgan.train.checkpoint import checkpoints
 
 from conftest import TINY, set_args
 
+pytestmark = pytest.mark.ray  # every test here starts or joins Ray (and so is slow: see conftest)
+
 RUN = [*TINY, "train.steps=200", "eval.every=20", "checkpoint.every=20"]
 ARTEFACTS = [
     "config.yaml",

@@ -46,6 +46,7 @@ def strip_time(records):
     return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_and_other_seed_differs(tmp_path):
     a = fit(tiny(), tmp_path / "a", quiet())
     b = fit(tiny(), tmp_path / "b", quiet())
@@ -55,6 +56,7 @@ def test_same_seed_same_run_and_other_seed_differs(tmp_path):
     assert a["final_score"] != c["final_score"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["train.n_critic=2", "loss.kind=wgan_gp"]])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, extra):
     cfg = tiny(*extra)
@@ -92,6 +94,7 @@ def test_run_shorter_than_averaging_start_returns_trained_not_initial_weights(tm
     assert int(last["g_avg"]["n_averaged"]) == 0
 
 
+@pytest.mark.slow
 def test_averaged_generator_is_the_one_evaluated_after_averaging_starts(tmp_path):
     fit(tiny("train.swa_start=2"), tmp_path / "r", quiet())
     final = load_checkpoint(tmp_path / "r" / "generator.pt")["generator"]
@@ -145,6 +148,7 @@ def test_run_whose_every_evaluation_is_non_finite_ends_as_diverged(tmp_path, mon
     assert (out / "generator.pt").is_file() and (out / "plots" / "val_score.png").is_file()
 
 
+@pytest.mark.slow
 def test_existing_run_is_not_overwritten_and_resume_refuses_another_config(tmp_path, capsys):
     out = tmp_path / "r"
     sets = sum((["--set", s] for s in TINY), [])
@@ -157,6 +161,7 @@ def test_existing_run_is_not_overwritten_and_resume_refuses_another_config(tmp_p
     assert (out / "metrics.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_cli_run_writes_every_artefact_and_sample_writes_data_units(tmp_path):
     out, npz = tmp_path / "run", tmp_path / "s.npz"
     sets = sum((["--set", s] for s in TINY), [])

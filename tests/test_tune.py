@@ -20,6 +20,8 @@ import yaml
 
 from infgan.cli import main
 
+pytestmark = pytest.mark.ray  # every test here starts or joins Ray (and so is slow: see conftest)
+
 TINY_SPACE = {
     "base": {
         "overrides": {

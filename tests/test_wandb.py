@@ -33,6 +33,7 @@ def same(a, b) -> bool:
     return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
 
 
+@pytest.mark.slow
 def test_offline_run_holds_config_metrics_plots_and_best_values(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--out", str(out), "--wandb", "offline", "--no-progress", *set_args(TINY)]) == 0
@@ -77,6 +78,7 @@ def test_online_without_a_key_is_one_line(tmp_path, monkeypatch, capsys):
     assert has_api_key()
 
 
+@pytest.mark.slow
 def test_wandb_is_optional(tmp_path):
     code = f"""
 import sys
@@ -144,6 +146,7 @@ def agent_train(tmp_path: Path, run_id: str, params: dict, out: Path) -> subproc
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_agent_mode_train_applies_the_sweeps_config(tmp_path):
     base = to_dict(load_config(None, TINY))
     params = {
