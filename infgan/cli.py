@@ -35,20 +35,17 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
+def _add_set_arg(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         metavar="FILE|PRESET",
         help=f"YAML file of overrides, or a preset: {', '.join(PRESETS)} (default: the default run)",
     )
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, parsed as YAML (repeatable), e.g. --set train.steps=200",
-    )
+    _add_set_arg(p, "override one config value, parsed as YAML (repeatable), e.g. --set train.steps=200")
 
 
 def _add_wandb_args(p: argparse.ArgumentParser) -> None:
@@ -114,14 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
     p.add_argument("--samples", type=int, metavar="N", help="number of trials (default: the space's)")
     p.add_argument("--concurrency", type=int, metavar="K", help="trials at once (default: as many as the cluster fits)")
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the base config of every trial (repeatable)",
-    )
+    _add_set_arg(p, "override the base config of every trial (repeatable)")
     p.add_argument(
         "--workers-per-trial", type=int, metavar="N", help="Ray Train workers per trial (default: the space's, 1)"
     )
@@ -138,14 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
     p.add_argument("-o", "--out", required=True, metavar="SWEEP.yaml", help="the sweep file to write")
     p.add_argument("--method", choices=("bayes", "random"), default="bayes", help="W&B search method (default bayes)")
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the base config (repeatable)",
-    )
+    _add_set_arg(p, "override the base config (repeatable)")
 
     p = sub.add_parser("compare", help="compare Ray Tune sweeps with W&B sweeps on one budget axis")
     p.add_argument(

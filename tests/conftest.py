@@ -28,6 +28,19 @@ TINY = [
     "checkpoint.every=4",
 ]
 
+# What every finished run directory holds, however it was trained.
+ARTEFACTS = [
+    "config.yaml",
+    "data.json",
+    "metrics.jsonl",
+    "summary.json",
+    "generator.pt",
+    "plots/samples.png",
+    "plots/marginals.png",
+    "plots/losses.png",
+    "plots/val_score.png",
+]
+
 
 def tiny(*sets: str) -> Config:
     """The default run shrunk to test size, with extra `--set` overrides."""

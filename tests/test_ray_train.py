@@ -16,22 +16,11 @@ import pytest
 from infgan.cli import main
 from infgan.train.checkpoint import checkpoints
 
-from conftest import TINY, set_args
+from conftest import ARTEFACTS, TINY, set_args
 
 pytestmark = pytest.mark.ray  # every test here starts or joins Ray (and so is slow: see conftest)
 
 RUN = [*TINY, "train.steps=200", "eval.every=20", "checkpoint.every=20"]
-ARTEFACTS = [
-    "config.yaml",
-    "data.json",
-    "metrics.jsonl",
-    "summary.json",
-    "generator.pt",
-    "plots/samples.png",
-    "plots/marginals.png",
-    "plots/losses.png",
-    "plots/val_score.png",
-]
 
 
 def read_metrics(run):

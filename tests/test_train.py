@@ -19,19 +19,7 @@ from infgan.train.context import RunContext
 from infgan.train.loop import fit
 from infgan.train.state import init_state
 
-from conftest import TINY, tiny
-
-ARTEFACTS = [
-    "config.yaml",
-    "data.json",
-    "metrics.jsonl",
-    "summary.json",
-    "generator.pt",
-    "plots/samples.png",
-    "plots/marginals.png",
-    "plots/losses.png",
-    "plots/val_score.png",
-]
+from conftest import ARTEFACTS, TINY, tiny
 
 
 def quiet():
