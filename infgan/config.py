@@ -107,6 +107,12 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     every: int = _opt(50, "steps between evaluations of the quality metrics", ge=1)
+    path_metrics: str = _opt(
+        "end",
+        "when the path-level metrics (val/disc, val/pred, val/sig_mmd) run: at the final step, at every "
+        "evaluation, or never",
+        choices=("end", "every", "off"),
+    )
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,10 @@ def check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
         return tuple(check_value(f"{path}[{i}]", a, v, {}) for i, (a, v) in enumerate(zip(args, value)))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if tp is str and isinstance(value, bool) and meta.get("choices"):
+        # YAML reads off/on/no/yes as booleans: give back the word the choices use.
+        words = [w for w in meta["choices"] if w in (("off", "no", "false") if not value else ("on", "yes", "true"))]
+        value = words[0] if words else value
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         hint = ""
         if tp in (float, int) and isinstance(value, str):

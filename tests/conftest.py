@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+# Floors computed by the tests are cached here, not in the user's ~/.cache (subprocesses inherit it).
+os.environ.setdefault("INFGAN_CACHE_DIR", tempfile.mkdtemp(prefix="infgan-test-cache-"))
 
 import pytest
 import torch
@@ -26,6 +29,8 @@ TINY = [
     "train.swa_start=6",
     "eval.every=4",
     "checkpoint.every=4",
+    # The path-level metrics train small models (seconds each): tests that need them turn them on.
+    "eval.path_metrics=off",
 ]
 
 # What every finished run directory holds, however it was trained.

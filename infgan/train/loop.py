@@ -15,6 +15,8 @@ from infgan import metrics, plots
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
+from infgan.metrics.floors import floor_name
+from infgan.metrics.floors import floors as metric_floors
 from infgan.tracking import Tracker, Tracking
 from infgan.train.checkpoint import atomic_torch_save
 from infgan.train.context import RunContext, resolve_device
@@ -26,17 +28,25 @@ DIAGNOSTICS = ("critic_loss", "generator_loss", "score_real", "score_fake", "gp"
 
 
 class Evaluator:
-    """Quality metrics of the evaluation generator on the held-out set, with fixed noise (rank 0 only)."""
+    """Quality metrics of the evaluation generator on the held-out set, with fixed noise (rank 0 only).
 
-    def __init__(self, cfg: Config, dataset: Dataset, ts: torch.Tensor):
-        self.dataset, self.ts = dataset, ts
+    Every record holds `val/score` and its parts, the path-level metrics when `eval.path_metrics`
+    asks for them (`every` evaluation, or the `end`: the final step's), and the real-data floors.
+    """
+
+    def __init__(self, cfg: Config, dataset: Dataset, ts: torch.Tensor, floors: dict[str, float]):
+        self.dataset, self.ts, self.floors, self.when = dataset, ts, floors, cfg.eval.path_metrics
         self.seed = rank_seed(cfg.seed, 0, "eval")  # the same noise at every evaluation
         self.last_fake: torch.Tensor | None = None
 
-    def __call__(self, state: TrainState) -> dict[str, float]:
+    def __call__(self, state: TrainState, final: bool) -> dict[str, float]:
         fake = metrics.generate(state.eval_generator(), self.ts, self.dataset.val.size(0), self.seed).cpu()
         self.last_fake = fake
-        return metrics.quality_metrics(self.dataset.val_grid, fake, self.dataset.names)
+        out = metrics.quality_metrics(self.dataset.val_grid, fake, self.dataset.names)
+        if self.when == "every" or (self.when == "end" and final):
+            trtr = self.floors.get("val/pred_trtr", math.nan)
+            out.update(metrics.path_metrics(self.dataset.val_grid, fake, float(self.dataset.ts[-1]), self.seed, trtr))
+        return {**out, **self.floors}
 
 
 def _non_finite(out: dict[str, torch.Tensor]) -> str | None:
@@ -102,7 +112,15 @@ def _write_final(
 
 def _postfix(record: dict[str, Any], progress: Progress) -> dict[str, str]:
     best = "-" if progress.best_score is None else f"{progress.best_score:.3f}"
-    return {"val/score": f"{record['val/score']:.3f}", "best": best}
+    out = {"val/score": with_floor(record, "val/score"), "best": best}
+    out.update({k: with_floor(record, k) for k in metrics.PATH_METRICS if k in record})
+    return out
+
+
+def with_floor(record: dict[str, Any], key: str) -> str:
+    """`0.234 (floor 0.012)`: a metric's value beside its real-data floor, when the record has one."""
+    floor = record.get(floor_name(key))
+    return f"{record[key]:.3g}" + (f" (floor {floor:.3g})" if floor is not None else "")
 
 
 def fit(
@@ -131,18 +149,23 @@ def fit(
         state.progress.resumed_from.append(state.step)
     progress = state.progress
     history: list[dict[str, Any]] = []  # this run's records (rank 0: all of them, others: this session's)
+    floors: dict[str, float] = {}  # rank 0 evaluates, so rank 0 alone needs them
     if ctx.is_main:
+        path_level = cfg.eval.path_metrics != "off"
         if resume and run.config_path.exists():
             history = run.truncate_metrics(state.step if payload else -1)
+            floors = run.saved_floors() or metric_floors(dataset, cfg.data, cfg.seed, path_level)
         else:
-            run.create(cfg, dataset.describe())
+            run.refuse_existing()  # before the floors are computed
+            floors = metric_floors(dataset, cfg.data, cfg.seed, path_level)
+            run.create(cfg, {**dataset.describe(), "floors": floors})
     tracker = tracker if ctx.is_main and tracker is not None else Tracker(Tracking(), run.root)
     tracker.start(cfg)
 
     coeffs = dataset.coeffs(ctx.rank, ctx.world_size).to(ctx.device)
     ts = dataset.ts.to(ctx.device)
     local_batch = cfg.train.batch_size // ctx.world_size
-    evaluator = Evaluator(cfg, dataset, ts)
+    evaluator = Evaluator(cfg, dataset, ts, floors)
     wall_before, started = progress.wall_s, time.perf_counter()
 
     def evaluate() -> dict[str, Any]:
@@ -151,7 +174,8 @@ def fit(
         record = None
         if ctx.is_main:
             wall = wall_before + time.perf_counter() - started
-            record = {"step": state.step, **evaluator(state), **means, "time/wall_s": wall, "time/unix": time.time()}
+            quality = evaluator(state, final=state.step >= cfg.train.steps)
+            record = {"step": state.step, **quality, **means, "time/wall_s": wall, "time/unix": time.time()}
             run.append_metrics(record)
             tracker.log(record)
         record = ctx.broadcast(record)
@@ -228,6 +252,8 @@ def fit(
         "message": message,
         "resumed_from": progress.resumed_from,
         "world_size": ctx.world_size,
+        "path_metrics": {k: history[-1][k] for k in metrics.PATH_METRICS if history and k in history[-1]},
+        "floors": floors,
     }
     if resumed_at_end and run.summary_path.exists():
         tracker.finish(None)

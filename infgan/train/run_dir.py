@@ -79,6 +79,12 @@ class RunDir:
                 "resume without --config/--set, or start a new run with another --out"
             )
 
+    def saved_floors(self) -> dict[str, float]:
+        """The real-data floors stored with the run in data.json ({} if none)."""
+        if not self.data_path.exists():
+            return {}
+        return dict(json.loads(self.data_path.read_text()).get("floors") or {})
+
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Add one evaluation's record to metrics.jsonl."""
         with self.metrics_path.open("a") as fh:

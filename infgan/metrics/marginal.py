@@ -1,4 +1,4 @@
-"""Sample-quality metrics that do not depend on any trial's critic (see docs/metrics.md).
+"""Marginal and covariance metrics: `val/score` and its parts (cheap: computed at every evaluation).
 
 All are computed on the data channels (time excluded) in normalised units, between a fixed
 held-out set of real paths (NaN where unobserved: ignored) and generated paths from fixed noise:
@@ -42,21 +42,28 @@ def _lag_covariances(x: np.ndarray, t_size: int) -> np.ndarray:
     return np.stack(out)
 
 
-def quality_metrics(real: torch.Tensor, fake: torch.Tensor, names: Sequence[str] = ()) -> dict[str, float]:
-    """The metrics above from real (n, time, 1 + channels) with NaNs and fake (m, time, 1 + channels)."""
+def quality_metrics(
+    real: torch.Tensor, fake: torch.Tensor, names: Sequence[str] = (), fake_missing: bool = False
+) -> dict[str, float]:
+    """The metrics above from real (n, time, 1 + channels) with NaNs and fake (m, time, 1 + channels).
+
+    Generated paths must be finite (any NaN makes every metric NaN: the generator has diverged),
+    unless `fake_missing`: then `fake` is a second real set whose NaNs are missing entries (floors).
+    """
     r = real[..., 1:].detach().cpu().double().numpy()
     f = fake[..., 1:].detach().cpu().double().numpy()
     t_size, channels = r.shape[1], r.shape[2]
-    if not np.isfinite(f).all():
+    if not (np.isfinite(f) | (fake_missing & np.isnan(f))).all():
         nan = float("nan")
         return {"val/marginal_w1": nan, "val/marginal_ks": nan, "val/cov_error": nan, "val/score": nan}
     w1, ks = np.full((t_size, channels), np.nan), np.full((t_size, channels), np.nan)
     for t in range(t_size):
         for c in range(channels):
             rv = r[:, t, c][~np.isnan(r[:, t, c])]
-            if rv.size:
-                w1[t, c] = stats.wasserstein_distance(rv, f[:, t, c])
-                ks[t, c] = stats.ks_2samp(rv, f[:, t, c]).statistic
+            fv = f[:, t, c][~np.isnan(f[:, t, c])]
+            if rv.size and fv.size:
+                w1[t, c] = stats.wasserstein_distance(rv, fv)
+                ks[t, c] = stats.ks_2samp(rv, fv).statistic
     cov = np.abs(_lag_covariances(r, t_size) - _lag_covariances(f, t_size))  # (lags, channels, channels)
     out = {
         "val/marginal_w1": float(np.nanmean(w1)),

@@ -1,0 +1,89 @@
+"""Real-data floors: every metric computed between two disjoint *real* sets of the held-out size.
+
+A generator cannot be told apart from data by a metric below its floor, so each value is shown
+beside it ("val/disc 0.234 (floor 0.012)"). The floor compares the held-out paths with an
+equal-size slice A of the training paths, the same way generated paths are compared with them;
+for `val/pred` the "generated" set is a second, disjoint training slice B and the reference
+(TRTR, `val/pred_trtr`) is trained on A. Floors depend only on the data config, the seed and the
+metric protocols, so they are computed once and kept in a cache (`INFGAN_CACHE_DIR`, default
+`~/.cache/infgan/floors/`) shared by every run and sweep trial on the machine, and stored with
+each run in `data.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from infgan.atomic import write_json_atomic
+from infgan.config import DataConfig, to_dict
+from infgan.data import Dataset
+from infgan.data.dataset import on_grid
+from infgan.metrics.discriminative import discriminative_score
+from infgan.metrics.marginal import quality_metrics
+from infgan.metrics.predictive import predictive_mae
+from infgan.metrics.signature import sig_mmd
+
+VERSION = 1  # bump when a metric's protocol changes: cached floors are then recomputed
+
+
+def floor_name(metric: str) -> str:
+    """`val/disc` -> `val/disc_floor`."""
+    return f"{metric}_floor"
+
+
+def real_slices(dataset: Dataset, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(held-out paths on the grid, training slice A, disjoint training slice B), A and B on the grid."""
+    held = dataset.val_grid
+    n_train = dataset.train.size(0)
+    n = max(1, min(held.size(0), n_train // 2))
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
+    a, b = dataset.train[order[:n]], dataset.train[order[n : 2 * n]]
+    if not bool((dataset.train[:, :, 0] == dataset.ts).all()):  # files: windows at their own times
+        a, b = on_grid(a, dataset.ts), on_grid(b, dataset.ts)
+    return held, a, b
+
+
+def compute_floors(dataset: Dataset, seed: int, path_level: bool) -> dict[str, float]:
+    """`val/score_floor`, and with `path_level` the path-level floors and `val/pred_trtr`."""
+    held, a, b = real_slices(dataset, seed)
+    out = {floor_name("val/score"): quality_metrics(held, a, fake_missing=True)["val/score"]}
+    if path_level and b.size(0) > 0:
+        t_end = float(dataset.ts[-1])
+        trtr = predictive_mae(a, held, t_end, seed)
+        tstr = predictive_mae(b, held, t_end, seed)  # B stands in for generated paths
+        real_vs_real = {
+            "val/disc": discriminative_score(held, a, t_end, seed),
+            "val/pred": tstr,
+            "val/pred_ratio": tstr / trtr if trtr > 0 else float("nan"),
+            "val/sig_mmd": sig_mmd(held, a, t_end, seed),
+        }
+        out["val/pred_trtr"] = trtr
+        out.update({floor_name(k): v for k, v in real_vs_real.items()})
+    return out
+
+
+def cache_dir() -> Path:
+    """Where floors are cached: INFGAN_CACHE_DIR/floors, else ~/.cache/infgan/floors."""
+    root = os.environ.get("INFGAN_CACHE_DIR") or Path.home() / ".cache" / "infgan"
+    return Path(root) / "floors"
+
+
+def floors(dataset: Dataset, data_cfg: DataConfig, seed: int, path_level: bool) -> dict[str, float]:
+    """The floors of this data and seed, from the cache when they were computed before."""
+    key: dict[str, Any] = {"data": to_dict(data_cfg), "seed": seed, "path_level": path_level, "version": VERSION}
+    path = cache_dir() / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]}.json"
+    try:
+        return dict(json.loads(path.read_text())["floors"])
+    except (OSError, ValueError, KeyError):
+        pass
+    found = compute_floors(dataset, seed, path_level)
+    with contextlib.suppress(OSError):  # a read-only home: floors are recomputed next time, nothing else changes
+        write_json_atomic(path, {"key": key, "floors": found})
+    return found

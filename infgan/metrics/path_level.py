@@ -1,0 +1,32 @@
+"""The path-level metrics together: `val/disc`, `val/pred` (with `val/pred_ratio`) and `val/sig_mmd`,
+between held-out real paths and generated ones. Each sees whole paths, where `val/score` sees
+each time point's marginal and a few covariances."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from infgan.metrics.discriminative import discriminative_score
+from infgan.metrics.predictive import predictive_mae
+from infgan.metrics.signature import sig_mmd
+
+# The path-level metrics a sweep may optimise, and which way each improves.
+PATH_METRICS = {"val/disc": "min", "val/pred": "min", "val/pred_ratio": "min", "val/sig_mmd": "min"}
+
+
+def path_metrics(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int, trtr: float) -> dict[str, float]:
+    """The path-level metrics of `fake` against `real` (both (n, time, 1 + channels), normalised).
+
+    `trtr` is the predictive MAE of a model trained on real training paths (`val/pred_trtr`).
+    """
+    if not bool(torch.isfinite(fake).all()):
+        return dict.fromkeys(PATH_METRICS, math.nan)
+    pred = predictive_mae(fake, real, t_end, seed)
+    return {
+        "val/disc": discriminative_score(real, fake, t_end, seed),
+        "val/pred": pred,
+        "val/pred_ratio": pred / trtr if trtr > 0 else math.nan,
+        "val/sig_mmd": sig_mmd(real, fake, t_end, seed),
+    }

@@ -1,0 +1,86 @@
+"""What the path-level metrics share: paths made comparable, and the small sequence model they train.
+
+Real paths have missing entries and generated ones do not, so a classifier could tell them apart
+by the gaps alone. Every path-level metric therefore first gives the generated paths the
+missingness of real ones (`share_missingness`: each generated path takes the NaN pattern of a
+randomly paired real path; a second real set, for a floor, keeps its own gaps), then fills both
+the same causal way (`model_inputs`: carry the last
+observation forward; before the first one, 0, the normalised mean). Time stays an input channel,
+rescaled to [0, 1].
+
+The model is one GRU layer (hidden 16) with a linear read-out at every time step: small enough
+to train in seconds on one CPU thread, and the classifier of TimeGAN's discriminative score.
+Why a GRU rather than a neural CDE: the inputs are already on the evaluation grid with gaps
+filled, the CDE would cost an ODE solve per batch, and a GRU is the model the published
+discriminative and predictive scores use, so figures stay comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+HIDDEN = 16
+LEARNING_RATE = 1e-2
+BATCH = 128
+
+
+def share_missingness(real: torch.Tensor, fake: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """`fake` (m, time, 1 + channels) with NaN wherever a randomly paired real path is unobserved.
+
+    A set that has gaps of its own (a second real set, for a floor) keeps them as they are.
+    """
+    if bool(torch.isnan(fake[..., 1:]).any()):
+        return fake
+    n, m = real.size(0), fake.size(0)
+    pair = torch.randperm(n, generator=g).repeat((m + n - 1) // n)[:m]
+    out = fake.clone()
+    out[..., 1:][torch.isnan(real[pair, :, 1:])] = float("nan")
+    return out
+
+
+def model_inputs(paths: torch.Tensor, t_end: float) -> torch.Tensor:
+    """Float32 model inputs: time / t_end, then each channel's last observation carried forward (0 before any)."""
+    values = paths[..., 1:]
+    observed = ~torch.isnan(values)
+    t_size = values.size(1)
+    idx = torch.arange(t_size).view(1, t_size, 1).expand_as(values)
+    last = torch.where(observed, idx, -1).cummax(dim=1).values
+    filled = torch.nan_to_num(values).gather(1, last.clamp_min(0))
+    filled = torch.where(last >= 0, filled, torch.zeros_like(filled))
+    return torch.cat([paths[..., :1] / max(t_end, 1e-12), filled], dim=-1).float()
+
+
+class SequenceModel(nn.Module):
+    """One GRU layer and a linear read-out at every time step."""
+
+    def __init__(self, inputs: int, outputs: int, hidden: int = HIDDEN):
+        super().__init__()
+        self.gru = nn.GRU(inputs, hidden, batch_first=True)
+        self.readout = nn.Linear(hidden, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (batch, time, inputs) -> (batch, time, outputs)
+        return self.readout(self.gru(x)[0])
+
+
+def train(
+    model: nn.Module, loss_of: Callable[[torch.Tensor], torch.Tensor], n: int, steps: int, g: torch.Generator
+) -> nn.Module:
+    """Adam on minibatches of row indices drawn from range(n) by `g`; `loss_of(indices)` gives the loss."""
+    opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    for _ in range(steps):
+        loss = loss_of(torch.randint(0, n, (min(BATCH, n),), generator=g))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def seeded_model(seed: int, inputs: int, outputs: int) -> SequenceModel:
+    """A SequenceModel whose initial weights depend on `seed` only (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SequenceModel(inputs, outputs)
