@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(d)
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    p = sub.add_parser("evaluate", help="every metric beside its real-data floor, for a run or a sweep's top trials")
+    p.add_argument("path", metavar="RUN_DIR|SWEEP_DIR")
+    p.add_argument("--n", type=int, metavar="N", help="generated paths (default: as many as the held-out set)")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="sweep: trials shown, best first (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     p = sub.add_parser("sample", help="write generated paths of a trained run, in data units")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-n", type=int, default=1000, help="number of paths (default 1000)")
@@ -393,6 +399,23 @@ def _cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from infgan.evaluate import evaluate_run, evaluate_sweep, run_table, sweep_table
+
+    path = Path(args.path)
+    if (path / "sweep.yaml").exists():
+        result = evaluate_sweep(path, args.top, args.n)
+        print(json.dumps(result, indent=2) if args.json else sweep_table(result))
+        if not args.json:
+            print(f"all trials: {path / 'evaluate.csv'}; plot: {path / 'plots' / 'evaluate.png'}")
+    else:
+        metrics = evaluate_run(path, args.n)
+        print(json.dumps(metrics, indent=2) if args.json else run_table(metrics))
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     from infgan.sample import write_samples
 
@@ -410,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _train,
         "tune": _tune,
         "report": _report,
+        "evaluate": _evaluate,
         "data": _data,
         "sample": _sample,
         "wandb-sweep": _wandb_sweep,

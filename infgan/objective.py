@@ -1,12 +1,19 @@
-"""Which way a metric improves. A sweep's `mode` is `min` (lower is better) or `max`; inside
-infgan every comparison is made on the *oriented* value, `sign(mode) * value`, for which lower is
-always better, and a value is turned back with the same multiplication before it is shown."""
+"""A metric as an objective: which way it improves, and its real-data floor.
+
+A sweep's `mode` is `min` (lower is better) or `max`; inside infgan every comparison is made on
+the *oriented* value, `sign(mode) * value`, for which lower is always better, and a value is
+turned back with the same multiplication before it is shown. Every metric is shown beside its
+floor, `<metric>_floor`: its value between two real sets (see `infgan.metrics.floors`).
+No torch here: reports and comparisons import this without the models."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 MODES = ("min", "max")
+# The path-level metrics (`infgan.metrics`) a sweep may optimise, and which way each improves.
+PATH_METRICS = {"val/disc": "min", "val/pred": "min", "val/pred_ratio": "min", "val/sig_mmd": "min"}
 
 
 def sign(mode: str) -> float:
@@ -24,3 +31,16 @@ def worst(mode: str) -> float:
 def goal(mode: str) -> str:
     """W&B's name for `mode`: minimize or maximize."""
     return "minimize" if sign(mode) > 0 else "maximize"
+
+
+def floor_name(metric: str) -> str:
+    """`val/disc` -> `val/disc_floor`."""
+    return f"{metric}_floor"
+
+
+def with_floor(record: dict[str, Any], key: str) -> str:
+    """`0.234 (floor 0.012)`: a metric's value beside its real-data floor (`-` if the record lacks it)."""
+    if key not in record:
+        return "-"
+    floor = record.get(floor_name(key))
+    return f"{record[key]:.3g}" + (f" (floor {floor:.2g})" if floor is not None else "")

@@ -162,3 +162,43 @@ def plot_comparison(curves: dict[str, list[tuple[float, float]]], metric: str, p
     ax.set_title(f"best {metric} so far: sweeps compared on one budget axis")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def plot_path_metrics(history: list[dict[str, Any]], path: Path) -> None:
+    """Each path-level metric against the step, with its real-data floor as a dashed line."""
+    from infgan.objective import PATH_METRICS
+
+    shown = [k for k in PATH_METRICS if any(k in r for r in history)]
+    if not shown:
+        return
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], shown):
+        _curve(ax, history, key, "generated vs real")
+        floor = next((r[f"{key}_floor"] for r in history if f"{key}_floor" in r), None)
+        if floor is not None:
+            ax.axhline(floor, color="k", ls="--", lw=1, label="floor (real vs real)")
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_evaluation(rows: Sequence[dict[str, Any]], correlations: dict[str, float], path: Path) -> None:
+    """val/score against each path-level metric over a sweep's trials, with Spearman's rho and the floors."""
+    keys = list(correlations)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        pts = [
+            (r["val/score"], r[key]) for r in rows if key in r and np.isfinite(r[key]) and np.isfinite(r["val/score"])
+        ]
+        if pts:
+            x, y = zip(*pts)
+            ax.scatter(x, y, s=14)
+        floor = next((r[f"{key}_floor"] for r in rows if f"{key}_floor" in r), None)
+        if floor is not None:
+            ax.axhline(floor, color="k", ls="--", lw=1, label="floor")
+            ax.legend(fontsize=7)
+        ax.set_xlabel("val/score")
+        ax.set_ylabel(key)
+        ax.set_title(f"{key}: Spearman {correlations[key]:+.2f}")
+    _save(fig, path)

@@ -126,3 +126,19 @@ def test_shipped_spaces_load(name):
         "loss.gp_weight",
     } <= paths
     assert dict(next(p for p in space.params if p.path == "loss.gp_weight").when) == {"loss.kind": ("wgan_gp",)}
+
+
+def test_a_path_metric_objective_runs_path_metrics_at_every_evaluation(tmp_path):
+    from infgan.wandb_sweep import sweep_config
+
+    doc = {
+        "metric": "val/disc",
+        "parameters": {"train.generator_lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1}},
+    }
+    space = parse_space(doc, "s.yaml")
+    assert space.base["eval"]["path_metrics"] == "every"
+    assert space.trial_config({"train.generator_lr": 0.01}).eval.path_metrics == "every"
+    exported = sweep_config(space)
+    assert exported["metric"] == {"name": "val/disc", "goal": "minimize"}
+    assert exported["parameters"]["eval"]["parameters"]["path_metrics"] == {"value": "every"}
+    assert parse_space({**doc, "metric": "val/score"}, "s.yaml").base["eval"]["path_metrics"] == "end"

@@ -211,6 +211,43 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_report_shows_path_metrics_and_evaluate_ranks_the_trials(sweep, capsys):
+    _, exp, _ = sweep
+    assert main(["report", str(exp)]) == 0
+    head = capsys.readouterr().out.splitlines()[0].split()
+    assert "floor" in head and "disc" in head and "sig_mmd" in head  # completed trials ran them at the end
+    assert main(["evaluate", str(exp), "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Spearman rank correlation with val/score" in out and "(floor" in out
+    with (exp / "evaluate.csv").open() as fh:
+        evaluated = list(csv.DictReader(fh))
+    assert {r["trial_id"] for r in evaluated} == {d.name for d in (exp / "trials").iterdir()}  # all have checkpoints
+    assert all(float(r["val/disc"]) >= 0 and "val/disc_floor" in r for r in evaluated)
+    assert (exp / "plots" / "evaluate.png").is_file()
+    run = exp / "trials" / evaluated[0]["trial_id"]
+    assert main(["evaluate", str(run), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["val/disc"] == pytest.approx(float(evaluated[0]["val/disc"]))  # the same noise, the same value
+
+
+def test_a_sweep_can_optimise_a_path_metric(ray_local, tmp_path, capsys):
+    space = write_space(
+        tmp_path,
+        metric="val/disc",
+        samples=2,
+        points=[],
+        budget={"steps": 8, "eval_every": 4},
+        asha={"grace_period": 4, "reduction_factor": 2},
+    )
+    assert main(["tune", str(space), "--name", "d", "--storage", str(tmp_path / "runs"), "--concurrency", "1"]) == 0
+    exp = tmp_path / "runs" / "d"
+    for trial in (exp / "trials").iterdir():
+        records = [json.loads(x) for x in (trial / "metrics.jsonl").read_text().splitlines()]
+        assert records and all("val/disc" in r and "val/disc_floor" in r for r in records)
+    best = json.loads((exp / "best.json").read_text())
+    assert 0 <= best["val/disc"] <= 0.5
+
+
 def test_resume_after_the_driver_is_killed(tmp_path):
     space = write_space(tmp_path, samples=4)
     storage = tmp_path / "runs"

@@ -29,13 +29,9 @@ from infgan.metrics.discriminative import discriminative_score
 from infgan.metrics.marginal import quality_metrics
 from infgan.metrics.predictive import predictive_mae
 from infgan.metrics.signature import sig_mmd
+from infgan.objective import floor_name
 
 VERSION = 1  # bump when a metric's protocol changes: cached floors are then recomputed
-
-
-def floor_name(metric: str) -> str:
-    """`val/disc` -> `val/disc_floor`."""
-    return f"{metric}_floor"
 
 
 def real_slices(dataset: Dataset, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -11,9 +11,7 @@ import torch
 from infgan.metrics.discriminative import discriminative_score
 from infgan.metrics.predictive import predictive_mae
 from infgan.metrics.signature import sig_mmd
-
-# The path-level metrics a sweep may optimise, and which way each improves.
-PATH_METRICS = {"val/disc": "min", "val/pred": "min", "val/pred_ratio": "min", "val/sig_mmd": "min"}
+from infgan.objective import PATH_METRICS
 
 
 def path_metrics(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int, trtr: float) -> dict[str, float]:

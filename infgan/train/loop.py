@@ -15,8 +15,8 @@ from infgan import metrics, plots
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
-from infgan.metrics.floors import floor_name
 from infgan.metrics.floors import floors as metric_floors
+from infgan.objective import with_floor
 from infgan.tracking import Tracker, Tracking
 from infgan.train.checkpoint import atomic_torch_save
 from infgan.train.context import RunContext, resolve_device
@@ -108,6 +108,7 @@ def _write_final(
         plots.plot_marginals(dataset.denormalise(dataset.val_grid), fake, run.plots / "marginals.png", dataset.names)
     plots.plot_training_curves(history, run.plots / "losses.png")
     plots.plot_score(history, run.plots / "val_score.png")
+    plots.plot_path_metrics(history, run.plots / "path_metrics.png")
 
 
 def _postfix(record: dict[str, Any], progress: Progress) -> dict[str, str]:
@@ -115,12 +116,6 @@ def _postfix(record: dict[str, Any], progress: Progress) -> dict[str, str]:
     out = {"val/score": with_floor(record, "val/score"), "best": best}
     out.update({k: with_floor(record, k) for k in metrics.PATH_METRICS if k in record})
     return out
-
-
-def with_floor(record: dict[str, Any], key: str) -> str:
-    """`0.234 (floor 0.012)`: a metric's value beside its real-data floor, when the record has one."""
-    floor = record.get(floor_name(key))
-    return f"{record[key]:.3g}" + (f" (floor {floor:.3g})" if floor is not None else "")
 
 
 def fit(

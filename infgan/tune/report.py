@@ -18,6 +18,7 @@ import yaml
 from infgan import objective
 from infgan.atomic import write_json_atomic
 from infgan.config import ConfigError
+from infgan.objective import PATH_METRICS, floor_name, with_floor
 from infgan.text import cell, format_table
 from infgan.train.checkpoint import latest_checkpoint
 from infgan.train.run_dir import RunDir
@@ -49,6 +50,10 @@ class TrialResult:
     @property
     def last(self) -> float:
         return self.scores[-1] if self.scores else math.nan
+
+    def latest(self, key: str) -> dict[str, Any]:
+        """The last record that holds `key` ({} if none)."""
+        return next((r for r in reversed(self.records) if key in r), {})
 
 
 def load_sweep(exp_dir: Path) -> dict[str, Any]:
@@ -94,14 +99,32 @@ def best_trial(trials: list[TrialResult]) -> TrialResult | None:
     return min(ranked, key=lambda t: t.best) if ranked else None
 
 
+def shown_metrics(sweep: dict[str, Any], trials: list[TrialResult]) -> list[str]:
+    """The sweep metric's floor and the path-level metrics (with floors) that some trial reported."""
+    keys = [floor_name(sweep["metric"])]
+    for k in PATH_METRICS:
+        keys += [k, floor_name(k)]
+    return [k for k in keys if any(t.latest(k) for t in trials)]
+
+
 def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> None:
-    """results.csv: one row per trial."""
+    """results.csv: one row per trial (path-level metrics: each trial's latest value)."""
     sign = objective.sign(sweep["mode"])
     params = sweep["parameters"]
+    extra = shown_metrics(sweep, trials)
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
-            ["trial_id", "status", "steps", f"best_{sweep['metric']}", f"last_{sweep['metric']}", "wall_s", *params]
+            [
+                "trial_id",
+                "status",
+                "steps",
+                f"best_{sweep['metric']}",
+                f"last_{sweep['metric']}",
+                "wall_s",
+                *extra,
+                *params,
+            ]
         )
         for t in trials:
             w.writerow(
@@ -112,16 +135,32 @@ def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> N
                     sign * t.best,
                     sign * t.last,
                     round(t.wall_s, 2),
+                    *[t.latest(k).get(k, "") for k in extra],
                     *[t.params.get(p, "") for p in params],
                 ]
             )
 
 
 def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
-    """The results table, best first."""
+    """The results table, best first; the metric's floor and the latest path-level metrics where reported."""
     sign = objective.sign(sweep["mode"])
     params = sweep["parameters"]
-    head = ["trial", "status", "steps", "best", "last", "wall_s", *[p.split(".")[-1] for p in params]]
+    shown = shown_metrics(sweep, trials)
+    floor, path_level = (
+        [k for k in shown[:1] if k == floor_name(sweep["metric"])],
+        [k for k in shown if k in PATH_METRICS],
+    )
+    head = [
+        "trial",
+        "status",
+        "steps",
+        "best",
+        "last",
+        *["floor"] * len(floor),
+        "wall_s",
+        *[k.split("/")[-1] for k in path_level],
+        *[p.split(".")[-1] for p in params],
+    ]
     rows = [
         [
             t.trial_id,
@@ -129,7 +168,9 @@ def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
             t.steps,
             sign * t.best,
             sign * t.last,
+            *[t.latest(k).get(k, "-") for k in floor],
             f"{t.wall_s:.0f}",
+            *[with_floor(t.latest(k), k) for k in path_level],
             *[cell(t.params[p]) if p in t.params else "-" for p in params],
         ]
         for t in sorted(trials, key=lambda t: (not math.isfinite(t.best), t.best))

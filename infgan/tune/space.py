@@ -45,7 +45,7 @@ from infgan.config import (
     to_dict,
     unflatten,
 )
-from infgan.objective import MODES
+from infgan.objective import MODES, PATH_METRICS
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
 TYPES = ("choice", "uniform", "loguniform", "int")
@@ -280,10 +280,14 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
             if k not in params:
                 raise ConfigError(f"{name}: points: '{k}' is not a searched parameter")
             check_value(k, paths[k][0], v, paths[k][1])
-    # Each trial trains the budget and evaluates (and checkpoints) at every report.
+    # Each trial trains the budget and evaluates (and checkpoints) at every report; a sweep that
+    # optimises a path-level metric needs it at every evaluation, not only at the end.
+    evaluation: dict[str, Any] = {"every": eval_every}
+    if metric in PATH_METRICS:
+        evaluation["path_metrics"] = "every"
     base = merge(
         to_dict(base_cfg),
-        {"train": {"steps": steps}, "eval": {"every": eval_every}, "checkpoint": {"every": eval_every}},
+        {"train": {"steps": steps}, "eval": evaluation, "checkpoint": {"every": eval_every}},
     )
     space = SearchSpace(
         name=name,

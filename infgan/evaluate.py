@@ -1,0 +1,124 @@
+"""`infgan evaluate`: every metric beside its real-data floor, for one trained run or for a sweep.
+
+- A run directory: its final generator (or, unfinished, its latest checkpoint's averaged one)
+  generates paths from the run's own evaluation noise; `val/score`, the path-level metrics and
+  every floor are computed against the run's held-out set.
+- A sweep directory: the same for every trial that has a generator; the top K (by the sweep's
+  own metric) are shown, `evaluate.csv` holds all of them, and the Spearman rank correlation
+  between `val/score` and each path-level metric over all of them says whether the sweep's
+  objective ranks generators the way path-level tests do (`plots/evaluate.png`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from infgan import objective
+from infgan.config import ConfigError, to_dict
+from infgan.objective import floor_name, with_floor
+from infgan.text import format_table
+
+SHOWN = ("val/score", "val/disc", "val/pred", "val/pred_ratio", "val/sig_mmd")
+
+
+def evaluate_run(run_dir: Path, n: int | None = None, datasets: dict[str, Any] | None = None) -> dict[str, float]:
+    """Every metric of the run's generator and every floor (`val/..._floor`), as one flat dict.
+
+    `datasets` caches built datasets by data config, for the trials of one sweep.
+    """
+    from infgan.data import build_dataset
+    from infgan.metrics import generate, path_metrics, quality_metrics
+    from infgan.metrics.floors import floors
+    from infgan.sample import load_generator
+    from infgan.train.run_dir import RunDir
+    from infgan.train.state import rank_seed
+
+    run = RunDir(Path(run_dir))
+    cfg = run.saved_config()
+    generator, _ = load_generator(run.root)
+    key = json.dumps([to_dict(cfg.data), cfg.seed], sort_keys=True)
+    cache = datasets if datasets is not None else {}
+    if key not in cache:
+        cache[key] = build_dataset(cfg.data, cfg.seed)
+    dataset = cache[key]
+    if n is not None and n < 2:
+        raise ConfigError(f"--n must be at least 2 paths, got {n}")
+    seed = rank_seed(cfg.seed, 0, "eval")  # the noise the run evaluated with
+    fake = generate(generator, dataset.ts, n or dataset.val.size(0), seed).cpu()
+    saved = run.saved_floors()
+    found = saved if "val/pred_trtr" in saved else floors(dataset, cfg.data, cfg.seed, path_level=True)
+    out = {k: v for k, v in quality_metrics(dataset.val_grid, fake).items() if k.count("/") == 1}
+    out.update(path_metrics(dataset.val_grid, fake, float(dataset.ts[-1]), seed, found["val/pred_trtr"]))
+    return {**out, **found}
+
+
+def run_table(metrics: dict[str, float]) -> str:
+    """metric | value | floor, one row per metric."""
+    rows = [[k, metrics[k], metrics.get(floor_name(k), "-")] for k in SHOWN if k in metrics]
+    rows += [[k, v, "-"] for k, v in metrics.items() if k not in SHOWN and "_floor" not in k and k.count("/") == 1]
+    return format_table(["metric", "value", "floor (real vs real)"], rows)
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rank correlation over the pairs where both are finite (NaN with fewer than 3)."""
+    from scipy.stats import spearmanr
+
+    pairs = [(x, y) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]
+    if len(pairs) < 3:
+        return math.nan
+    return float(spearmanr(*zip(*pairs)).statistic)
+
+
+def evaluate_sweep(exp_dir: Path, top: int, n: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate every trial of a sweep that has a generator; write evaluate.csv and plots/evaluate.png."""
+    from tqdm.auto import tqdm
+
+    from infgan import plots
+    from infgan.train.checkpoint import latest_checkpoint
+    from infgan.tune.report import collect
+
+    if top < 1:
+        raise ConfigError(f"--top must be >= 1, got {top}")
+    sweep, trials = collect(exp_dir)
+    usable = [
+        t for t in trials if (t.run_dir / "generator.pt").exists() or latest_checkpoint(t.run_dir / "checkpoints")
+    ]
+    if not usable:
+        raise ConfigError(f"{exp_dir}: no trial has a generator or a checkpoint yet")
+    usable.sort(key=lambda t: (not math.isfinite(t.best), t.best))  # best first, by the sweep's own metric
+    datasets: dict[str, Any] = {}
+    rows = []
+    for t in tqdm(usable, desc="evaluate", unit="trial", disable=not progress):
+        rows.append(
+            {
+                "trial_id": t.trial_id,
+                "status": t.status,
+                "steps": t.steps,
+                f"sweep best {sweep['metric']}": objective.sign(sweep["mode"]) * t.best,
+                **evaluate_run(t.run_dir, n, datasets),
+            }
+        )
+    with (exp_dir / "evaluate.csv").open("w", newline="") as fh:
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    correlations = {k: spearman([r["val/score"] for r in rows], [r.get(k, math.nan) for r in rows]) for k in SHOWN[1:]}
+    plots.plot_evaluation(rows, correlations, exp_dir / "plots" / "evaluate.png")
+    return {"rows": rows, "top": rows[:top], "correlations": correlations}
+
+
+def sweep_table(result: dict[str, Any]) -> str:
+    """The top trials with each metric and its floor, then the rank correlations."""
+    top = result["top"]
+    head = ["trial", "steps", *SHOWN]
+    rows = [[r["trial_id"], r["steps"], *[with_floor(r, k) for k in SHOWN]] for r in top]
+    corr = ", ".join(f"{k} {v:+.2f}" for k, v in result["correlations"].items())
+    return (
+        f"{format_table(head, rows)}\n\nSpearman rank correlation with val/score over "
+        f"{len(result['rows'])} trials: {corr}"
+    )
