@@ -159,6 +159,8 @@ class Tracker:
             if images:
                 self.run.log({"step": summary["steps"], **images})
         if summary is not None:
+            # The final path-level metrics and every floor, so that W&B's tables show them side by side.
+            self.run.summary.update({**summary.get("path_metrics", {}), **summary.get("floors", {})})
             self.run.summary.update(
                 {
                     "best/val/score": summary["best_score"],
