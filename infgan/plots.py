@@ -198,6 +198,8 @@ def plot_evaluation(rows: Sequence[dict[str, Any]], correlations: dict[str, floa
         if floor is not None:
             ax.axhline(floor, color="k", ls="--", lw=1, label="floor")
             ax.legend(fontsize=7)
+        if pts and min(p[0] for p in pts) > 0:
+            ax.set_xscale("log")  # trials' val/score spans orders of magnitude
         ax.set_xlabel("val/score")
         ax.set_ylabel(key)
         ax.set_title(f"{key}: Spearman {correlations[key]:+.2f}")
