@@ -37,6 +37,8 @@ def evaluate_run(run_dir: Path, n: int | None = None, datasets: dict[str, Any] |
     from infgan.train.run_dir import RunDir
     from infgan.train.state import rank_seed
 
+    if n is not None and n < 2:
+        raise ConfigError(f"--n must be at least 2 paths, got {n}")
     run = RunDir(Path(run_dir))
     cfg = run.saved_config()
     generator, _ = load_generator(run.root)
@@ -45,14 +47,12 @@ def evaluate_run(run_dir: Path, n: int | None = None, datasets: dict[str, Any] |
     if key not in cache:
         cache[key] = build_dataset(cfg.data, cfg.seed)
     dataset = cache[key]
-    if n is not None and n < 2:
-        raise ConfigError(f"--n must be at least 2 paths, got {n}")
     seed = rank_seed(cfg.seed, 0, "eval")  # the noise the run evaluated with
     fake = generate(generator, dataset.ts, n or dataset.val.size(0), seed).cpu()
     saved = run.saved_floors()
     found = saved if "val/pred_trtr" in saved else floors(dataset, cfg.data, cfg.seed, path_level=True)
     out = {k: v for k, v in quality_metrics(dataset.val_grid, fake).items() if k.count("/") == 1}
-    out.update(path_metrics(dataset.val_grid, fake, float(dataset.ts[-1]), seed, found["val/pred_trtr"]))
+    out.update(path_metrics(dataset.val_grid, fake, float(dataset.ts[-1]), seed, found.get("val/pred_trtr", math.nan)))
     return {**out, **found}
 
 

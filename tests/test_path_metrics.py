@@ -152,3 +152,8 @@ def test_a_run_reports_path_metrics_and_floors(tmp_path, when):
     assert summary["path_metrics"]["val/disc"] == records[-1]["val/disc"]
     assert summary["floors"] == json.loads((tmp_path / "r" / "data.json").read_text())["floors"]
     assert records[-1]["val/pred_ratio"] == pytest.approx(records[-1]["val/pred"] / summary["floors"]["val/pred_trtr"])
+
+
+def test_too_few_paths_give_nan_not_an_error():
+    one = torch.zeros(1, 5, 2)
+    assert all(math.isnan(v) for v in path_metrics(one, torch.ones(4, 5, 2), 4.0, 0, 1.0).values())

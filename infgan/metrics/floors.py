@@ -50,7 +50,7 @@ def compute_floors(dataset: Dataset, seed: int, path_level: bool) -> dict[str, f
     """`val/score_floor`, and with `path_level` the path-level floors and `val/pred_trtr`."""
     held, a, b = real_slices(dataset, seed)
     out = {floor_name("val/score"): quality_metrics(held, a, fake_missing=True)["val/score"]}
-    if path_level and b.size(0) > 0:
+    if path_level and min(held.size(0), b.size(0)) >= 2:
         t_end = float(dataset.ts[-1])
         trtr = predictive_mae(a, held, t_end, seed)
         tstr = predictive_mae(b, held, t_end, seed)  # B stands in for generated paths

@@ -19,8 +19,8 @@ def path_metrics(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int
 
     `trtr` is the predictive MAE of a model trained on real training paths (`val/pred_trtr`).
     """
-    if not bool(torch.isfinite(fake).all()):
-        return dict.fromkeys(PATH_METRICS, math.nan)
+    if not bool(torch.isfinite(fake).all()) or min(real.size(0), fake.size(0)) < 2:
+        return dict.fromkeys(PATH_METRICS, math.nan)  # diverged, or too few paths to split or compare
     pred = predictive_mae(fake, real, t_end, seed)
     return {
         "val/disc": discriminative_score(real, fake, t_end, seed),
