@@ -81,9 +81,9 @@ def fit_rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
     calls = {"n": 0}
     evaluate = loop.Evaluator.__call__
 
-    def counted(self, state):
+    def counted(self, state, final):
         calls["n"] += 1
-        return evaluate(self, state)
+        return evaluate(self, state, final)
 
     loop.Evaluator.__call__ = counted
     try:
