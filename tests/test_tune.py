@@ -28,6 +28,8 @@ TINY_SPACE = {
             "data": {"size": 64, "t_size": 8},
             "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2},
             "train": {"batch_size": 8, "swa_start": 8},
+            # Seconds per completed trial: only the sweep that tests them (`sweep`) turns them on.
+            "eval": {"path_metrics": "off"},
         }
     },
     "samples": 5,
@@ -59,7 +61,8 @@ def rows(exp: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def sweep(ray_local, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tune")
-    space = write_space(tmp)
+    overrides = {**TINY_SPACE["base"]["overrides"], "eval": {"path_metrics": "end"}}
+    space = write_space(tmp, base={"overrides": overrides})
     wandb = ["--wandb", "offline"] if importlib.util.find_spec("wandb") else []
     code = main(["tune", str(space), "--name", "s", "--storage", str(tmp / "runs"), "--concurrency", "1", *wandb])
     return code, tmp / "runs" / "s", space
