@@ -31,7 +31,7 @@ from infgan.metrics.predictive import predictive_mae
 from infgan.metrics.signature import sig_mmd
 from infgan.objective import floor_name
 
-VERSION = 1  # bump when a metric's protocol changes: cached floors are then recomputed
+VERSION = 2  # bump when a metric's protocol changes: cached floors are then recomputed
 
 
 def real_slices(dataset: Dataset, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

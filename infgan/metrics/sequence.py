@@ -41,8 +41,11 @@ def share_missingness(real: torch.Tensor, fake: torch.Tensor, g: torch.Generator
     return out
 
 
-def model_inputs(paths: torch.Tensor, t_end: float) -> torch.Tensor:
-    """Float32 model inputs: time / t_end, then each channel's last observation carried forward (0 before any)."""
+def model_inputs(paths: torch.Tensor, t_end: float, increments: bool = False) -> torch.Tensor:
+    """Float32 model inputs: time / t_end, then each channel's last observation carried forward (0 before any).
+
+    With `increments`, each filled channel's step-to-step increment follows (0 at the first step).
+    """
     values = paths[..., 1:]
     observed = ~torch.isnan(values)
     t_size = values.size(1)
@@ -50,7 +53,10 @@ def model_inputs(paths: torch.Tensor, t_end: float) -> torch.Tensor:
     last = torch.where(observed, idx, -1).cummax(dim=1).values
     filled = torch.nan_to_num(values).gather(1, last.clamp_min(0))
     filled = torch.where(last >= 0, filled, torch.zeros_like(filled))
-    return torch.cat([paths[..., :1] / max(t_end, 1e-12), filled], dim=-1).float()
+    parts = [paths[..., :1] / max(t_end, 1e-12), filled]
+    if increments:
+        parts.append(torch.diff(filled, dim=1, prepend=filled[:, :1]))
+    return torch.cat(parts, dim=-1).float()
 
 
 class SequenceModel(nn.Module):
