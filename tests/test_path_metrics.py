@@ -20,6 +20,7 @@ from infgan.metrics.predictive import predictive_mae
 from infgan.metrics.signature import sig_mmd
 from infgan.train.context import RunContext
 from infgan.train.loop import fit
+from infgan.train.run_dir import RunDir
 
 from conftest import tiny
 
@@ -152,6 +153,12 @@ def test_a_run_reports_path_metrics_and_floors(tmp_path, when):
     assert summary["path_metrics"]["val/disc"] == records[-1]["val/disc"]
     assert summary["floors"] == json.loads((tmp_path / "r" / "data.json").read_text())["floors"]
     assert records[-1]["val/pred_ratio"] == pytest.approx(records[-1]["val/pred"] / summary["floors"]["val/pred_trtr"])
+    if when == "end":  # floors stored under an older metric protocol are not reused
+        run = RunDir(tmp_path / "r")
+        assert run.saved_floors() == summary["floors"]
+        data = json.loads(run.data_path.read_text())
+        run.data_path.write_text(json.dumps({**data, "floors_version": floors_mod.VERSION - 1}))
+        assert run.saved_floors() == {}
 
 
 def test_too_few_paths_give_nan_not_an_error():

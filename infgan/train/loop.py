@@ -15,6 +15,7 @@ from infgan import metrics, plots
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
+from infgan.metrics.floors import VERSION as FLOORS_VERSION
 from infgan.metrics.floors import floors as metric_floors
 from infgan.objective import with_floor
 from infgan.tracking import Tracker, Tracking
@@ -153,7 +154,7 @@ def fit(
         else:
             run.refuse_existing()  # before the floors are computed
             floors = metric_floors(dataset, cfg.data, cfg.seed, path_level)
-            run.create(cfg, {**dataset.describe(), "floors": floors})
+            run.create(cfg, {**dataset.describe(), "floors": floors, "floors_version": FLOORS_VERSION})
     tracker = tracker if ctx.is_main and tracker is not None else Tracker(Tracking(), run.root)
     tracker.start(cfg)
 

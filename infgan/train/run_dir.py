@@ -80,10 +80,13 @@ class RunDir:
             )
 
     def saved_floors(self) -> dict[str, float]:
-        """The real-data floors stored with the run in data.json ({} if none)."""
+        """The real-data floors stored with the run in data.json ({} if none, or from older metric protocols)."""
+        from infgan.metrics.floors import VERSION
+
         if not self.data_path.exists():
             return {}
-        return dict(json.loads(self.data_path.read_text()).get("floors") or {})
+        data = json.loads(self.data_path.read_text())
+        return dict(data.get("floors") or {}) if data.get("floors_version", 1) == VERSION else {}
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Add one evaluation's record to metrics.jsonl."""
