@@ -59,6 +59,11 @@ class DataConfig:
     size: int = _opt(8192, "number of series or windows (train + held-out); files: an upper bound", ge=4)
     val_fraction: float = _opt(0.125, "fraction of series held out for the quality metrics", gt=0, lt=1)
     missing_rate: float = _opt(0.3, "ou only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1)
+    transform: tuple[str, ...] = _opt(
+        (),
+        "per-channel value transform before normalisation: none, log, log_return, relative or diff; "
+        "one for all channels, one per channel, or CHANNEL=KIND entries; empty = none",
+    )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from infgan.config import ConfigError
+from infgan.data.dataset import to_data_units
 from infgan.metrics import generate
 from infgan.models import Generator
 from infgan.train.checkpoint import latest_checkpoint, load_checkpoint
@@ -41,8 +42,7 @@ def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:
     """Write `n` generated paths: arrays `t` (time,), `paths` (n, time, channels), `channels`."""
     generator, data = load_generator(run_dir)
     ts = torch.tensor(data["times"], dtype=torch.get_default_dtype())
-    values = generate(generator, ts, n, seed)[..., 1:]
-    values = values * torch.tensor(data["std"]) + torch.tensor(data["mean"])
+    values = to_data_units(generate(generator, ts, n, seed)[..., 1:], data, seed=seed)
     ts = ts * data.get("time_scale", 1.0)  # data time units since the series' start
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, t=ts.numpy(), paths=values.numpy(), channels=np.array(data["channels"]))

@@ -141,6 +141,10 @@ BAD = {
     ),
     "duplicate times": (lambda f: f.assign(t=np.where(f.index == 1, f.t[0], f.t)), [], "duplicate time"),
     "text times": (lambda f: f.assign(t="soon"), [], "column 't' (data.time_column) holds neither"),
+    "log of negatives": (lambda f: f, ["data.transform=[a=log]"], "log needs positive values, but channel 'a'"),
+    "unknown transform": (lambda f: f, ["data.transform=[sqrt]"], "unknown transform 'sqrt'; allowed: none, log"),
+    "transform count": (lambda f: f, ["data.transform=[log, none, diff]"], "3 entries for 2 channels (a, b)"),
+    "transform channel": (lambda f: f, ["data.transform=[c=log]"], "no channel 'c'; channels are a, b"),
 }
 
 

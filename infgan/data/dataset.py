@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from infgan.config import FILE_DATASETS, DataConfig
-from infgan.data import ou
+from infgan.data import ou, transforms
 from infgan.data.files import DataError, RawData, Series, read_file
 
 
@@ -30,6 +30,9 @@ class Dataset:
     names: list[str]  # channel names, for plots and tables
     time_scale: float = 1.0  # data time units per model time unit
     time_unit: str = "time units"
+    transform: list[str] | None = None  # per channel (transforms.KINDS); None: none for every channel
+    anchors: torch.Tensor | None = None  # (n_train, channels) each training window's first values, data units
+    val_anchors: torch.Tensor | None = None  # (n_val, channels) the same for the held-out windows
 
     @property
     def channels(self) -> int:
@@ -40,13 +43,19 @@ class Dataset:
         """Linear-interpolation coefficients of this rank's shard of the training paths."""
         return interpolation_coeffs(self.train[rank::world_size])
 
-    def denormalise(self, paths: torch.Tensor) -> torch.Tensor:
-        """Paths (…, time, 1 + channels) from normalised to data units (time since the series' start)."""
-        return torch.cat([paths[..., :1] * self.time_scale, paths[..., 1:] * self.std + self.mean], dim=-1)
+    def denormalise(self, paths: torch.Tensor, anchors: torch.Tensor | None = None) -> torch.Tensor:
+        """Paths (n, time, 1 + channels) from normalised to data units (time since the series' start).
+
+        `anchors` (n, channels): the windows' levels for window-anchored transforms; by default
+        drawn from the training windows' (generated paths have none of their own).
+        """
+        return torch.cat(
+            [paths[..., :1] * self.time_scale, to_data_units(paths[..., 1:], self.describe(), anchors)], dim=-1
+        )
 
     def describe(self) -> dict:
-        """Channel names, normalisation and the output time grid, as saved with a run (data.json)."""
-        return {
+        """Channel names, normalisation, transforms and the output time grid, as saved with a run (data.json)."""
+        out = {
             "channels": list(self.names),
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
@@ -54,6 +63,33 @@ class Dataset:
             "time_scale": self.time_scale,
             "time_unit": self.time_unit,
         }
+        if self.transform is not None and any(k != "none" for k in self.transform):
+            out["transform"] = list(self.transform)
+            if self.anchors is not None and any(k in transforms.ANCHORED for k in self.transform):
+                step = max(1, self.anchors.size(0) // ANCHOR_POOL)
+                out["anchors"] = self.anchors[::step][:ANCHOR_POOL].tolist()
+        return out
+
+
+ANCHOR_POOL = 1024  # training windows' levels kept in data.json, to invert generated paths
+
+
+def to_data_units(
+    values: torch.Tensor, described: dict, anchors: torch.Tensor | None = None, seed: int = 0
+) -> torch.Tensor:
+    """Normalised values (n, time, channels) in data units, from a run's data.json (`Dataset.describe`).
+
+    Window-anchored transforms take `anchors` (n, channels), by default levels drawn by `seed`
+    from the training windows' kept in `described`.
+    """
+    out = values * torch.tensor(described["std"]).to(values) + torch.tensor(described["mean"]).to(values)
+    kinds = described.get("transform")
+    if not kinds:
+        return out
+    if anchors is None:
+        pool = torch.tensor(described.get("anchors") or [[1.0] * len(kinds)], dtype=values.dtype)
+        anchors = transforms.draw_anchors(pool, values.size(0), seed)
+    return transforms.inverse(out, kinds, anchors)
 
 
 def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:
@@ -117,23 +153,40 @@ def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
     order = torch.randperm(n, generator=g)
     n_val = max(1, round(cfg.val_fraction * n))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    mean, std = _normalisation(values[train_idx])
+    names = ["y"]
+    kinds = transforms.per_channel(cfg.transform, names, "ou")
+    anchors = transforms.first_observed(values)
+    values = transforms.forward(values, kinds, names, "ou")
+    mean, std = _normalisation(values[train_idx], kinds)
     with_time = torch.cat([ts.view(1, t_size, 1).expand(n, t_size, 1), (values - mean) / std], dim=2)
     val = with_time[val_idx]
-    return Dataset(ts=ts, train=with_time[train_idx], val=val, val_grid=val, mean=mean, std=std, names=["y"])
+    return Dataset(
+        ts=ts,
+        train=with_time[train_idx],
+        val=val,
+        val_grid=val,
+        mean=mean,
+        std=std,
+        names=names,
+        transform=kinds,
+        anchors=anchors[train_idx],
+        val_anchors=anchors[val_idx],
+    )
 
 
-def _normalisation(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _normalisation(train: torch.Tensor, kinds: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of the training values (n, time, channels) at t = 0.
 
     Why t = 0 statistics, not the whole path's: the reference found this helps learning a lot
     (the generator's initial condition is what the critic first tells apart). A channel seldom
-    observed at t = 0 falls back to all its observations.
+    observed at t = 0 falls back to all its observations, and so does a window-anchored
+    transform's (every window starts at 0 there).
     """
     first, everything = train[:, 0], train.reshape(-1, train.size(-1))
     mean, std = [], []
     for c in range(train.size(-1)):
-        x = first[:, c] if (~torch.isnan(first[:, c])).sum() >= 2 else everything[:, c]
+        seen_at_start = (~torch.isnan(first[:, c])).sum() >= 2
+        x = first[:, c] if seen_at_start and kinds[c] not in transforms.ANCHORED else everything[:, c]
         m = torch.nanmean(x)
         mean.append(m)
         std.append(torch.sqrt(torch.nanmean((x - m) ** 2)).clamp_min(1e-8))
@@ -231,11 +284,15 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
             f"lower data.t_size or data.val_fraction"
         )
     train, val = _stack(train_w, cfg.t_size, unit), _stack(val_w, cfg.t_size, unit)
+    kinds = transforms.per_channel(cfg.transform, raw.channels, raw.source)
+    anchors, val_anchors = transforms.first_observed(train[..., 1:]), transforms.first_observed(val[..., 1:])
+    train[..., 1:] = transforms.forward(train[..., 1:], kinds, raw.channels, raw.source)
+    val[..., 1:] = transforms.forward(val[..., 1:], kinds, raw.channels, raw.source)
     # Why the median span: one window stretched by a long gap should not stretch everyone's grid.
     span = float(train[:, -1, 0].median())
     regular = abs(span - (cfg.t_size - 1)) < 1e-6
     ts = torch.arange(cfg.t_size, dtype=train.dtype) if regular else torch.linspace(0, span, cfg.t_size)
-    mean, std = _normalisation(train[..., 1:])
+    mean, std = _normalisation(train[..., 1:], kinds)
     train[..., 1:] = (train[..., 1:] - mean) / std
     val[..., 1:] = (val[..., 1:] - mean) / std
     same_times = val.size(1) == ts.numel() and bool((val[..., 0] == ts).all())
@@ -249,6 +306,9 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
         names=list(raw.channels),
         time_scale=unit,
         time_unit=raw.time_unit,
+        transform=kinds,
+        anchors=anchors,
+        val_anchors=val_anchors,
     )
 
 

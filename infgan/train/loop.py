@@ -104,9 +104,14 @@ def _write_final(
     if fake is not None and bool(torch.isfinite(fake).all()):  # a diverged generator has nothing to show
         fake = dataset.denormalise(fake)
         plots.plot_samples(
-            dataset.denormalise(dataset.val), fake, run.plots / "samples.png", dataset.names, dataset.time_unit
+            dataset.denormalise(dataset.val, dataset.val_anchors),
+            fake,
+            run.plots / "samples.png",
+            dataset.names,
+            dataset.time_unit,
         )
-        plots.plot_marginals(dataset.denormalise(dataset.val_grid), fake, run.plots / "marginals.png", dataset.names)
+        real = dataset.denormalise(dataset.val_grid, dataset.val_anchors)
+        plots.plot_marginals(real, fake, run.plots / "marginals.png", dataset.names)
     plots.plot_training_curves(history, run.plots / "losses.png")
     plots.plot_score(history, run.plots / "val_score.png")
     plots.plot_path_metrics(history, run.plots / "path_metrics.png")

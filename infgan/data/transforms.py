@@ -1,0 +1,129 @@
+"""Per-channel value transforms (`data.transform`), applied to each window before normalisation and
+inverted for samples and plots.
+
+Prices, volumes and other positive or level-shifting quantities are hard to model as they are:
+a generator of raw prices can go negative, and windows from different years sit at different
+levels, so held-out years look unlike training years. Practitioners model a transform instead:
+
+- `none`: the values as they are.
+- `log`: log(x); the inverse exp keeps every generated value positive. Needs x > 0.
+- `log_return`: log(x / x0), x0 the window's first observation of that channel: every window
+  starts at 0 and only the relative path is modelled. Needs x > 0.
+- `relative`: x / x0 - 1, the same without the log. Needs x > 0.
+- `diff`: the change since the channel's previous observation (0 at the first one).
+
+The window-anchored transforms (`log_return`, `relative`, `diff`) lose the window's level x0.
+Inverting a generated path therefore needs one: each generated path takes the first
+observations (all channels together) of a training window drawn at random, so levels and the
+relations between channels at the start (High above Low) are those of real windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from infgan.data.files import DataError
+
+KINDS = ("none", "log", "log_return", "relative", "diff")
+ANCHORED = ("log_return", "relative", "diff")
+POSITIVE = ("log", "log_return", "relative")
+
+
+def per_channel(spec: Sequence[str], names: Sequence[str], source: str) -> list[str]:
+    """Each channel's transform from `data.transform`: empty (none), one kind for every channel,
+    `CHANNEL=KIND` entries (the rest none), or one kind per channel in order."""
+    allowed = ", ".join(KINDS)
+    if not spec:
+        return ["none"] * len(names)
+    if all("=" in s for s in spec):
+        kinds = dict.fromkeys(names, "none")
+        for s in spec:
+            name, kind = (p.strip() for p in s.split("=", 1))
+            if name not in kinds:
+                raise DataError(f"{source}: data.transform: no channel '{name}'; channels are {', '.join(names)}")
+            kinds[name] = kind
+        out = list(kinds.values())
+    elif any("=" in s for s in spec):
+        raise DataError(f"{source}: data.transform: mix of CHANNEL=KIND and bare kinds {list(spec)}; use one form")
+    elif len(spec) == 1:
+        out = [spec[0]] * len(names)
+    elif len(spec) == len(names):
+        out = list(spec)
+    else:
+        raise DataError(
+            f"{source}: data.transform has {len(spec)} entries for {len(names)} channels ({', '.join(names)}); "
+            "give one kind for all, one per channel, or CHANNEL=KIND entries"
+        )
+    for kind in out:
+        if kind not in KINDS:
+            raise DataError(f"{source}: data.transform: unknown transform '{kind}'; allowed: {allowed}")
+    return out
+
+
+def first_observed(values: torch.Tensor) -> torch.Tensor:
+    """(n, time, channels) -> (n, channels): each channel's first non-NaN value (NaN if none)."""
+    observed = ~torch.isnan(values)
+    first = observed.float().argmax(dim=1, keepdim=True)  # 0 when nothing is observed
+    out = values.gather(1, first).squeeze(1)
+    return torch.where(observed.any(dim=1), out, torch.full_like(out, float("nan")))
+
+
+def forward(values: torch.Tensor, kinds: Sequence[str], names: Sequence[str], source: str) -> torch.Tensor:
+    """Transformed values (n, time, channels), NaN where unobserved; refuses non-positive input to a log."""
+    out = values.clone()
+    anchors = first_observed(values)
+    for c, kind in enumerate(kinds):
+        x = values[..., c]
+        if kind in POSITIVE:
+            bad = int((x <= 0).sum())
+            if bad:
+                raise DataError(
+                    f"{source}: data.transform {kind} needs positive values, but channel '{names[c]}' has {bad} "
+                    "values <= 0; use none or diff for it"
+                )
+        a = anchors[:, c : c + 1]
+        if kind == "log":
+            out[..., c] = torch.log(x)
+        elif kind == "log_return":
+            out[..., c] = torch.log(x / a)
+        elif kind == "relative":
+            out[..., c] = x / a - 1
+        elif kind == "diff":
+            out[..., c] = x - _previous_observed(x)
+    return out
+
+
+def _previous_observed(x: torch.Tensor) -> torch.Tensor:
+    """(n, time): the value observed before each time (the value itself at the first observation)."""
+    observed = ~torch.isnan(x)
+    idx = torch.arange(x.size(1)).expand_as(x)
+    last = torch.where(observed, idx, -1).cummax(dim=1).values  # last observed at or before
+    before = torch.cat([torch.full_like(last[:, :1], -1), last[:, :-1]], dim=1)
+    prev = torch.nan_to_num(x).gather(1, before.clamp_min(0))
+    return torch.where(before >= 0, prev, x)
+
+
+def inverse(values: torch.Tensor, kinds: Sequence[str], anchors: torch.Tensor) -> torch.Tensor:
+    """Values (n, time, channels) back in data units; `anchors` (n, channels): each path's level x0."""
+    out = values.clone()
+    for c, kind in enumerate(kinds):
+        y, a = values[..., c], anchors[:, c : c + 1].to(values)
+        if kind == "log":
+            out[..., c] = torch.exp(y)
+        elif kind == "log_return":
+            out[..., c] = a * torch.exp(y)
+        elif kind == "relative":
+            out[..., c] = a * (1 + y)
+        elif kind == "diff":
+            out[..., c] = torch.where(torch.isnan(y), y, a + torch.nan_to_num(y).cumsum(dim=1))
+    return out
+
+
+def draw_anchors(pool: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """`n` levels (n, channels) for generated paths: rows of `pool` (training windows' first values) drawn by `seed`."""
+    complete = pool[torch.isfinite(pool).all(dim=1)]
+    pool = complete if complete.size(0) else torch.nan_to_num(pool)  # windows missing a whole channel: avoided
+    g = torch.Generator().manual_seed(seed)
+    return pool[torch.randint(0, pool.size(0), (n,), generator=g)]

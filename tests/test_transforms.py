@@ -1,0 +1,95 @@
+"""`data.transform`: each kind inverts exactly on data with gaps, anchored kinds start windows at 0,
+the forms of the setting, and a run whose samples come back in data units, positive under a log."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from infgan.cli import main
+from infgan.data import transforms
+from infgan.data.dataset import build_dataset
+from infgan.data.files import DataError
+
+from conftest import tiny
+
+
+def positive_paths(seed: int = 0) -> torch.Tensor:
+    """(20, 9, 2) positive values on very different levels, a fifth of entries missing."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.exp(torch.randn(20, 9, 2, generator=g).cumsum(1) * 0.1) * torch.tensor([50.0, 1e6])
+    x[torch.rand(x.shape, generator=g) < 0.2] = float("nan")
+    return x.double()
+
+
+@pytest.mark.parametrize("kind", transforms.KINDS)
+def test_each_transform_inverts_exactly_where_observed(kind):
+    x = positive_paths()
+    y = transforms.forward(x, [kind, kind], ["p", "v"], "test")
+    assert torch.equal(torch.isnan(y), torch.isnan(x))
+    back = transforms.inverse(y, [kind, kind], transforms.first_observed(x))
+    assert torch.allclose(back.nan_to_num(), x.nan_to_num(), rtol=1e-9)
+    if kind in transforms.ANCHORED:  # every window starts at 0 at its first observation
+        assert torch.allclose(transforms.first_observed(y), torch.zeros(20, 2, dtype=y.dtype))
+
+
+def test_the_forms_of_the_setting():
+    names = ["Open", "Volume"]
+    assert transforms.per_channel((), names, "d") == ["none", "none"]
+    assert transforms.per_channel(("log",), names, "d") == ["log", "log"]
+    assert transforms.per_channel(("log_return", "log"), names, "d") == ["log_return", "log"]
+    assert transforms.per_channel(("Volume=log",), names, "d") == ["none", "log"]
+    with pytest.raises(DataError, match="mix of"):
+        transforms.per_channel(("Volume=log", "log"), names, "d")
+
+
+def test_generated_levels_come_from_whole_training_windows():
+    pool = torch.tensor([[1.0, 2.0], [float("nan"), 5.0], [3.0, 4.0]])
+    drawn = transforms.draw_anchors(pool, 50, seed=1)
+    assert torch.isfinite(drawn).all()
+    assert {tuple(r) for r in drawn.tolist()} == {(1.0, 2.0), (3.0, 4.0)}  # rows kept together
+    assert torch.equal(drawn, transforms.draw_anchors(pool, 50, seed=1))
+
+
+def test_an_anchored_channel_is_normalised_over_the_whole_window():
+    ds = build_dataset(tiny("data.transform=[diff]").data, 0)
+    values = ds.train[..., 1]
+    assert 0.5 < float(values[~torch.isnan(values)].std()) < 2.0  # not the ~0 spread at t = 0
+    assert ds.describe()["transform"] == ["diff"] and len(ds.describe()["anchors"]) > 0
+    back = ds.denormalise(ds.val, ds.val_anchors)
+    plain = build_dataset(tiny().data, 0)
+    assert torch.allclose(back.nan_to_num(), plain.denormalise(plain.val).nan_to_num(), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_run_on_log_returns_samples_positive_prices(tmp_path):
+    g = np.random.default_rng(0)
+    n = 600
+    price = 100 * np.exp(np.cumsum(0.02 * g.standard_normal(n)))
+    frame = pd.DataFrame({"t": np.arange(n), "price": price, "volume": np.exp(12 + g.standard_normal(n))})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    run = tmp_path / "run"
+    sets = [
+        "data.dataset=csv",
+        f"data.path={tmp_path / 'd.csv'}",
+        "data.time_column=t",
+        "data.t_size=16",
+        "data.stride=4",
+        "data.transform=[price=log_return, volume=log]",
+        "train.steps=4",
+        "eval.every=4",
+        "eval.path_metrics=off",
+    ]
+    args = ["train", "--out", str(run), "--no-progress", *(x for s in sets for x in ("--set", s))]
+    assert main(args) == 0
+    saved = json.loads((run / "data.json").read_text())
+    assert saved["transform"] == ["log_return", "log"]
+    assert main(["sample", str(run), "-n", "64", "--out", str(tmp_path / "s.npz")]) == 0
+    paths = np.load(tmp_path / "s.npz")["paths"]
+    assert paths.shape == (64, 16, 2) and np.isfinite(paths).all() and (paths > 0).all()
+    levels = np.array(saved["anchors"])
+    assert levels[:, 0].min() * 0.2 < np.median(paths[:, 0, 0]) < levels[:, 0].max() * 5  # price level of real windows
