@@ -61,7 +61,8 @@ class DataConfig:
     missing_rate: float = _opt(0.3, "ou only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1)
     transform: tuple[str, ...] = _opt(
         (),
-        "per-channel value transform before normalisation: none, log, log_return, relative or diff; "
+        "per-channel value transform before normalisation: none, log, log_return, relative, diff, or high/low "
+        "(OHLC bars); "
         "one for all channels, one per channel, or CHANNEL=KIND entries; empty = none",
     )
 

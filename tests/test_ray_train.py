@@ -20,7 +20,8 @@ from conftest import ARTEFACTS, TINY, set_args
 
 pytestmark = pytest.mark.ray  # every test here starts or joins Ray (and so is slow: see conftest)
 
-RUN = [*TINY, "train.steps=200", "eval.every=20", "checkpoint.every=20"]
+STEPS = 80  # long enough that a worker killed after the first checkpoint (step 20) dies mid-run
+RUN = [*TINY, f"train.steps={STEPS}", "eval.every=20", "checkpoint.every=20"]
 
 
 def read_metrics(run):
@@ -40,8 +41,8 @@ def test_two_workers_write_the_same_artefacts_as_one_process(two_worker_run, tmp
     for name in ARTEFACTS:
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["world_size"] == 2 and summary["steps"] == 200
-    assert [r["step"] for r in read_metrics(out)] == list(range(0, 201, 20))
+    assert summary["status"] == "completed" and summary["world_size"] == 2 and summary["steps"] == STEPS
+    assert [r["step"] for r in read_metrics(out)] == list(range(0, STEPS + 1, 20))
     ckpts = checkpoints(out / "checkpoints")
     assert ckpts and all(p.name == "state.pt" for p in ckpts)  # Ray Train checkpoints, in the run dir
     assert main(["sample", str(out), "-n", "5", "--out", str(tmp_path / "s.npz")]) == 0
@@ -91,7 +92,7 @@ def test_resuming_a_finished_multi_worker_run_returns_at_once(two_worker_run, tm
         timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "completed: 200 steps" in proc.stdout
+    assert f"completed: {STEPS} steps" in proc.stdout
     assert {name: (out / name).read_bytes() for name in before} == before  # finished before: left as it was
 
 
@@ -110,7 +111,7 @@ def test_killed_worker_restarts_from_checkpoint_and_completes(two_worker_run, tm
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["resumed_from"] and summary["resumed_from"][0] >= 20
-    assert [r["step"] for r in read_metrics(out)] == list(range(0, 201, 20))
+    assert [r["step"] for r in read_metrics(out)] == list(range(0, STEPS + 1, 20))
     # restored with every rank's own RNG: the same result as the uninterrupted run
     uninterrupted = json.loads((two_worker_run[1] / "summary.json").read_text())
     assert summary["final_score"] == uninterrupted["final_score"]

@@ -11,6 +11,9 @@ levels, so held-out years look unlike training years. Practitioners model a tran
   starts at 0 and only the relative path is modelled. Needs x > 0.
 - `relative`: x / x0 - 1, the same without the log. Needs x > 0.
 - `diff`: the change since the channel's previous observation (0 at the first one).
+- `high`, `low`: for OHLC bars (channels named `Open` and `Close` needed): log(High / max(Open,
+  Close)) and log(min(Open, Close) / Low), inverted with their absolute value, so a generated
+  Low <= Open, Close <= High at every point by construction, whatever the generator outputs.
 
 The window-anchored transforms (`log_return`, `relative`, `diff`) lose the window's level x0.
 Inverting a generated path therefore needs one: each generated path takes the first
@@ -26,9 +29,10 @@ import torch
 
 from infgan.data.files import DataError
 
-KINDS = ("none", "log", "log_return", "relative", "diff")
+KINDS = ("none", "log", "log_return", "relative", "diff", "high", "low")
 ANCHORED = ("log_return", "relative", "diff")
-POSITIVE = ("log", "log_return", "relative")
+POSITIVE = ("log", "log_return", "relative", "high", "low")
+BAR = ("high", "low")  # relative to the bar's Open and Close
 
 
 def per_channel(spec: Sequence[str], names: Sequence[str], source: str) -> list[str]:
@@ -59,7 +63,17 @@ def per_channel(spec: Sequence[str], names: Sequence[str], source: str) -> list[
     for kind in out:
         if kind not in KINDS:
             raise DataError(f"{source}: data.transform: unknown transform '{kind}'; allowed: {allowed}")
+    if any(k in BAR for k in out) and not {"Open", "Close"} <= set(names):
+        raise DataError(
+            f"{source}: data.transform high/low need channels named Open and Close; channels are {', '.join(names)}"
+        )
     return out
+
+
+def _open_close(values: torch.Tensor, names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(max(Open, Close), min(Open, Close)) of every bar, (n, time)."""
+    o, c = values[..., list(names).index("Open")], values[..., list(names).index("Close")]
+    return torch.maximum(o, c), torch.minimum(o, c)
 
 
 def first_observed(values: torch.Tensor) -> torch.Tensor:
@@ -92,6 +106,9 @@ def forward(values: torch.Tensor, kinds: Sequence[str], names: Sequence[str], so
             out[..., c] = x / a - 1
         elif kind == "diff":
             out[..., c] = x - _previous_observed(x)
+        elif kind in BAR:
+            top, bottom = _open_close(values, names)
+            out[..., c] = torch.log(x / top) if kind == "high" else torch.log(bottom / x)
     return out
 
 
@@ -105,8 +122,13 @@ def _previous_observed(x: torch.Tensor) -> torch.Tensor:
     return torch.where(before >= 0, prev, x)
 
 
-def inverse(values: torch.Tensor, kinds: Sequence[str], anchors: torch.Tensor) -> torch.Tensor:
-    """Values (n, time, channels) back in data units; `anchors` (n, channels): each path's level x0."""
+def inverse(
+    values: torch.Tensor, kinds: Sequence[str], anchors: torch.Tensor, names: Sequence[str] = ()
+) -> torch.Tensor:
+    """Values (n, time, channels) back in data units; `anchors` (n, channels): each path's level x0.
+
+    `names` (the channel names) are needed for `high` and `low`.
+    """
     out = values.clone()
     for c, kind in enumerate(kinds):
         y, a = values[..., c], anchors[:, c : c + 1].to(values)
@@ -118,6 +140,11 @@ def inverse(values: torch.Tensor, kinds: Sequence[str], anchors: torch.Tensor) -
             out[..., c] = a * (1 + y)
         elif kind == "diff":
             out[..., c] = torch.where(torch.isnan(y), y, a + torch.nan_to_num(y).cumsum(dim=1))
+    for c, kind in enumerate(kinds):  # after Open and Close are back in data units
+        if kind in BAR:
+            top, bottom = _open_close(out, names)
+            y = values[..., c].abs()
+            out[..., c] = top * torch.exp(y) if kind == "high" else bottom * torch.exp(-y)
     return out
 
 
