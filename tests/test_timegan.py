@@ -1,0 +1,71 @@
+"""TimeGAN's published discriminative and predictive scores (infgan.metrics.timegan)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from infgan.cli import main
+from infgan.metrics import timegan
+from infgan.train.context import RunContext
+from infgan.train.loop import fit
+
+from conftest import tiny
+
+
+def noisy_sines(n: int, seed: int, shift: float = 0.0) -> torch.Tensor:
+    """(n, 24, 3): three phase-shifted noisy sines in [0, 1]; the last channel lags the first by one step."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(25.0).view(1, 25)
+    phase = torch.rand(n, 1, generator=g) * 6.28
+    x = 0.5 + 0.4 * torch.sin(t / 3 + phase) + 0.02 * torch.randn(n, 25, generator=g)
+    out = torch.stack([x[:, 1:], 0.5 + 0.4 * torch.cos(t[:, 1:] / 3 + phase), x[:, :-1]], dim=-1)
+    return (out + shift).clamp(0, 1)
+
+
+def test_minmax_scales_every_set_by_the_real_sets_range():
+    real, fake = torch.tensor([[[2.0, 10.0], [4.0, 30.0]]]), torch.tensor([[[3.0, 50.0], [2.0, 10.0]]])
+    r, f = timegan.minmax(real, fake)
+    assert r.min() == 0 and r.max() == pytest.approx(1)
+    assert f[0, 0, 0] == pytest.approx(0.5) and f[0, 0, 1] == pytest.approx(2.0)  # outside the real range stays
+
+
+@pytest.mark.slow
+def test_the_classifier_tells_shifted_windows_apart_and_real_halves_not():
+    real = noisy_sines(400, 0)
+    same = timegan.discriminative(real, noisy_sines(400, 1), seed=0, steps=800)
+    shifted = timegan.discriminative(real, noisy_sines(400, 1, shift=0.3), seed=0, steps=800)
+    assert same < 0.1 < 0.3 < shifted
+    assert timegan.discriminative(real[:100], noisy_sines(100, 1), seed=3, steps=50) == timegan.discriminative(
+        real[:100], noisy_sines(100, 1), seed=3, steps=50
+    )  # seeded
+
+
+@pytest.mark.slow
+def test_the_predictor_trained_on_real_windows_beats_one_trained_on_noise():
+    real = noisy_sines(400, 0)
+    noise = torch.rand(400, 24, 3, generator=torch.Generator().manual_seed(1))
+    on_real = timegan.predictive(noisy_sines(400, 2), real, seed=0, steps=600)
+    on_noise = timegan.predictive(noise, real, seed=0, steps=600)
+    assert on_real < 0.7 * on_noise
+    with pytest.raises(ValueError, match="at least 2 channels"):
+        timegan.predictive(real[..., :1], real[..., :1], seed=0)
+
+
+def test_repeats_report_mean_and_spread(monkeypatch):
+    calls = iter([0.1, 0.3])
+    monkeypatch.setattr(timegan, "discriminative", lambda *a, **k: next(calls))
+    monkeypatch.setattr(timegan, "predictive", lambda *a, **k: 0.05)
+    out = timegan.scores(torch.zeros(4, 3, 2), torch.zeros(4, 3, 2), seed=0, repeats=2)
+    assert out["timegan/disc"] == pytest.approx(0.2) and out["timegan/disc_std"] == pytest.approx(0.1414, abs=1e-3)
+    assert out["timegan/pred"] == pytest.approx(0.05) and out["timegan/pred_std"] == 0
+
+
+@pytest.mark.slow
+def test_evaluate_with_the_timegan_protocol_refuses_what_it_cannot_score(tmp_path, capsys):
+    fit(tiny(), tmp_path / "ou", RunContext(progress=False))  # one channel, with gaps
+    assert main(["evaluate", str(tmp_path / "ou"), "--protocol", "timegan"]) == 2
+    assert "complete windows" in capsys.readouterr().err
+    fit(tiny("data.missing_rate=0"), tmp_path / "ou1", RunContext(progress=False))
+    assert main(["evaluate", str(tmp_path / "ou1"), "--protocol", "timegan", "--repeats", "1"]) == 2
+    assert "at least 2 channels" in capsys.readouterr().err
