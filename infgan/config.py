@@ -112,6 +112,13 @@ class TrainConfig:
     discriminator_weight_decay: float = _opt(0.01, "discriminator weight decay", ge=0)
     adam_betas: tuple[float, float] = _opt((0.5, 0.9), "Adam betas (adam only)")
     swa_start: int = _opt(500, "step from which weights are averaged (evaluation uses the average)", ge=0)
+    ema_decay: float = _opt(
+        0.0,
+        "0: equal-weight average of every step from swa_start (SWA); else the decay of an exponential "
+        "moving average from swa_start (EMA, e.g. 0.99)",
+        ge=0,
+        lt=1,
+    )
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
     threads: int = _opt(
         1, "intra-op threads per process (1 is fastest for these small tensors; 0 = torch's default)", ge=0

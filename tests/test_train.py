@@ -91,6 +91,20 @@ def test_averaged_generator_is_the_one_evaluated_after_averaging_starts(tmp_path
     assert all(torch.equal(final[k], last["g_avg"][f"module.{k}"]) for k in final)
 
 
+@pytest.mark.parametrize("decay", [0.0, 0.5])
+def test_the_average_weighs_steps_equally_or_exponentially(decay):
+    state = init_state(tiny(f"train.ema_decay={decay}"), 1, torch.device("cpu"))
+    weight = next(state.generator.parameters())
+    start = weight.detach().clone()
+    for k in range(3):  # the trained weights are start, start + 1, start + 2
+        with torch.no_grad():
+            weight.copy_(start + k)
+        state.update_averages()
+    averaged = next(state.g_avg.module.parameters())
+    expected = start + (1.0 if decay == 0 else 1.25)  # SWA: mean of 0, 1, 2; EMA: copy 0, then 0.5, then 1.25
+    assert torch.allclose(averaged, expected)
+
+
 def test_non_finite_loss_stops_the_run_as_diverged(tmp_path, monkeypatch, capsys):
     real_step = loop.train_step
     calls = {"n": 0}

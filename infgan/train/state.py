@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from infgan.config import Config
 from infgan.models import Discriminator, Generator
@@ -144,6 +144,8 @@ def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0)
         t.adam_betas,
     )
     rng = torch.Generator().manual_seed(rank_seed(cfg.seed, rank, "train"))
-    return TrainState(
-        generator, discriminator, g_opt, d_opt, AveragedModel(generator), AveragedModel(discriminator), rng
-    )
+    # Why EMA as an option: the equal-weight average keeps early, poor weights for the rest of a
+    # short run; an exponential one forgets them (docs/quality.md measures both).
+    ema = {"multi_avg_fn": get_ema_multi_avg_fn(t.ema_decay)} if t.ema_decay > 0 else {}
+    averages = AveragedModel(generator, **ema), AveragedModel(discriminator, **ema)
+    return TrainState(generator, discriminator, g_opt, d_opt, *averages, rng)
