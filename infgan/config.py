@@ -92,7 +92,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: str = _opt("wgan_clip", "adversarial loss", choices=("wgan_clip", "wgan_gp", "gan"))
+    kind: str = _opt("gan", "adversarial loss", choices=("wgan_clip", "wgan_gp", "gan"))
     gp_weight: float = _opt(10.0, "gradient-penalty weight (wgan_gp only)", ge=0)
 
 
@@ -104,8 +104,8 @@ class TrainConfig:
     steps: int = _opt(1000, "generator steps", ge=1)
     batch_size: int = _opt(128, "global batch size (split across workers)", ge=1)
     n_critic: int = _opt(1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1)
-    generator_lr: float = _opt(1.0e-2, "generator learning rate", gt=0)
-    discriminator_lr: float = _opt(5.0e-2, "discriminator learning rate", gt=0)
+    generator_lr: float = _opt(4.6e-2, "generator learning rate", gt=0)
+    discriminator_lr: float = _opt(0.12, "discriminator learning rate", gt=0)
     generator_optimizer: str = _opt("adadelta", "generator optimiser", choices=_OPTIMISERS)
     discriminator_optimizer: str = _opt("adadelta", "discriminator optimiser", choices=_OPTIMISERS)
     generator_weight_decay: float = _opt(0.01, "generator weight decay", ge=0)

@@ -116,15 +116,11 @@ def test_first_point_is_the_base_config_and_trial_configs_are_full_configs():
 def test_shipped_spaces_load(name):
     space = load_space(f"search_spaces/{name}.yaml")
     paths = {p.path for p in space.params}
-    assert {
-        "train.n_critic",
-        "train.generator_lr",
-        "train.discriminator_lr",
-        "model.hidden_size",
-        "model.mlp_size",
-        "loss.kind",
-        "loss.gp_weight",
-    } <= paths
+    searched = {"train.n_critic", "train.generator_lr", "train.discriminator_lr", "model.hidden_size", "model.mlp_size"}
+    assert searched | {"loss.kind"} <= paths
+    if name == "ou":  # wgan_gp was left out of the default sweep (docs/quality.md); averaging starts within budget
+        assert "loss.gp_weight" not in paths and space.base["train"]["swa_start"] < space.steps
+        return
     assert dict(next(p for p in space.params if p.path == "loss.gp_weight").when) == {"loss.kind": ("wgan_gp",)}
 
 

@@ -93,7 +93,7 @@ def test_sweep_runs_every_trial_and_asha_stops_the_bad_one(sweep):
 def test_first_trial_is_the_base_configs_own_values(sweep):
     _, exp, _ = sweep
     params = json.loads((exp / "trials" / by_start(exp)[0] / "params.json").read_text())
-    assert params == {"model.initial_scale": 3.0, "train.generator_lr": 0.01, "loss.kind": "wgan_clip"}
+    assert params == {"model.initial_scale": 3.0, "train.generator_lr": 0.046, "loss.kind": "gan"}
 
 
 def test_optuna_is_told_stopped_trials_were_pruned(sweep):
