@@ -56,7 +56,7 @@ def train(row: str, out: Path, reuse: bool, sets: list[str]) -> tuple[Path, floa
     if not (reuse and done):
         print("+", " ".join(command), file=sys.stderr, flush=True)
         start = time.perf_counter()
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, stdout=sys.stderr)  # stdout is for the JSON
         wall = time.perf_counter() - start
     if kind == "sweep":
         from infgan.tune.report import collect

@@ -86,6 +86,9 @@ class ModelConfig:
     # about 2x faster than the adjoint (benchmarks/train_speed.py); the adjoint saves memory.
     adjoint: bool = _opt(False, "backpropagate with the reversible Heun adjoint (else through the solver)")
     dt: float = _opt(1.0, "solver step, in the data's time units", gt=0)
+    unit_time: bool = _opt(
+        False, "vector fields of both models see time divided by the path's last time (in [0, 1]), not raw"
+    )
     initial_scale: float = _opt(3.0, "multiplier on the generator's initial-MLP weights at init", gt=0)
     field_scale: float = _opt(0.5, "multiplier on the generator's drift/diffusion weights at init", gt=0)
 

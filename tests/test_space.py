@@ -61,6 +61,8 @@ def with_(path, value):
         (("parameters",), {}, "'parameters' must map"),
         (("asha", "grace_period"), 100, "asha.grace_period <= budget.steps"),
         (("budget", "stepz"), 3, "unknown key 'budget.stepz'"),
+        (("asha", "judge"), "mean", "'asha.judge' must be one of last, best"),
+        (("asha", "judge"), 3, "'asha.judge' must be a string"),
         (("mode",), "up", "'mode' must be min or max"),
         (("extra",), 1, "unknown key 'extra'"),
     ],
@@ -138,3 +140,16 @@ def test_a_path_metric_objective_runs_path_metrics_at_every_evaluation(tmp_path)
     assert exported["metric"] == {"name": "val/disc", "goal": "minimize"}
     assert exported["parameters"]["eval"]["parameters"]["path_metrics"] == {"value": "every"}
     assert parse_space({**doc, "metric": "val/score"}, "s.yaml").base["eval"]["path_metrics"] == "end"
+
+
+@pytest.mark.parametrize("judge, mode", [("last", "min"), ("best", "min"), ("best", "max")])
+def test_asha_judges_the_value_at_the_rung_or_the_best_so_far(tmp_path, judge, mode):
+    from infgan.tune.search import PersistentASHA
+
+    asha = PersistentASHA(str(tmp_path / "asha.json"), judge=judge, metric="val/score", mode=mode, max_t=10)
+    seen = [asha.judged("t1", {"val/score": v, "step": i})["val/score"] for i, v in enumerate([3.0, 1.0, 2.0])]
+    if judge == "last":
+        assert seen == [3.0, 1.0, 2.0]
+    else:
+        assert seen == ([3.0, 1.0, 1.0] if mode == "min" else [3.0, 3.0, 3.0])
+    assert asha.judged("t2", {"step": 1}) == {"step": 1}  # a record without the metric passes as it is

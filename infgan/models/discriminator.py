@@ -16,11 +16,12 @@ class _VectorField(nn.Module):
     def __init__(self, channels: int, hidden_size: int, mlp_size: int, num_layers: int):
         super().__init__()
         self.channels, self.hidden_size = channels, hidden_size
+        self.time_scale = 1.0  # set per solve: 1 / (last time) with model.unit_time
         self.mlp = MLP(1 + hidden_size, hidden_size * channels, mlp_size, num_layers, tanh=True)
 
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         # t: (), h: (batch, hidden) -> (batch, hidden, channels)
-        th = torch.cat([t.expand(h.size(0), 1), h], dim=1)
+        th = torch.cat([(t * self.time_scale).expand(h.size(0), 1), h], dim=1)
         return self.mlp(th).view(h.size(0), self.hidden_size, self.channels)
 
 
@@ -40,6 +41,7 @@ class Discriminator(nn.Module):
         adjoint = self.cfg.adjoint if adjoint is None else adjoint
         path = torchcde.LinearInterpolation(coeffs)
         h0 = self.initial(path.evaluate(path.interval[0]))
+        self.func.time_scale = 1.0 / float(path.interval[-1]) if self.cfg.unit_time else 1.0
         kwargs = (
             {"adjoint_method": "adjoint_reversible_heun", "adjoint_params": (coeffs,) + tuple(self.func.parameters())}
             if adjoint

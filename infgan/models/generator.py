@@ -19,12 +19,13 @@ class _VectorFields(nn.Module):
     def __init__(self, hidden_size: int, noise_size: int, mlp_size: int, num_layers: int):
         super().__init__()
         self.hidden_size, self.noise_size = hidden_size, noise_size
+        self.time_scale = 1.0  # set per solve: 1 / (last time) with model.unit_time
         self.drift = MLP(1 + hidden_size, hidden_size, mlp_size, num_layers, tanh=True)
         self.diffusion = MLP(1 + hidden_size, hidden_size * noise_size, mlp_size, num_layers, tanh=True)
 
     def _with_time(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # t: (), x: (batch, hidden) -> (batch, 1 + hidden)
-        return torch.cat([t.expand(x.size(0), 1), x], dim=1)
+        return torch.cat([(t * self.time_scale).expand(x.size(0), 1), x], dim=1)
 
     def f_and_g(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # t: (), x: (batch, hidden) -> drift (batch, hidden), diffusion (batch, hidden, noise)
@@ -73,6 +74,7 @@ class Generator(nn.Module):
             entropy=entropy,
             dt=self.cfg.dt,
         )
+        self.func.time_scale = 1.0 / float(ts[-1]) if self.cfg.unit_time else 1.0
         solve = torchsde.sdeint_adjoint if self.cfg.adjoint else torchsde.sdeint
         kwargs = {"adjoint_method": "adjoint_reversible_heun"} if self.cfg.adjoint else {}
         # Reversible Heun: algebraically reversible, so the adjoint reconstructs the forward

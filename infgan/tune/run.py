@@ -185,6 +185,7 @@ def run_sweep(
                     max_t=space.steps,
                     grace_period=space.grace_period,
                     reduction_factor=space.reduction_factor,
+                    judge=space.judge,
                 )
                 if early_stopping
                 else None
@@ -230,6 +231,8 @@ def space_record(space: SearchSpace) -> dict[str, Any]:
         "eval_every": space.eval_every,
         "grace_period": space.grace_period,
         "reduction_factor": space.reduction_factor,
+        # Only when not Ray's own rule, so that sweeps written before the option still resume.
+        **({"judge": space.judge} if space.judge != "last" else {}),
         "workers_per_trial": space.workers_per_trial,
         "parameters": [p.path for p in space.params],
         "distributions": [

@@ -60,13 +60,15 @@ class PruningOptunaSearch(OptunaSearch):
 class PersistentASHA(ASHAScheduler):
     """ASHAScheduler on a step-based time attribute whose rungs survive a driver restart."""
 
-    def __init__(self, state_path: str, **kwargs: Any):
+    def __init__(self, state_path: str, judge: str = "last", **kwargs: Any):
         # stop_last_trials=False: a trial at the full budget ends by itself, after writing its
         # summary and plots, instead of being cut off at its last report.
         super().__init__(time_attr=TIME_ATTR, stop_last_trials=False, **kwargs)
         self.state_path = state_path
+        self.judge = judge  # "last": the value reported at the rung (Ray's ASHA); "best": the best so far
         self._loaded = False
         self.stopped: list[str] = []  # trials this scheduler stopped early, for the reports
+        self.best: dict[str, float] = {}  # each trial's best value so far, for judge "best"
 
     def _ensure_loaded(self) -> None:
         if self._loaded:
@@ -82,12 +84,14 @@ class PersistentASHA(ASHAScheduler):
                 recorded.update(by_milestone.get(float(milestone), {}))
         self._num_stopped = saved.get("num_stopped", 0)
         self.stopped = list(saved.get("stopped", []))
+        self.best = dict(saved.get("best", {}))
 
     def _save(self) -> None:
         state = {
             "brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
             "num_stopped": self._num_stopped,
             "stopped": self.stopped,
+            "best": self.best,
         }
         write_json_atomic(Path(self.state_path), state)
 
@@ -99,10 +103,24 @@ class PersistentASHA(ASHAScheduler):
         self._ensure_loaded()
         super().on_trial_add(tune_controller, trial)
 
+    def judged(self, trial_id: str, result: dict) -> dict:
+        """The result ASHA compares at a rung: as reported, or with the trial's best value so far.
+
+        Why "best": a GAN's metric is noisy and not monotone in the steps, and ASHA compares the
+        single value reported at the rung, so a trial caught on a bad evaluation is stopped.
+        """
+        value = result.get(self._metric)
+        if self.judge != "best" or not isinstance(value, (int, float)) or math.isnan(value):
+            return result
+        sign = -1.0 if self._mode == "max" else 1.0
+        best = self.best.get(trial_id)
+        self.best[trial_id] = value if best is None else sign * min(sign * best, sign * value)
+        return {**result, self._metric: self.best[trial_id]}
+
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         self._ensure_loaded()
         self._bracket_for(trial)
-        action = super().on_trial_result(tune_controller, trial, result)
+        action = super().on_trial_result(tune_controller, trial, self.judged(trial.trial_id, result))
         if action == self.STOP:
             if result.get(TIME_ATTR, 0) >= self._max_t:
                 # At the full budget a stop saves nothing and would cut off the trial's last

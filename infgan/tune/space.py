@@ -9,7 +9,7 @@ loaded, so a typo fails in a second, before any cluster time is spent. The forma
     samples: 16                  # trials (default 16)
     seed: 0                      # searcher seed
     budget: {steps: 600, eval_every: 50}    # per-trial train.steps and evaluation interval
-    asha: {grace_period: 100, reduction_factor: 3}   # in training steps
+    asha: {grace_period: 100, reduction_factor: 3, judge: last}   # steps; judge: last or best (so far)
     resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0}
     points: [{train.n_critic: 5}]  # extra configs evaluated right after the base config's own
     parameters:
@@ -49,6 +49,7 @@ from infgan.objective import MODES, PATH_METRICS
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
 TYPES = ("choice", "uniform", "loguniform", "int")
+JUDGES = ("last", "best")  # what ASHA compares at a rung: the value reported there, or the best so far
 _KEYS = {"base", "metric", "mode", "samples", "seed", "budget", "asha", "resources", "points", "parameters"}
 
 
@@ -92,6 +93,7 @@ class SearchSpace:
     eval_every: int = 50
     grace_period: int = 100
     reduction_factor: int = 3
+    judge: str = "last"
     workers_per_trial: int = 1
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
@@ -222,7 +224,8 @@ def _section(data: Mapping[str, Any], key: str, allowed: dict[str, tuple[type, .
         if k not in allowed:
             raise ConfigError(f"unknown key '{key}.{k}'; allowed: {', '.join(key + '.' + a for a in allowed)}")
         if isinstance(v, bool) or not isinstance(v, allowed[k]):
-            raise ConfigError(f"'{key}.{k}' must be {'a number' if float in allowed[k] else 'an integer'}, got {v!r}")
+            kind = "a number" if float in allowed[k] else "a string" if str in allowed[k] else "an integer"
+            raise ConfigError(f"'{key}.{k}' must be {kind}, got {v!r}")
     return dict(sec)
 
 
@@ -240,7 +243,9 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         merge(merge(source_overrides(base_spec.get("config")), base_spec.get("overrides") or {}), sets or {})
     )
     budget = _section(data, "budget", {"steps": (int,), "eval_every": (int,)})
-    asha = _section(data, "asha", {"grace_period": (int,), "reduction_factor": (int,)})
+    asha = _section(data, "asha", {"grace_period": (int,), "reduction_factor": (int,), "judge": (str,)})
+    if asha.get("judge", "last") not in JUDGES:
+        raise ConfigError(f"'asha.judge' must be one of {', '.join(JUDGES)}, got {asha['judge']!r}")
     res = _section(
         data,
         "resources",
@@ -301,6 +306,7 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         eval_every=eval_every,
         grace_period=grace,
         reduction_factor=rf,
+        judge=asha.get("judge", "last"),
         workers_per_trial=workers,
         cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),
         gpus_per_worker=float(res.get("gpus_per_worker", 0.0)),
