@@ -5,6 +5,7 @@
     python benchmarks/quality.py goog-run weather-run   # the presets' default runs (10-20 min each)
     python benchmarks/quality.py stocks-run             # preset stocks, plus TimeGAN's published scores
     python benchmarks/quality.py ou-run --reuse         # score runs already in --out without retraining
+    python benchmarks/quality.py weather-sweep --samples 8   # a smaller sweep than the space's
 
 Each row runs the same command a user would (`infgan train --config PRESET`, `infgan tune [SPACE]`)
 in a subprocess with one thread per process, times it, and scores the result with
@@ -37,11 +38,13 @@ ROWS = {
     "weather-run": (["train", "--config", "weather"], "run"),
     "stocks-run": (["train", "--config", "stocks"], "run"),
     "stocks-sweep": (["tune", "search_spaces/stocks.yaml"], "sweep"),
+    "goog-sweep": (["tune", "search_spaces/goog.yaml"], "sweep"),
+    "weather-sweep": (["tune", "search_spaces/weather.yaml"], "sweep"),
 }
 METRICS = ("val/score", "val/disc", "val/pred_ratio", "val/sig_mmd")
 
 
-def train(row: str, out: Path, reuse: bool, sets: list[str]) -> tuple[Path, float]:
+def train(row: str, out: Path, reuse: bool, sets: list[str], samples: int | None = None) -> tuple[Path, float]:
     """Run the row's command unless --reuse finds its result; the run directory and the wall time."""
     args, kind = ROWS[row]
     target = out / row
@@ -51,6 +54,7 @@ def train(row: str, out: Path, reuse: bool, sets: list[str]) -> tuple[Path, floa
         done = (target / "summary.json").exists()
     else:
         command = ["infgan", *args, "--storage", str(out), "--name", row, *extra]
+        command += ["--samples", str(samples)] if samples else []
         done = (target / "sweep.yaml").exists()
     wall = math.nan
     if not (reuse and done):
@@ -91,6 +95,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="score what --out already holds instead of training")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of TimeGAN's scores (stocks rows)")
+    parser.add_argument("--samples", type=int, default=None, help="sweep rows: trials (default: the space's)")
     args = parser.parse_args()
 
     import torch
@@ -99,7 +104,7 @@ def main() -> None:
     rows = list(ROWS) if "all" in args.rows else args.rows
     results = []
     for row in rows:
-        run, wall = train(row, args.out, args.reuse, args.sets)
+        run, wall = train(row, args.out, args.reuse, args.sets, args.samples)
         results.append(score(row, run, wall, args.repeats))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"rows": results}, indent=2))

@@ -95,7 +95,9 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True) -> dict
     if not bool(torch.isfinite(fake_units).all()):
         raise ConfigError(f"{run_dir}: the generator's paths are not finite in data units; nothing to score")
     real_units, fake_units = timegan.minmax(real_units, fake_units)
-    key = {"data": to_dict(cfg.data), "seed": cfg.seed, "protocol": "timegan", "version": 1, "repeats": repeats}
+    # The real windows in data units do not depend on data.transform: runs that differ only there share floors.
+    data_key = {**to_dict(cfg.data), "transform": []}
+    key = {"data": data_key, "seed": cfg.seed, "protocol": "timegan", "version": 1, "repeats": repeats}
     with tqdm(total=2 * repeats, desc="TimeGAN scores and floors", disable=not progress) as bar:
         found = cached(key, lambda: timegan.floors(real_units, seed, repeats, progress=lambda: bar.update()))
         bar.update(repeats - bar.n)  # cached: nothing was computed
