@@ -52,3 +52,20 @@ def test_clipping_bounds_every_linear_weight():
     linears = [m for m in d.modules() if isinstance(m, nn.Linear)]
     assert linears and all(m.weight.abs().max() <= 1 / m.out_features + 1e-7 for m in linears)
     assert any(m.weight.abs().max() == 1 / m.out_features for m in linears)  # clipping was active
+
+
+def test_unit_time_feeds_the_vector_fields_time_over_the_last_time():
+    torch.manual_seed(0)
+    raw_g, raw_d = Generator(1, CFG), Discriminator(1, CFG)
+    unit = ModelConfig(**{**CFG.__dict__, "unit_time": True})
+    unit_g, unit_d = Generator(1, unit), Discriminator(1, unit)
+    unit_g.load_state_dict(raw_g.state_dict())
+    unit_d.load_state_dict(raw_d.state_dict())
+    seen = []
+    unit_g.func.drift.register_forward_hook(lambda m, inputs, out: seen.append(float(inputs[0][0, 0])))
+    ts = torch.linspace(0, 8, 9)
+    a, b = raw_g(ts, 3, torch.Generator().manual_seed(1)), unit_g(ts, 3, torch.Generator().manual_seed(1))
+    assert min(seen) >= 0 and max(seen) > 0.5 and max(seen) <= 1.0 + 1e-6  # time over the last time, not raw
+    assert torch.equal(a[:, 0], b[:, 0]) and not torch.allclose(a, b)  # same grid, other paths
+    coeffs = interpolation_coeffs(a)
+    assert not torch.allclose(raw_d(coeffs), unit_d(coeffs))
