@@ -213,6 +213,11 @@ def blocks(s: Series, t_size: int) -> list[Series]:
     return [Series(f"{s.label} rows {a + 1}-{b}", s.times[a:b], s.values[a:b]) for a, b in zip(edges, edges[1:])]
 
 
+def _held_out(cfg: DataConfig, n: int) -> int:
+    """How many of `n` series, blocks or windows are held out: data.val_fraction, at least 1, never all."""
+    return min(n - 1, max(1, round(cfg.val_fraction * n)))
+
+
 def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[list[Series], list[Series]]:
     """Training and held-out windows; by default every window of a series lies on one side.
 
@@ -227,7 +232,7 @@ def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[lis
         if len(every) < 2:
             raise DataError(f"{raw.source}: data.split windows needs at least 2 windows of data.t_size {cfg.t_size}")
         order = torch.randperm(len(every), generator=g).tolist()[: cfg.size]
-        n_val = min(len(order) - 1, max(1, round(cfg.val_fraction * len(order))))
+        n_val = _held_out(cfg, len(order))
         return [every[i] for i in sorted(order[n_val:])], [every[i] for i in sorted(order[:n_val])]
     series = raw.series if raw.by_id and len(raw.series) >= 2 else blocks(raw.series[0], cfg.t_size)
     if any(len(s.times) < 2 for s in series):
@@ -235,7 +240,7 @@ def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[lis
             f"{raw.source}: {len(raw.series[0].times)} points are too few to split into training and held-out parts"
         )
     order = torch.randperm(len(series), generator=g).tolist()[: cfg.size]
-    n_val = min(len(order) - 1, max(1, round(cfg.val_fraction * len(order))))
+    n_val = _held_out(cfg, len(order))
     stride = cfg.stride or cfg.t_size
     val = [w for i in sorted(order[:n_val]) for w in windows(series[i], cfg.t_size, stride)]
     train = [w for i in sorted(order[n_val:]) for w in windows(series[i], cfg.t_size, stride)]
