@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from infgan.cluster import ClusterError
 from infgan.config import PRESETS, Config, ConfigError
 from infgan.text import error_line
+from infgan.tune.space import SCHEDULERS, SEARCHERS
 
 if TYPE_CHECKING:
     from infgan.train.run_dir import RunDir
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_wandb_args(p)
 
-    p = sub.add_parser("tune", help="run a Ray Tune sweep (Optuna TPE + ASHA) of a search space")
+    p = sub.add_parser("tune", help="run a Ray Tune sweep (Optuna TPE + ASHA by default) of a search space")
     p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
     p.add_argument("--samples", type=int, metavar="N", help="number of trials (default: the space's)")
     p.add_argument("--concurrency", type=int, metavar="K", help="trials at once (default: as many as the cluster fits)")
@@ -118,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-worker", type=float, metavar="G", help="GPUs per worker (default: the space's, 0)")
     p.add_argument(
         "--address", metavar="ADDR", help="Ray cluster to join (auto or HOST:PORT); default: a fresh local Ray"
+    )
+    p.add_argument(
+        "--searcher",
+        choices=SEARCHERS,
+        help="tpe or random (Optuna), wandb-bayes or wandb-random (W&B's sweep engine); default: the space's, tpe",
+    )
+    p.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        help="early stopping: asha, wandb-hyperband (W&B's) or none; default: the space's, asha",
     )
     p.add_argument("--storage", default="runs/tune", metavar="DIR", help="where sweeps are written (default runs/tune)")
     p.add_argument("--name", metavar="NAME", help="sweep name (default: <space>-<time>)")
@@ -324,10 +335,12 @@ def _tune(args: argparse.Namespace) -> int:
             ("samples", args.samples),
             ("workers_per_trial", args.workers_per_trial),
             ("gpus_per_worker", args.gpus_per_worker),
+            ("searcher", args.searcher),
+            ("scheduler", args.scheduler),
         )
         if v is not None
     }
-    if any(v < (1 if k != "gpus_per_worker" else 0) for k, v in changes.items()):
+    if any(isinstance(v, (int, float)) and v < (1 if k != "gpus_per_worker" else 0) for k, v in changes.items()):
         return _fail("--samples and --workers-per-trial must be >= 1, --gpus-per-worker >= 0")
     if args.concurrency is not None and args.concurrency < 1:
         return _fail(f"--concurrency must be >= 1, got {args.concurrency}")

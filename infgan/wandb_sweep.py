@@ -13,9 +13,10 @@ config has the same keys as an infgan config file and as the Ray Tune trials' ru
 | metric, mode     | `metric: {name, goal: minimize/maximize}`            |
 | ASHA             | `early_terminate: {type: hyperband, min_iter, eta}`  |
 
-W&B's hyperband counts *reports* of the metric: infgan reports at step 0 and every
-`budget.eval_every` steps, so ASHA's grace period of G steps is `min_iter = G / eval_every + 1`
-and `eta` is the reduction factor.
+W&B's hyperband indexes a run's *reports* of the metric from 0 (`sweeps`' `hyperband_stop_runs`
+reads band b as the run's value `history[b]`): infgan reports at step 0 and every
+`budget.eval_every` steps, so report b is step b * eval_every and ASHA's grace period of G steps is
+`min_iter = G / eval_every`; `eta` is the reduction factor.
 
 Conditional parameters (`when:`): W&B sweeps have no conditions, so a conditional parameter is
 sampled in every run. infgan writes it to the run's config either way; like any conditional
@@ -82,7 +83,7 @@ def sweep_config(space: SearchSpace, method: str = "bayes") -> dict[str, Any]:
         "metric": {"name": space.metric, "goal": objective.goal(space.mode)},
         "early_terminate": {
             "type": "hyperband",
-            "min_iter": space.grace_period // space.eval_every + 1,
+            "min_iter": max(1, space.grace_period // space.eval_every),
             "eta": space.reduction_factor,
         },
         "program": "infgan",

@@ -1,5 +1,6 @@
-"""`infgan tune` end to end on tiny trials: ASHA stops a bad trial, Optuna hears 'pruned',
-conditional parameters, outputs, report, best config round trip, refusals, resume after a kill."""
+"""`infgan tune` end to end on tiny trials: ASHA stops a bad trial, Optuna hears 'pruned' (in the
+study kept in the sweep directory), conditional parameters, outputs, report, best config round trip,
+refusals, resume after a kill (Optuna TPE + ASHA, and W&B's engine)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import glob
 import hashlib
 import importlib.util
 import json
-import pickle
 import signal
 import subprocess
 import sys
@@ -97,10 +97,15 @@ def test_first_trial_is_the_base_configs_own_values(sweep):
 
 
 def test_optuna_is_told_stopped_trials_were_pruned(sweep):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
     _, exp, _ = sweep
-    with open(sorted(glob.glob(str(exp / "tune" / "searcher-state-*.pkl")))[-1], "rb") as fh:
-        state = pickle.load(fh)
-    trials = state["_ot_study"].trials
+    # The study, as a user opens it after the sweep (optuna-dashboard reads the same file).
+    study = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(exp / "optuna.log"))))
+    trials = study.trials
+    assert len(trials) == 5 and {t.params["loss.kind"] for t in trials} <= {"wgan_clip", "gan", "wgan_gp"}
     stopped = [r for r in rows(exp) if r["status"] == "stopped"]
     pruned = [t for t in trials if t.state.name == "PRUNED"]
     assert len(pruned) == len(stopped) >= 1 and any(t.state.name == "COMPLETE" for t in trials)
@@ -251,8 +256,11 @@ def test_a_sweep_can_optimise_a_path_metric(ray_local, tmp_path, capsys):
     assert 0 <= best["val/disc"] <= 0.5
 
 
-def test_resume_after_the_driver_is_killed(tmp_path):
-    space = write_space(tmp_path, samples=4)
+@pytest.mark.parametrize("searcher, scheduler", [("tpe", "asha"), ("wandb-bayes", "wandb-hyperband")])
+def test_resume_after_the_driver_is_killed(tmp_path, searcher, scheduler):
+    if searcher.startswith("wandb"):
+        pytest.importorskip("sweeps")
+    space = write_space(tmp_path, samples=4, searcher=searcher, scheduler=scheduler)
     storage = tmp_path / "runs"
     cmd = [
         sys.executable,
@@ -285,6 +293,17 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert len(results) == 4 and len({r["trial_id"] for r in results}) == 4
     assert {f: _digest(finished / f) for f in before} == before  # the finished trial was not re-run
     assert {r["status"] for r in results} <= {"completed", "stopped"}  # the sweep finished every trial
+    if searcher == "tpe":
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        log = str(storage / "k" / "optuna.log")
+        study = optuna.load_study(study_name="k", storage=JournalStorage(JournalFileBackend(log)))
+        assert len([t for t in study.trials if t.state.is_finished()]) == 4  # one study across both drivers
+    else:
+        saved = json.loads((storage / "k" / "hyperband_state.json").read_text())
+        assert set(saved["state"]) == {r["trial_id"] for r in results}  # hyperband's record survived the kill
 
 
 def test_trials_with_two_ddp_workers_each(ray_local, tmp_path):

@@ -100,7 +100,7 @@ def test_sweep_file_has_every_parameter_with_its_distribution(tmp_path):
     sweep = yaml.safe_load(out.read_text())
     space = load_space(str(REPO / "search_spaces" / "ou.yaml"))
     assert sweep["method"] == "random" and sweep["metric"] == {"name": "val/score", "goal": "minimize"}
-    assert sweep["early_terminate"] == {"type": "hyperband", "min_iter": 80 // 40 + 1, "eta": 3}
+    assert sweep["early_terminate"] == {"type": "hyperband", "min_iter": 80 // 40, "eta": 3}
     assert sweep["command"][1:3] == ["infgan", "train"] and "online" in sweep["command"]
 
     def spec(path: str) -> dict:

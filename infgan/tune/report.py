@@ -68,8 +68,10 @@ def collect(exp_dir: Path) -> tuple[dict[str, Any], list[TrialResult]]:
     """The sweep record and every trial that has written anything."""
     sweep = load_sweep(exp_dir)
     sign = objective.sign(sweep["mode"])
-    asha = exp_dir / "asha_state.json"
-    stopped = set(json.loads(asha.read_text()).get("stopped", [])) if asha.exists() else set()
+    stopped: set[str] = set()
+    for scheduler_state in ("asha_state.json", "hyperband_state.json"):  # ASHA's or W&B hyperband's record
+        path = exp_dir / scheduler_state
+        stopped |= set(json.loads(path.read_text()).get("stopped", [])) if path.exists() else set()
     trials = []
     root = exp_dir / "trials"
     started = [d for d in (root.iterdir() if root.is_dir() else []) if (d / "params.json").exists()]

@@ -1,6 +1,8 @@
-"""`infgan tune`: a Ray Tune sweep (Optuna TPE + ASHA) of one search space, resumable.
+"""`infgan tune`: a Ray Tune sweep (Optuna TPE + ASHA by default) of one search space, resumable.
 
-Layout of `<storage>/<name>/`: `sweep.yaml` (the validated space), `asha_state.json`,
+Layout of `<storage>/<name>/`: `sweep.yaml` (the validated space), `optuna.log` (the Optuna
+study of a tpe or random searcher), `asha_state.json` or `hyperband_state.json` (the scheduler's
+record), `wandb_sweep.yaml` (the sweep file a wandb-* searcher or scheduler reads),
 `trials/<trial_id>/` (each trial's infgan run directory: config.yaml, metrics.jsonl, checkpoints,
 plots...), `tune/` (Ray Tune's own experiment: its state, per-trial result.json, progress.csv and
 TensorBoard event files) and, written at the end or by `infgan report`, `results.csv`,
@@ -111,22 +113,19 @@ def run_sweep(
     resume: bool,
     concurrency: int | None,
     address: str | None,
-    sampler: str = "tpe",
-    early_stopping: bool = True,
     first_points: bool = True,
     max_total_steps: int | None = None,
     tracking: Tracking | None = None,
 ) -> Path:
     """Run (or resume) the sweep; returns the experiment directory.
 
-    The defaults are infgan's sweep (TPE seeded with the base config's values, ASHA). The other
-    settings exist for benchmarks/hpo_efficiency.py: `sampler="random"`, no early stopping, no
-    first points, and a total training-step budget for the whole sweep.
+    The space's `searcher` and `scheduler` pick the search (Optuna TPE or random; W&B's Bayesian
+    or random) and the early stopping (ASHA, W&B's hyperband, none). The other settings exist for
+    benchmarks/hpo_compare.py: no first points, and a total training-step budget for the sweep.
     """
     from ray import tune
 
     from infgan.cluster import check_resources, check_state_api, ray_session
-    from infgan.tune.search import PersistentASHA, PruningOptunaSearch
 
     exp_dir = exp_dir.resolve()
     if resume and not (exp_dir / "sweep.yaml").exists():
@@ -137,6 +136,11 @@ def run_sweep(
         saved = yaml.safe_load((exp_dir / "sweep.yaml").read_text())
         if saved != space_record(space):
             raise ConfigError(f"--resume: the space or --set differs from the sweep's own ({exp_dir / 'sweep.yaml'})")
+    uses_wandb = space.searcher.startswith("wandb-") or space.scheduler == "wandb-hyperband"
+    if uses_wandb:
+        from infgan.tune.wandb_engine import import_sweeps
+
+        import_sweeps()  # a missing engine fails here, before Ray starts
     with ray_session(address):
         import ray
 
@@ -163,37 +167,20 @@ def run_sweep(
         if resume and tune.Tuner.can_restore(str(tune_dir)):
             tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
         else:
-            from optuna.samplers import RandomSampler, TPESampler
+            sweep = None
+            if uses_wandb:
+                from infgan.tune.wandb_engine import SWEEP_FILE, read_sweep_file
+                from infgan.wandb_sweep import write_sweep
 
-            searcher = PruningOptunaSearch(
-                space=DefineByRun(space.params),
-                metric=space.metric,
-                mode=space.mode,
-                points_to_evaluate=space.first_points() if first_points else None,
-                # TPE starts with random trials (10 by default): half the sweep at most, so that
-                # small sweeps get some model-based suggestions too.
-                sampler=TPESampler(seed=space.seed, n_startup_trials=max(2, min(10, space.samples // 2)))
-                if sampler == "tpe"
-                else RandomSampler(seed=space.seed),
-                full_budget=space.steps,
-            )
-            scheduler = (
-                PersistentASHA(
-                    str(exp_dir / "asha_state.json"),
-                    metric=space.metric,
-                    mode=space.mode,
-                    max_t=space.steps,
-                    grace_period=space.grace_period,
-                    reduction_factor=space.reduction_factor,
-                    judge=space.judge,
-                )
-                if early_stopping
-                else None
-            )
+                method = "random" if space.searcher == "wandb-random" else "bayes"
+                sweep = read_sweep_file(write_sweep(space, exp_dir / SWEEP_FILE, method))
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
-                    search_alg=searcher, scheduler=scheduler, num_samples=space.samples, max_concurrent_trials=limit
+                    search_alg=make_searcher(space, exp_dir, first_points, sweep),
+                    scheduler=make_scheduler(space, exp_dir, sweep),
+                    num_samples=space.samples,
+                    max_concurrent_trials=limit,
                 ),
                 run_config=tune.RunConfig(
                     name=TUNE_DIR,
@@ -210,6 +197,72 @@ def run_sweep(
             # Tune's SIGINT handler (Ctrl-C, or SIGTERM above) saved the state and returned early.
             raise KeyboardInterrupt
     return exp_dir
+
+
+OPTUNA_FILE = "optuna.log"  # the Optuna study (journal file storage), for optuna.load_study and optuna-dashboard
+
+
+def optuna_storage(exp_dir: Path) -> Any:
+    """Optuna's journal file storage in the sweep directory.
+
+    A journal file, not SQLite: the sweep directory is often on a cluster's shared file system
+    (NFS, Lustre), where SQLite's file locking is unreliable; Optuna's journal storage with its
+    open-lock (O_EXCL lock files) is built for those. `optuna-dashboard <exp>/optuna.log` opens it.
+    """
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = str(exp_dir / OPTUNA_FILE)
+    return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+
+
+def make_searcher(space: SearchSpace, exp_dir: Path, first_points: bool, sweep: dict[str, Any] | None) -> Any:
+    """The space's searcher: Optuna TPE or random (study kept in the sweep directory), or W&B's engine."""
+    if space.searcher.startswith("wandb-"):
+        from infgan.tune.wandb_engine import WandbSearch
+
+        assert sweep is not None
+        return WandbSearch(sweep, space)
+    from optuna.samplers import RandomSampler, TPESampler
+
+    from infgan.tune.search import PruningOptunaSearch
+
+    return PruningOptunaSearch(
+        space=DefineByRun(space.params),
+        metric=space.metric,
+        mode=space.mode,
+        points_to_evaluate=space.first_points() if first_points else None,
+        # TPE starts with random trials (10 by default): half the sweep at most, so that small
+        # sweeps get some model-based suggestions too.
+        sampler=TPESampler(seed=space.seed, n_startup_trials=max(2, min(10, space.samples // 2)))
+        if space.searcher == "tpe"
+        else RandomSampler(seed=space.seed),
+        study_name=exp_dir.name,
+        storage=optuna_storage(exp_dir),
+        full_budget=space.steps,
+    )
+
+
+def make_scheduler(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
+    """The space's scheduler: ASHA, W&B's hyperband, or None (every trial runs its full budget)."""
+    if space.scheduler == "wandb-hyperband":
+        from infgan.tune.wandb_engine import STATE_FILE, WandbHyperband
+
+        assert sweep is not None
+        return WandbHyperband(sweep, space, str(exp_dir / STATE_FILE))
+    if space.scheduler == "none":
+        return None
+    from infgan.tune.search import PersistentASHA
+
+    return PersistentASHA(
+        str(exp_dir / "asha_state.json"),
+        metric=space.metric,
+        mode=space.mode,
+        max_t=space.steps,
+        grace_period=space.grace_period,
+        reduction_factor=space.reduction_factor,
+        judge=space.judge,
+    )
 
 
 def _finished_trials(exp_dir: Path) -> int:
@@ -233,6 +286,8 @@ def space_record(space: SearchSpace) -> dict[str, Any]:
         "reduction_factor": space.reduction_factor,
         # Only when not Ray's own rule, so that sweeps written before the option still resume.
         **({"judge": space.judge} if space.judge != "last" else {}),
+        **({"searcher": space.searcher} if space.searcher != "tpe" else {}),
+        **({"scheduler": space.scheduler} if space.scheduler != "asha" else {}),
         "workers_per_trial": space.workers_per_trial,
         "parameters": [p.path for p in space.params],
         "distributions": [

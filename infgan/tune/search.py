@@ -3,7 +3,8 @@
 - `PruningOptunaSearch` tells Optuna that a trial ASHA stopped early was *pruned* (Ray's
   OptunaSearch tells it COMPLETE with its early value, so TPE mixes short and full budgets), and
   records intermediate values against the training step, not Tune's `training_iteration`
-  (which restarts at 0 after a resume).
+  (which restarts at 0 after a resume). Its study lives in the sweep directory (`run.py`,
+  `optuna_storage`), which can be ahead of the searcher state Tune restores after a kill.
 - `PersistentASHA` writes its rungs to a JSON file after every decision and reads them back on
   first use, because `Tuner.restore` does not restore a scheduler's state.
 """
@@ -30,17 +31,27 @@ class PruningOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self.full_budget = full_budget
 
+    def _stored(self, trial_id: str) -> Any:
+        """The study's own record of a trial (its storage may be ahead of this searcher's state)."""
+        trial = self._ot_trials[trial_id]
+        return trial.storage.get_trial(trial._trial_id)
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value = result.get(self.metric)
         if trial_id in self._ot_trials and TIME_ATTR in result and value is not None and math.isfinite(value):
-            trial = self._ot_trials[trial_id]
-            if result[TIME_ATTR] not in trial.storage.get_trial(trial._trial_id).intermediate_values:
-                trial.report(value, result[TIME_ATTR])
+            stored = self._stored(trial_id)
+            if not stored.state.is_finished() and result[TIME_ATTR] not in stored.intermediate_values:
+                self._ot_trials[trial_id].report(value, result[TIME_ATTR])
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         import optuna
 
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        if self._stored(trial_id).state.is_finished():
+            # Told before a driver was killed, after its last save of this searcher: the study in
+            # the sweep directory already has it, and Optuna refuses to tell a trial twice.
+            self._completed_trials.add(trial_id)
             return
         state = None
         if result and result.get("diverged"):

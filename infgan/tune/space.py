@@ -10,6 +10,8 @@ loaded, so a typo fails in a second, before any cluster time is spent. The forma
     seed: 0                      # searcher seed
     budget: {steps: 600, eval_every: 50}    # per-trial train.steps and evaluation interval
     asha: {grace_period: 100, reduction_factor: 3, judge: last}   # steps; judge: last or best (so far)
+    searcher: tpe                # tpe, random (Optuna), wandb-bayes, wandb-random (W&B's engine)
+    scheduler: asha              # asha, wandb-hyperband (W&B's early_terminate) or none
     resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0}
     points: [{train.n_critic: 5}]  # extra configs evaluated right after the base config's own
     parameters:
@@ -50,7 +52,22 @@ from infgan.objective import MODES, PATH_METRICS
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
 TYPES = ("choice", "uniform", "loguniform", "int")
 JUDGES = ("last", "best")  # what ASHA compares at a rung: the value reported there, or the best so far
-_KEYS = {"base", "metric", "mode", "samples", "seed", "budget", "asha", "resources", "points", "parameters"}
+SEARCHERS = ("tpe", "random", "wandb-bayes", "wandb-random")  # Optuna's two, then W&B's sweep engine's
+SCHEDULERS = ("asha", "wandb-hyperband", "none")
+_KEYS = {
+    "base",
+    "metric",
+    "mode",
+    "samples",
+    "seed",
+    "budget",
+    "asha",
+    "searcher",
+    "scheduler",
+    "resources",
+    "points",
+    "parameters",
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,8 @@ class SearchSpace:
     grace_period: int = 100
     reduction_factor: int = 3
     judge: str = "last"
+    searcher: str = "tpe"
+    scheduler: str = "asha"
     workers_per_trial: int = 1
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
@@ -268,6 +287,11 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
             f"{name}: need budget.steps >= 1, budget.eval_every >= 1, 1 <= asha.grace_period <= "
             f"budget.steps and asha.reduction_factor >= 2"
         )
+    searcher, scheduler = data.get("searcher", "tpe"), data.get("scheduler", "asha")
+    if searcher not in SEARCHERS:
+        raise ConfigError(f"{name}: 'searcher' must be one of {', '.join(SEARCHERS)}, got {searcher!r}")
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"{name}: 'scheduler' must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
     metric, mode = data.get("metric", "val/score"), data.get("mode", "min")
     if mode not in MODES:
         raise ConfigError(f"{name}: 'mode' must be {' or '.join(MODES)}, got {mode!r}")
@@ -307,6 +331,8 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         grace_period=grace,
         reduction_factor=rf,
         judge=asha.get("judge", "last"),
+        searcher=searcher,
+        scheduler=scheduler,
         workers_per_trial=workers,
         cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),
         gpus_per_worker=float(res.get("gpus_per_worker", 0.0)),
