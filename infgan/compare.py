@@ -1,7 +1,9 @@
 """`infgan compare`: Ray Tune sweeps and W&B sweeps side by side, on one budget axis (training steps).
 
 Every source becomes a list of trials with their evaluation records (`step`, the metric,
-`time/unix`), so one best-so-far computation serves all of them:
+`time/unix`), so one best-so-far computation serves all of them. Sweeps of one strategy (a Ray
+Tune sweep's searcher + scheduler, e.g. several seeds of `tpe+asha`) are drawn as their median
+best-so-far curve with the band between the 25th and 75th percentiles, and summed up per strategy:
 
 - an infgan sweep directory (`sweep.yaml` inside): its trials' metrics.jsonl;
 - a directory holding W&B runs (`offline-run-*`/`run-*` with a `.wandb` file, e.g. `wandb/` of
@@ -38,12 +40,14 @@ class Sweep:
     label: str
     source: str
     trials: list[TrialResult]
+    strategy: str = ""  # what its curve is grouped under; the label when unknown
 
     def row(self, metric: str, sign: float) -> dict[str, Any]:
         progress = best_so_far(self.trials)
         times = [float(r["time/unix"]) for t in self.trials for r in t.records if r.get("time/unix")]
         return {
             "sweep": self.label,
+            "strategy": self.strategy or self.label,
             "source": self.source,
             "trials": len(self.trials),
             f"best {metric}": sign * progress[-1][2] if progress else math.nan,
@@ -149,6 +153,60 @@ def _api(path: str, metric: str, sign: float) -> Sweep:
     return Sweep(f"{path.split('/')[-1]} (W&B API)", f"W&B sweep {path}", trials)
 
 
+def strategy(record: dict[str, Any]) -> str:
+    """A Ray Tune sweep's strategy from its sweep.yaml: searcher, then scheduler unless none."""
+    searcher, scheduler = record.get("searcher", "tpe"), record.get("scheduler", "asha")
+    return searcher if scheduler == "none" else f"{searcher}+{scheduler}"
+
+
+def curve_at(curve: list[tuple[float, float]], grid: Any) -> Any:
+    """A best-so-far step curve read at each grid step (inf before its first value, then held)."""
+    import numpy as np
+
+    xs = np.array([x for x, _ in curve], dtype=float)
+    ys = np.array([y for _, y in curve], dtype=float)
+    idx = np.searchsorted(xs, grid, side="right") - 1
+    return np.where(idx >= 0, ys[np.clip(idx, 0, None)] if len(ys) else np.inf, np.inf)
+
+
+def median_band(curves: list[list[tuple[float, float]]], points: int = 200) -> dict[str, list[float]]:
+    """Median and 25th-75th percentile band of several best-so-far curves on one step grid.
+
+    Curves are oriented lower-is-better; the grid runs to the longest curve's last step, each curve
+    holding its last value after it ends. Grid steps where some curve has no value yet are left out.
+    """
+    import numpy as np
+
+    end = max((c[-1][0] for c in curves if c), default=0.0)
+    grid = np.linspace(0.0, end, points)
+    values = np.stack([curve_at(c, grid) for c in curves])
+    keep = np.isfinite(values).all(axis=0)
+    q25, q50, q75 = (np.percentile(values[:, keep], q, axis=0) for q in (25, 50, 75))
+    return {"steps": grid[keep].tolist(), "median": q50.tolist(), "q25": q25.tolist(), "q75": q75.tolist()}
+
+
+def strategy_rows(sweeps: list[Sweep], metric: str, sign: float) -> list[dict[str, Any]]:
+    """Per strategy: number of sweeps, median and interquartile range of their final best values."""
+    import numpy as np
+
+    groups: dict[str, list[Sweep]] = {}
+    for sw in sweeps:
+        groups.setdefault(sw.strategy or sw.label, []).append(sw)
+    rows = []
+    for name, members in groups.items():
+        finals = [sign * best_so_far(m.trials)[-1][2] for m in members if m.trials]
+        q25, q50, q75 = np.percentile(finals, [25, 50, 75]) if finals else (math.nan,) * 3
+        rows.append(
+            {
+                "strategy": name,
+                "sweeps": len(members),
+                f"median best {metric}": float(q50),
+                "IQR": f"{float(q25):.4g} - {float(q75):.4g}",
+            }
+        )
+    return rows
+
+
 def load_sources(paths: list[str], metric: str, sign: float) -> list[Sweep]:
     """Every source as Sweeps (a directory of W&B runs may hold several groups)."""
     out: list[Sweep] = []
@@ -158,7 +216,7 @@ def load_sources(paths: list[str], metric: str, sign: float) -> list[Sweep]:
             record, trials = collect(p)
             if record["metric"] != metric:
                 raise ConfigError(f"{p}: this sweep optimised {record['metric']}, not {metric} (--metric)")
-            out.append(Sweep(f"{p.name} (Ray Tune)", f"Ray Tune sweep {p}", trials))
+            out.append(Sweep(f"{p.name} (Ray Tune)", f"Ray Tune sweep {p}", trials, strategy(record)))
         elif p.is_dir():
             out += _wandb_dir(p, metric, sign)
         elif p.suffix.lower() == ".csv" and p.is_file():
@@ -207,6 +265,21 @@ def compare(paths: list[str], out_dir: Path, metric: str = "val/score", mode: st
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    curves = {s.label: [(steps, sign * best) for steps, _, best in best_so_far(s.trials)] for s in sweeps}
-    plot_comparison(curves, metric, out_dir / "compare.png")
-    return format_table(list(rows[0]), [list(r.values()) for r in rows])
+    groups: dict[str, list[list[tuple[float, float]]]] = {}
+    for s in sweeps:
+        groups.setdefault(s.strategy or s.label, []).append([(steps, best) for steps, _, best in best_so_far(s.trials)])
+    plot_comparison(
+        {name: (curves[0] if len(curves) == 1 else median_band(curves)) for name, curves in groups.items()},
+        metric,
+        sign,
+        out_dir / "compare.png",
+    )
+    text = format_table(list(rows[0]), [list(r.values()) for r in rows])
+    if any(len(c) > 1 for c in groups.values()):
+        by_strategy = strategy_rows(sweeps, metric, sign)
+        with (out_dir / "compare_strategies.csv").open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(by_strategy[0]))
+            w.writeheader()
+            w.writerows(by_strategy)
+        text += "\n\n" + format_table(list(by_strategy[0]), [list(r.values()) for r in by_strategy])
+    return text

@@ -149,14 +149,30 @@ def plot_sweep(
         _save(fig, directory / "param_importance.png")
 
 
-def plot_comparison(curves: dict[str, list[tuple[float, float]]], metric: str, path: Path) -> None:
-    """Best-so-far value of `metric` against cumulative training steps, one line per sweep."""
+def plot_comparison(
+    curves: dict[str, list[tuple[float, float]] | dict[str, list[float]]], metric: str, sign: float, path: Path
+) -> None:
+    """Best-so-far value of `metric` against cumulative training steps, one line per strategy.
+
+    A strategy with one sweep is its step curve; one with several (a `median_band` of them) is
+    their median with the 25th-75th percentile band. Values come lower-is-better; `sign` turns
+    them back into the metric's own direction for the axis.
+    """
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for label, pts in curves.items():
-        finite = [(x, y) for x, y in pts if np.isfinite(y)]
+        if isinstance(pts, dict):
+            x = np.asarray(pts["steps"])
+            if not len(x):
+                continue
+            y = sign * np.asarray(pts["median"])
+            line = ax.step(x, y, where="post", label=f"{label} (median best {y[-1]:.3g})")[0]
+            lo, hi = sign * np.asarray(pts["q25"]), sign * np.asarray(pts["q75"])
+            ax.fill_between(x, lo, hi, step="post", alpha=0.2, color=line.get_color())
+            continue
+        finite = [(x, sign * y) for x, y in pts if np.isfinite(y)]
         if finite:
-            x, y = zip(*finite)
-            ax.step(x, y, where="post", label=f"{label} (best {y[-1]:.3g})")
+            xs, ys = zip(*finite)
+            ax.step(xs, ys, where="post", label=f"{label} (best {ys[-1]:.3g})")
     ax.set_xlabel("cumulative training steps (all trials)")
     ax.set_ylabel(f"best {metric} so far")
     ax.set_title(f"best {metric} so far: sweeps compared on one budget axis")

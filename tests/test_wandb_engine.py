@@ -20,7 +20,7 @@ from infgan.wandb_sweep import sweep_config
 pytest.importorskip("sweeps")
 pytest.importorskip("ray")
 
-from infgan.tune.wandb_engine import WandbHyperband, WandbSearch, engine_config  # noqa: E402
+from infgan.tune.wandb_engine import WandbHyperband, WandbSearch, engine_config
 
 SPACE = {
     "budget": {"steps": 120, "eval_every": 20},
