@@ -1,7 +1,7 @@
 """Search strategies side by side on one space and one total training-step budget, over N seeds.
 
     python benchmarks/hpo_compare.py [--seeds 5] [--strategies random,tpe,...] [--metric val/score]
-                                     [--space SPACE.yaml] [--full] [--trials 8] [--steps 160]
+                                     [--space SPACE.yaml] [--full] [--trials 8] [--steps 144]
                                      [--out runs/hpo_compare] [--reuse]
 
 Strategies (searcher + scheduler of `infgan tune`):
@@ -15,9 +15,9 @@ Every sweep gets the same total budget, `trials x steps` training steps summed o
 and stops when it is spent; trials run 2 at a time. No strategy is handed the base config's own
 values as a first trial (infgan's sweeps do that; here it would favour the Optuna searchers).
 Each (strategy, seed) pair has a seed of its own, so no two strategies start from the same
-configs. By default the space's base config is shrunk for speed (t_size 32, batch 64) and trials
-are `--steps` long with ASHA's grace period (and W&B's min_iter) at an eighth of that; `--full`
-runs the space as written, with the budget `samples x budget.steps`.
+configs. By default the space's base config is shrunk for speed (t_size 16, batch 64), trials are
+`--steps` long, evaluated every eighth of that, with ASHA's grace period (and W&B's min_iter) at a
+quarter; `--full` runs the space as written, with the budget `samples x budget.steps`.
 
 Prints one JSON line per sweep (its best-so-far curve against cumulative training steps), then a
 summary line: per strategy the median and interquartile range of the final best, the median
@@ -48,7 +48,7 @@ STRATEGIES = {
     "wandb-bayes+hyperband": ("wandb-bayes", "wandb-hyperband"),
     "wandb-random": ("wandb-random", "none"),
 }
-SHRINK = {"data": {"t_size": 32}, "train": {"batch_size": 64}}
+SHRINK = {"data": {"t_size": 16}, "train": {"batch_size": 64}}
 
 
 def bench_space(doc: dict, args: argparse.Namespace, strategy: str, seed: int):
@@ -67,13 +67,13 @@ def bench_space(doc: dict, args: argparse.Namespace, strategy: str, seed: int):
     if args.metric:
         doc["metric"] = args.metric
     if not args.full:
-        eighth = max(1, args.steps // 8)
+        eighth, quarter = max(1, args.steps // 8), max(1, args.steps // 8) * 2
         base = dict(doc.get("base") or {})
         base["overrides"] = merge(merge(base.get("overrides") or {}, SHRINK), {"train": {"swa_start": args.steps // 2}})
         doc.update(
             base=base,
             budget={"steps": args.steps, "eval_every": eighth},
-            asha={**(doc.get("asha") or {}), "grace_period": eighth, "reduction_factor": 3},
+            asha={**(doc.get("asha") or {}), "grace_period": quarter, "reduction_factor": 3},
         )
     space = parse_space(doc, f"{args.space or 'search_spaces/ou.yaml'} ({strategy}, seed {seed})")
     budget = (args.trials if not args.full else space.samples) * space.steps
@@ -126,13 +126,13 @@ def summary(records: list[dict], budget: int, sign: float) -> dict:
         finals = sorted(r["final_best"] for r in recs if r["final_best"] is not None)
         curves = [[(s, sign * v) for s, v in r["curve"]] for r in recs if r["curve"]]
         band = median_band(curves, points=65)
-        median_curve = [round(sign * v, 5) for v in band["median"]]
+        median_curve = [sign * v for v in band["median"]]
         entry: dict = {
             "seeds": len(recs),
             "final_best": finals,
             "median_final_best": statistics.median(finals) if finals else None,
             "iqr": [statistics.quantiles(finals, n=4)[i] for i in (0, 2)] if len(finals) > 1 else None,
-            "median_curve": {"steps": [round(s) for s in band["steps"]], "best": median_curve},
+            "median_curve": {"steps": [round(s) for s in band["steps"]], "best": [round(v, 5) for v in median_curve]},
             "median_wall_s": statistics.median(r["wall_s"] for r in recs),
         }
         if target is not None:
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--metric", help="objective (default: the space's, val/score); a path metric such as val/disc")
     parser.add_argument("--full", action="store_true", help="the space as written: its config, trial length and budget")
     parser.add_argument("--trials", type=int, default=8, help="budget = TRIALS full-length trials (default 8)")
-    parser.add_argument("--steps", type=int, default=160, help="full trial length in steps (default 160)")
+    parser.add_argument("--steps", type=int, default=144, help="full trial length in steps (default 144)")
     parser.add_argument(
         "--out", default="runs/hpo_compare", help="where the sweeps are kept (default runs/hpo_compare)"
     )
