@@ -64,6 +64,8 @@ def with_(path, value):
         (("asha", "judge"), "mean", "'asha.judge' must be one of last, best"),
         (("asha", "judge"), 3, "'asha.judge' must be a string"),
         (("mode",), "up", "'mode' must be min or max"),
+        (("searcher",), "hyperopt", "'searcher' must be one of tpe, random, wandb-bayes, wandb-random"),
+        (("scheduler",), "pbt", "'scheduler' must be one of asha, wandb-hyperband, none"),
         (("extra",), 1, "unknown key 'extra'"),
     ],
 )
