@@ -293,18 +293,16 @@ def _train_summary(summary: dict, run: RunDir) -> str:
 
 def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path, tracking) -> dict:
     """`infgan train --workers N`: the same run under a Ray Train TorchTrainer."""
-    from infgan.cluster import ray_session
+    from infgan.cluster import check_local, ray_session
     from infgan.train.distributed import check_request, fit_distributed
     from infgan.train.run_dir import RunDir
 
     check_request(cfg, args.workers, args.gpus_per_worker, args.cpus_per_worker)
     if not args.resume:
         RunDir(out).refuse_existing()
-    if args.address is None and args.workers * args.cpus_per_worker > (os.cpu_count() or 1):
-        raise ConfigError(
-            f"--workers {args.workers} needs {args.workers * args.cpus_per_worker:g} CPUs; "
-            f"this machine has {os.cpu_count()} (lower --cpus-per-worker, or join a cluster with --address)"
-        )
+    if args.address is None:
+        n = args.workers
+        check_local(f"--workers {n}", n * args.cpus_per_worker, n * args.gpus_per_worker)
     with ray_session(args.address):
         try:
             return fit_distributed(
@@ -411,7 +409,7 @@ def _cluster(args: argparse.Namespace) -> int:
         return _fail("cluster check needs --address HOST:PORT (or RAY_ADDRESS) of a running Ray cluster")
     if args.nodes < 1 or args.cpus < 0 or args.gpus < 0 or args.timeout <= 0:
         return _fail("--nodes must be >= 1, --cpus and --gpus >= 0, --timeout > 0")
-    with ray_session(args.address):
+    with ray_session(args.address, timeout_s=args.timeout):
         print(
             check_cluster(args.nodes, args.cpus, args.gpus, Path(args.storage) if args.storage else None, args.timeout),
             flush=True,

@@ -29,8 +29,41 @@ def import_ray():
     return ray
 
 
+def check_address(address: str, timeout_s: float = 10.0) -> None:
+    """A HOST:PORT address must accept a TCP connection within `timeout_s` (Ray itself retries for
+    minutes). `auto` and `ray://` addresses are left to Ray."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address!r}: give HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(
+            f"--address {address}: nothing answers there within {timeout_s:g} s ({reason}); is the Ray head running?"
+        ) from None
+
+
+def check_local(what: str, cpus: float, gpus: float) -> None:
+    """Refuse, before a local Ray starts, a request this machine cannot hold."""
+    have_cpu = os.cpu_count() or 1
+    have_gpu = 0
+    if gpus > 0:
+        import torch
+
+        have_gpu = torch.cuda.device_count()
+    if cpus > have_cpu or gpus > have_gpu:
+        raise ConfigError(
+            f"{what} needs {cpus:g} CPUs and {gpus:g} GPUs; this machine has {have_cpu} CPUs and {have_gpu} GPUs "
+            "(ask for less, or join a cluster with --address)"
+        )
+
+
 @contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: float = 10.0) -> Iterator[None]:
     """Attach to `address`, or start a fresh local Ray and stop it afterwards.
 
     A local instance never attaches to a stale cluster (`address="local"`), runs with token
@@ -54,6 +87,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
             log_to_driver=True,
         )
     else:
+        check_address(address, timeout_s)
         try:
             ray.init(address=address, runtime_env=env, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as e:

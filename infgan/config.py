@@ -163,6 +163,14 @@ PRESETS = ("default", "reference", "seed", "goog", "stocks", "weather")
 # Building a Config from nested dicts, with one-line errors.
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def numeric_string(value: Any) -> bool:
+    """Whether `value` is a string that reads as a number (`1e-4`: YAML 1.1 leaves it a string)."""
+    return isinstance(value, str) and bool(_FLOAT.fullmatch(value.strip()))
+
+
 def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
@@ -184,14 +192,17 @@ def check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
         return tuple(check_value(f"{path}[{i}]", a, v, {}) for i, (a, v) in enumerate(zip(args, value)))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if tp is float and numeric_string(value):
+        value = float(value)  # YAML 1.1 reads 1e-4 and 1.0e6 as strings; users mean numbers
     if tp is str and isinstance(value, bool) and meta.get("choices"):
         # YAML reads off/on/no/yes as booleans: give back the word the choices use.
         words = [w for w in meta["choices"] if w in (("off", "no", "false") if not value else ("on", "yes", "true"))]
         value = words[0] if words else value
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         hint = ""
-        if tp in (float, int) and isinstance(value, str):
-            hint = " (YAML reads 1e-4 as a string: write 1.0e-4)"
+        if tp is int and numeric_string(value):
+            number = float(value)
+            hint = f" (write the whole number, e.g. {int(number)})" if number.is_integer() else ""
         raise ConfigError(f"'{path}' must be {_type_name(tp)}, got {value!r}{hint}")
     if tp is float and not math.isfinite(value):
         raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
@@ -318,8 +329,12 @@ def read_yaml(path: str | Path) -> Any:
     """Read a YAML file, turning a missing file or bad syntax into a ConfigError."""
     try:
         text = Path(path).read_text()
+    except IsADirectoryError:
+        raise ConfigError(f"cannot read {path}: it is a directory, not a YAML file") from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (YAML) file") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -340,7 +355,18 @@ def source_overrides(source: str | None) -> dict[str, Any]:
     data = read_yaml(path)
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"{source}: a config file must be a mapping of sections, got {type(data).__name__}")
+    check_sections(data or {}, str(source))
     return dict(data or {})
+
+
+def check_sections(data: Mapping[str, Any], where: str) -> None:
+    """Each section given (`train:`) must be a mapping: checked before `--set` overrides are merged
+    in, which would otherwise replace a scalar section without a word."""
+    hints = typing.get_type_hints(Config)
+    for key, value in data.items():
+        section = isinstance(hints.get(key), type) and dataclasses.is_dataclass(hints.get(key))
+        if section and value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: '{key}' must be a mapping of keys to values, got {value!r}")
 
 
 def load_config(source: str | None = None, sets: Iterable[str] = ()) -> Config:

@@ -9,11 +9,21 @@ No torch here: reports and comparisons import this without the models."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 MODES = ("min", "max")
 # The path-level metrics (`infgan.metrics`) a sweep may optimise, and which way each improves.
 PATH_METRICS = {"val/disc": "min", "val/pred": "min", "val/pred_ratio": "min", "val/sig_mmd": "min"}
+# What every evaluation reports (`infgan.metrics.marginal`): the score and its parts, also per
+# channel as `val/<channel>/<part>` for data with several channels.
+SCORE_METRICS = ("val/score", "val/marginal_w1", "val/marginal_ks", "val/cov_error")
+_PER_CHANNEL = re.compile(r"val/[^/]+/(marginal_w1|marginal_ks|cov_error)")
+
+
+def is_reported(metric: str) -> bool:
+    """Whether training reports `metric` (so a sweep can optimise it)."""
+    return metric in SCORE_METRICS or metric in PATH_METRICS or bool(_PER_CHANNEL.fullmatch(metric))
 
 
 def sign(mode: str) -> float:

@@ -31,6 +31,20 @@ def test_reference_and_seed_presets_hold_their_values():
     assert (seed.data.t_size, seed.data.size, seed.train.generator_lr) == (128, 10000, 4e-5)
 
 
+def test_numbers_are_read_as_users_write_them():
+    """YAML 1.1 reads 1e-4 and 1.0e6 as strings; where a float is expected they are numbers."""
+    cfg = load_config(None, ["train.generator_lr=1e-4", "train.discriminator_lr=1.0e6", "model.initial_scale=+.5"])
+    assert (cfg.train.generator_lr, cfg.train.discriminator_lr, cfg.model.initial_scale) == (1e-4, 1e6, 0.5)
+
+
+def test_a_scalar_section_in_a_file_is_refused_even_with_set_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: 5\n")
+    for sets in ([], ["train.steps=3"]):
+        with pytest.raises(ConfigError, match=r"'train' must be a mapping of keys to values, got 5"):
+            load_config(str(path), sets)
+
+
 def test_set_overrides_parse_yaml_values():
     cfg = load_config(
         None, ["train.steps=7", "model.adjoint=false", "train.adam_betas=[0.0, 0.99]", "train.generator_lr=2"]
@@ -44,7 +58,7 @@ def test_set_overrides_parse_yaml_values():
     [
         (["train.lr=1"], ["unknown config key 'train.lr'", "train.generator_lr"]),
         (["nope.x=1"], ["unknown config key 'nope'"]),
-        (["train.generator_lr=1e-4"], ["'train.generator_lr' must be a number", "1.0e-4"]),
+        (["train.steps=1e3"], ["'train.steps' must be an integer", "write the whole number, e.g. 1000"]),
         (["train.generator_lr=-0.1"], ["'train.generator_lr' must be > 0"]),
         (["train.n_critic=0"], ["'train.n_critic' must be >= 1"]),
         (["train.steps=1.5"], ["'train.steps' must be an integer"]),
@@ -77,6 +91,12 @@ def test_config_file_errors(tmp_path):
         load_config(str(listy))
     with pytest.raises(ConfigError, match="no file or preset named"):
         load_config(str(tmp_path / "missing.yaml"))
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    with pytest.raises(ConfigError, match="not a text"):
+        load_config(str(binary))
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(str(tmp_path))
 
 
 def test_saved_config_round_trips(tmp_path):

@@ -29,12 +29,17 @@ def with_(path, value):
     node = doc
     *parents, leaf = path
     for p in parents:
-        node = node[p]
+        node = node.setdefault(p, {})
     if value is None:
         del node[leaf]
     else:
         node[leaf] = value
     return doc
+
+
+def test_bounds_written_as_yaml_strings_are_numbers():
+    space = parse_space(with_(("parameters", "train.generator_lr", "low"), "1e-4"), "space.yaml")
+    assert space.params[0].low == 1e-4
 
 
 @pytest.mark.parametrize(
@@ -44,7 +49,13 @@ def with_(path, value):
         (("parameters", "train.generator_lr"), {"type": "normal", "low": 0, "high": 1}, "'type' must be one of"),
         (("parameters", "train.generator_lr"), {"type": "loguniform", "low": 0.1, "high": 0.01}, "empty range"),
         (("parameters", "train.generator_lr"), {"type": "loguniform", "low": 0.0, "high": 0.1}, "needs low > 0"),
-        (("parameters", "train.generator_lr"), {"type": "loguniform", "low": "1e-4", "high": 0.1}, "write 1.0e-4"),
+        (("parameters", "train.generator_lr"), {"type": "loguniform", "low": "abc", "high": 0.1}, "finite number"),
+        (("seed",), "abc", "'seed' must be an integer >= 0"),
+        (("metric",), ["val/score"], "'metric' must be a metric training reports"),
+        (("metric",), "val/scor", "'metric' must be a metric training reports"),
+        (("resources", "cpus_per_worker"), -1, "resources.cpus_per_worker must be a number > 0"),
+        (("resources", "gpus_per_worker"), -0.5, "resources.gpus_per_worker must be a number >= 0"),
+        (("base", "overrides"), {"train": 5}, "'train' must be a mapping"),
         (("parameters", "model.hidden_size"), {"type": "uniform", "low": 1.0, "high": 2.0}, "is an integer"),
         (("parameters", "loss.kind"), {"type": "choice", "values": ["hinge"]}, "'loss.kind' must be one of"),
         (("parameters", "loss.kind"), {"type": "choice", "values": []}, "non-empty list"),

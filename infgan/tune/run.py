@@ -125,7 +125,7 @@ def run_sweep(
     """
     from ray import tune
 
-    from infgan.cluster import check_resources, check_state_api, ray_session
+    from infgan.cluster import check_local, check_resources, check_state_api, ray_session
 
     exp_dir = exp_dir.resolve()
     if resume and not (exp_dir / "sweep.yaml").exists():
@@ -141,6 +141,8 @@ def run_sweep(
         from infgan.tune.wandb_engine import import_sweeps
 
         import_sweeps()  # a missing engine fails here, before Ray starts
+    if address is None:
+        check_local("one trial", *trial_cost(space))  # before a local Ray starts
     with ray_session(address):
         import ray
 

@@ -37,17 +37,19 @@ from typing import Any
 from infgan.config import (
     Config,
     ConfigError,
+    check_sections,
     check_value,
     config_paths,
     flatten,
     from_dict,
     merge,
+    numeric_string,
     read_yaml,
     source_overrides,
     to_dict,
     unflatten,
 )
-from infgan.objective import MODES, PATH_METRICS
+from infgan.objective import MODES, PATH_METRICS, SCORE_METRICS, is_reported
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
 TYPES = ("choice", "uniform", "loguniform", "int")
@@ -149,9 +151,10 @@ class DefineByRun:
 
 
 def _number(where: str, value: Any) -> float:
+    if numeric_string(value):
+        value = float(value)  # YAML 1.1 reads 1e-4 as a string
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        hint = " (YAML reads 1e-4 as a string: write 1.0e-4)" if isinstance(value, str) else ""
-        raise ConfigError(f"{where} must be a number, got {value!r}{hint}")
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -258,9 +261,11 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     base_spec = data.get("base") or {}
     if not isinstance(base_spec, Mapping) or set(base_spec) - {"config", "overrides"}:
         raise ConfigError(f"{name}: 'base' takes 'config' (a preset or file) and 'overrides'")
-    base_cfg = from_dict(
-        merge(merge(source_overrides(base_spec.get("config")), base_spec.get("overrides") or {}), sets or {})
-    )
+    overrides = base_spec.get("overrides") or {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{name}: 'base.overrides' must be a mapping of config sections, got {overrides!r}")
+    check_sections(overrides, f"{name}: base.overrides")
+    base_cfg = from_dict(merge(merge(source_overrides(base_spec.get("config")), overrides), sets or {}))
     budget = _section(data, "budget", {"steps": (int,), "eval_every": (int,)})
     asha = _section(data, "asha", {"grace_period": (int,), "reduction_factor": (int,), "judge": (str,)})
     if asha.get("judge", "last") not in JUDGES:
@@ -293,14 +298,26 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     if scheduler not in SCHEDULERS:
         raise ConfigError(f"{name}: 'scheduler' must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
     metric, mode = data.get("metric", "val/score"), data.get("mode", "min")
+    if not isinstance(metric, str) or not is_reported(metric):
+        raise ConfigError(
+            f"{name}: 'metric' must be a metric training reports: {', '.join([*SCORE_METRICS, *PATH_METRICS])} "
+            f"(or val/<channel>/marginal_w1|marginal_ks|cov_error); got {metric!r}"
+        )
     if mode not in MODES:
         raise ConfigError(f"{name}: 'mode' must be {' or '.join(MODES)}, got {mode!r}")
     samples, seed = data.get("samples", 16), data.get("seed", 0)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"{name}: 'samples' must be a positive integer, got {samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{name}: 'seed' must be an integer >= 0, got {seed!r}")
     workers = res.get("workers_per_trial", 1)
     if workers < 1:
         raise ConfigError(f"{name}: resources.workers_per_trial must be >= 1")
+    for key, least in (("cpus_per_worker", 0.0), ("gpus_per_worker", 0.0)):
+        value = res.get(key, 1.0 if key == "cpus_per_worker" else 0.0)
+        if not math.isfinite(value) or value < least or (key == "cpus_per_worker" and value == 0):
+            need = "> 0" if key == "cpus_per_worker" else ">= 0"
+            raise ConfigError(f"{name}: resources.{key} must be a number {need}, got {value!r}")
     points = data.get("points") or []
     if not isinstance(points, list) or not all(isinstance(p, Mapping) for p in points):
         raise ConfigError(f"{name}: 'points' must be a list of mappings of parameter paths to values")
