@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from infgan.cluster import ClusterError
 from infgan.config import PRESETS, Config, ConfigError
+from infgan.outputs import check_output
 from infgan.text import error_line
 from infgan.tune.space import SCHEDULERS, SEARCHERS
 
@@ -250,7 +251,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume and not args.out:
         return _fail("--resume needs --out DIR, the run to continue")
-    out = _train_out(args)
+    out = check_output(_train_out(args), "dir", "--out")
     tracking = _tracking(args)
     tracker = Tracker(tracking, out)
     cfg = _train_config(args, out, tracker)
@@ -346,7 +347,7 @@ def _tune(args: argparse.Namespace) -> int:
     if args.resume and not args.name:
         return _fail("--resume needs --name, the sweep to continue")
     name = args.name or f"{Path(space.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    exp = Path(args.storage) / name
+    exp = check_output(Path(args.storage), "dir", "--storage") / name
     try:
         run_sweep(space, exp, args.resume, args.concurrency, args.address, tracking=_tracking(args))
     except KeyboardInterrupt:
@@ -374,7 +375,7 @@ def _wandb_sweep(args: argparse.Namespace) -> int:
     from infgan.wandb_sweep import write_sweep
 
     space = load_space(args.space, parse_set(args.sets))
-    path = write_sweep(space, Path(args.out), args.method)
+    path = write_sweep(space, check_output(Path(args.out), "file", "--out"), args.method)
     print(
         f"wrote {path}: {len(space.params)} parameters, method {args.method}; "
         f"start it with `wandb sweep {path}` and `wandb agent ENTITY/PROJECT/SWEEP_ID`"
@@ -385,7 +386,7 @@ def _wandb_sweep(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from infgan.compare import compare
 
-    out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = check_output(Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"), "dir", "--out")
     print(compare(args.paths, out, args.metric, args.mode))
     print(f"table {out / 'compare.csv'}, plot {out / 'compare.png'}")
     return 0
@@ -444,7 +445,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         return _fail(f"-n must be a positive number of paths, got {args.n}")
-    path = write_samples(Path(args.run_dir), args.n, Path(args.out), args.seed)
+    path = write_samples(Path(args.run_dir), args.n, check_output(Path(args.out), "file", "--out"), args.seed)
     print(f"wrote {args.n} paths to {path}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ from infgan.config import ConfigError
 from infgan.data.dataset import to_data_units
 from infgan.metrics import generate
 from infgan.models import Generator
-from infgan.train.checkpoint import latest_checkpoint, load_checkpoint
+from infgan.text import error_line
+from infgan.train.checkpoint import load_intact, load_latest_intact
 from infgan.train.run_dir import RunDir
 from infgan.train.state import init_state
 
@@ -27,14 +29,18 @@ def load_generator(run_dir: Path) -> tuple[nn.Module, dict]:
     data = json.loads(run.data_path.read_text())
     data_size = len(data["channels"])
     if run.generator_path.exists():
-        generator = Generator(data_size, cfg.model)
-        generator.load_state_dict(load_checkpoint(run.generator_path)["generator"])
-        return generator, data
-    ckpt = latest_checkpoint(run.checkpoints)
-    if ckpt is None:
-        raise ConfigError(f"{run_dir}: no generator.pt and no checkpoint yet; train first")
+        try:
+            saved = load_intact(run.generator_path)
+            generator = Generator(data_size, cfg.model)
+            generator.load_state_dict(saved["generator"])
+            return generator, data
+        except (ConfigError, KeyError, RuntimeError) as e:  # damaged, or not this run's shapes
+            print(f"infgan: {error_line(e)}; using the latest intact checkpoint instead", file=sys.stderr)
+    found = load_latest_intact(run.checkpoints)
+    if found is None:
+        raise ConfigError(f"{run_dir}: no usable generator.pt and no checkpoint; train first")
     state = init_state(cfg, data_size, torch.device("cpu"))
-    state.load_state_dict(load_checkpoint(ckpt))
+    state.load_state_dict(found[1])
     return state.eval_generator(), data
 
 

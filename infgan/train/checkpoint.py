@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from infgan.atomic import atomic_write
+from infgan.config import ConfigError
+from infgan.text import error_line
 
 _NAME = re.compile(r"^step_(\d+)(\.pt)?$")
 RAY_STATE_FILE = "state.pt"
@@ -54,3 +57,28 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint onto the CPU."""
     # weights_only=False: our own files hold RNG states and plain dicts besides tensors.
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_intact(path: Path) -> dict[str, Any]:
+    """Read a checkpoint; a damaged file (truncated, emptied, not a checkpoint) is a one-line error."""
+    try:
+        payload = load_checkpoint(path)
+    except Exception as e:  # torch.load raises many kinds for a damaged file (EOF, zip, unpickling)
+        raise ConfigError(f"{path} is damaged ({error_line(e)})") from None
+    if not isinstance(payload, dict):
+        raise ConfigError(f"{path} is damaged (not an infgan checkpoint)")
+    return payload
+
+
+def load_latest_intact(directory: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads, saying in one line each which damaged ones were skipped;
+    None when there is none at all; a one-line error when every one is damaged."""
+    found = checkpoints(directory)
+    for path in reversed(found):
+        try:
+            return path, load_intact(path)
+        except ConfigError as e:
+            print(f"infgan: {e}; trying the one before", file=sys.stderr)
+    if found:
+        raise ConfigError(f"{directory}: every checkpoint is damaged; start again without --resume")
+    return None

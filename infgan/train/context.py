@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from infgan.config import ConfigError
-from infgan.train.checkpoint import RAY_STATE_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
+from infgan.train.checkpoint import RAY_STATE_FILE, load_checkpoint, load_latest_intact, save_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,8 +74,8 @@ class RunContext:
 
     def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
         """The checkpoint to continue from, or None to start afresh."""
-        path = latest_checkpoint(run_dir / "checkpoints") if resume else None
-        return load_checkpoint(path) if path else None
+        found = load_latest_intact(run_dir / "checkpoints") if resume else None
+        return found[1] if found else None
 
     def publish(
         self, run_dir: Path, step: int, record: dict[str, Any] | None, payload: dict[str, Any] | None, keep: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,10 +95,24 @@ class RunDir:
             fh.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """All records of metrics.jsonl."""
+        """All records of metrics.jsonl. A torn last line (a crash mid-write) is dropped, and said;
+        a bad line elsewhere is a one-line error naming it."""
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        lines = [line for line in self.metrics_path.read_text(errors="replace").splitlines() if line.strip()]
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict) and "step" in record:
+                records.append(record)
+            elif i == len(lines) - 1:
+                print(f"infgan: {self.metrics_path}: dropped a torn last line (a crash mid-write)", file=sys.stderr)
+            else:
+                raise ConfigError(f"{self.metrics_path}: line {i + 1} is not a metrics record; the file is damaged")
+        return records
 
     def truncate_metrics(self, step: int) -> list[dict[str, Any]]:
         """Drop records after `step` (written after the checkpoint we resume from); return the rest."""
