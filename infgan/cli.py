@@ -271,9 +271,9 @@ def _train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: infgan train --out {out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if summary["status"] == "diverged":  # one line: what happened, what to change, where the run is
+        return _fail(f"{summary['message']} (run directory {out})", EXIT_FAILED)
     print(_train_summary(summary, RunDir(out)))
-    if summary["status"] == "diverged":
-        return _fail(summary["message"], EXIT_FAILED)
     return 0
 
 

@@ -137,6 +137,12 @@ class EvalConfig:
         "evaluation, or never",
         choices=("end", "every", "off"),
     )
+    diverge_factor: float = _opt(
+        1000.0,
+        "a run whose val/score exceeds this multiple of its first evaluation's (the untrained "
+        "generator's) ends as diverged; 0 turns the check off",
+        ge=0,
+    )
 
 
 @dataclass(frozen=True)

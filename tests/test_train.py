@@ -143,8 +143,7 @@ def test_run_whose_every_evaluation_is_non_finite_ends_as_diverged(tmp_path, mon
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert err[-1].startswith("infgan: error: run diverged at step 0: the generated paths are not finite")
-    assert "Traceback" not in captured.err
-    assert "best - at step -" in captured.out
+    assert "Traceback" not in captured.err and len(err) == 1 and captured.out == ""  # one line, nothing above
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["best_score"] is None and summary["steps"] == 0
     assert (out / "generator.pt").is_file() and (out / "plots" / "val_score.png").is_file()
@@ -194,3 +193,20 @@ def test_cli_run_writes_every_artefact_and_sample_writes_data_units(tmp_path):
     assert norm["std"][0] != 1.0 and norm["mean"][0] != 0.0
     assert np.allclose(data["paths"], normalised * norm["std"][0] + norm["mean"][0], atol=1e-5)
     assert main(["sample", str(tmp_path / "nothing"), "-n", "3", "--out", str(npz)]) == 2
+
+
+def test_a_score_blow_up_under_clipped_losses_ends_the_run_as_diverged(tmp_path, capsys):
+    """wgan_clip keeps the losses finite while the generator runs away: val/score catches it."""
+    sets = [*TINY, "train.steps=40", "loss.kind=wgan_clip", "train.generator_lr=1.0e3", "train.discriminator_lr=1.0e3"]
+    args = sum((["--set", s] for s in sets), [])
+    assert main(["train", "--out", str(tmp_path / "r"), "--no-progress", *args]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "times the untrained generator's" in err[0] and "eval.diverge_factor" in err[0]
+    assert captured.out == ""
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["steps"] < 40
+    # The same run with the check off trains its whole budget: the check, not the losses, ended it.
+    off = ["--set", "eval.diverge_factor=0"]
+    assert main(["train", "--out", str(tmp_path / "o"), "--no-progress", *args, *off]) == 0
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["steps"] == 40

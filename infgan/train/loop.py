@@ -185,8 +185,16 @@ def fit(
         return record
 
     def bad_score(record: dict[str, Any]) -> str | None:
-        score = record["val/score"]
-        return None if math.isfinite(score) else f"the generated paths are not finite (val/score {score})"
+        score, first, factor = record["val/score"], progress.first_score, cfg.eval.diverge_factor
+        if not math.isfinite(score):
+            return f"the generated paths are not finite (val/score {score})"
+        if factor and first is not None and first > 0 and score > factor * first:
+            # Clipped critics keep the losses finite while the generator runs away: the score sees it.
+            return (
+                f"val/score {score:.3g} is over {factor:g} times the untrained generator's {first:.3g} "
+                "(eval.diverge_factor)"
+            )
+        return None
 
     status, message = "completed", None
     if state.step == 0:

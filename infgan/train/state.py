@@ -46,6 +46,7 @@ class Progress:
     best_step: int | None = None
     wall_s: float = 0.0  # training wall time up to the last checkpoint
     resumed_from: list[int] = field(default_factory=list)  # the steps this run was resumed at
+    first_score: float | None = None  # the first evaluation's val/score (the untrained generator's)
 
     def add(self, diagnostics: dict[str, float]) -> None:
         """Fold one step's diagnostics into the running sums."""
@@ -60,7 +61,9 @@ class Progress:
         return means
 
     def note_score(self, score: float, step: int) -> None:
-        """Keep `score` as the best if it is finite and lower than the best so far."""
+        """Keep `score` as the best if it is finite and lower than the best so far (and the first)."""
+        if self.first_score is None and math.isfinite(score):
+            self.first_score = score
         if math.isfinite(score) and (self.best_score is None or score < self.best_score):
             self.best_score, self.best_step = score, step
 
