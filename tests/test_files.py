@@ -14,6 +14,7 @@ import torch
 from infgan.cli import main
 from infgan.config import load_config
 from infgan.data.dataset import build_dataset, on_grid
+from infgan.data.files import read_file
 from infgan.metrics import quality_metrics
 from infgan.train.loop import fit
 
@@ -146,6 +147,9 @@ BAD = {
     "unknown transform": (lambda f: f, ["data.transform=[sqrt]"], "unknown transform 'sqrt'; allowed: none, log"),
     "transform count": (lambda f: f, ["data.transform=[log, none, diff]"], "3 entries for 2 channels (a, b)"),
     "transform channel": (lambda f: f, ["data.transform=[c=log]"], "no channel 'c'; channels are a, b"),
+    "infinite value": (lambda f: f.assign(a=np.where(f.index == 3, np.inf, f.a)), [], "column 'a', row 5: inf"),
+    "huge value": (lambda f: f.assign(b=np.where(f.index == 0, -1e308, f.b)), [], "is infinite or beyond"),
+    "t_size past the data": (lambda f: f, ["data.t_size=5000"], "data.t_size 5000 is longer than the longest"),
 }
 
 
@@ -283,3 +287,35 @@ def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
     )
     summary = fit(from_dict(merge(to_dict(cfg), small)), tmp_path / "run")
     assert summary["status"] == "completed" and summary["steps"] == 2
+
+
+NPZ_DAMAGE = {
+    "not a zip": (lambda p: p.write_bytes(b"garbage" * 50), "cannot read as npz"),
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[:120]), "npz"),
+    "pickled objects": (
+        lambda p: np.savez(p, paths=np.array([[1.0, "x"]], dtype=object)),
+        "holds Python objects (pickled)",
+    ),
+    "strings": (lambda p: np.savez(p, paths=np.array([["a", "b"], ["c", "d"]])), "'paths' is not numeric"),
+    "infinite": (lambda p: np.savez(p, paths=np.array([[1.0], [np.inf], [2.0]])), "channel 'y0', value 2: inf"),
+}
+
+
+@pytest.mark.parametrize("case", NPZ_DAMAGE)
+def test_a_damaged_npz_is_one_line(tmp_path, capsys, case):
+    damage, expected = NPZ_DAMAGE[case]
+    path = tmp_path / "d.npz"
+    np.savez(path, paths=np.random.default_rng(0).normal(size=(4, 9, 2)))
+    damage(path)
+    assert main(["data", "describe", "--set", "data.dataset=npz", "--set", f"data.path={path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err and "allow_pickle" not in err, err
+
+
+def test_day_first_dates_are_read_day_first(tmp_path):
+    days = pd.date_range("2020-02-01", periods=40, freq="D")
+    frame = pd.DataFrame({"date": days.strftime("%d/%m/%Y"), "a": np.arange(40.0)})  # 01/02/2020 is ambiguous
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    cfg = tiny(f"data.path={tmp_path / 'd.csv'}", "data.dataset=csv", "data.time_column=date", "data.t_size=10")
+    raw = read_file(cfg.data, str(tmp_path / "d.csv"))
+    assert raw.time_unit == "days" and np.allclose(np.diff(raw.series[0].times), 1.0)

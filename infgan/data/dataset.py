@@ -226,6 +226,12 @@ def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[lis
     split, and holding out only the end would test the generator on one period of the history.
     `data.split: windows` holds out random windows instead, as TimeGAN's protocol does.
     """
+    longest = max(len(s.times) for s in raw.series)
+    if cfg.t_size > longest:
+        raise DataError(
+            f"{raw.source}: data.t_size {cfg.t_size} is longer than the longest series ({longest} points); "
+            f"set data.t_size to at most {longest}"
+        )
     if cfg.split == "windows":
         stride = cfg.stride or cfg.t_size
         every = [w for s in raw.series for w in windows(s, cfg.t_size, stride)]

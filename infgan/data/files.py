@@ -13,6 +13,7 @@ optional `channels` (names).
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
     for j, c in enumerate(channels):
         if np.isnan(values[:, j]).all():
             raise DataError(f"{source}: column {c!r} has no values at all; leave it out of data.columns")
+    _check_finite(values, [f"column {c!r}" for c in channels], source, "row", first_row=2)
     times, unit = _times(frame, cfg.time_column, source)
     if cfg.id_column:
         ids = frame[cfg.id_column]
@@ -125,6 +127,24 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
     return RawData(source, [str(c) for c in channels], series, unit, by_id=bool(cfg.id_column))
 
 
+# Beyond this, squares and variances overflow float64 while the data are normalised.
+LARGEST = 1e100
+
+
+def _check_finite(values: np.ndarray, names: list[str], source: str, unit: str, first_row: int) -> None:
+    """Refuse infinities and values too large to normalise; NaN (an empty cell) means missing.
+
+    `values` is (rows, channels); `first_row` is the number the first row has in the file.
+    """
+    bad = ~np.isnan(values) & ~(np.abs(values) <= LARGEST)
+    if bad.any():
+        row, j = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{source}: {names[j]}, {unit} {row + first_row}: {values[row, j]:g} is infinite or beyond "
+            f"±{LARGEST:g}; infgan reads empty cells and NaN as missing, not infinities: clean or rescale the data"
+        )
+
+
 def _times(frame, column: str, source: str) -> tuple[np.ndarray, str]:
     """Observation times as float64 and their unit: numbers as they are, dates in seconds then a readable unit."""
     import pandas as pd
@@ -134,9 +154,15 @@ def _times(frame, column: str, source: str) -> tuple[np.ndarray, str]:
     col = frame[column]
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         return col.to_numpy(dtype=np.float64), "time units"
-    try:
-        stamps = pd.to_datetime(col, utc=True, format="mixed")
-    except (ValueError, TypeError):
+    # One format for the whole column, inferred from its first date: month-first, else day-first
+    # (13/01/2020 cannot be month-first); only then element by element (ISO dates of mixed precision).
+    for how in ({}, {"dayfirst": True}, {"format": "mixed"}):
+        try:
+            stamps = pd.to_datetime(col, utc=True, **how)
+            break
+        except (ValueError, TypeError):
+            continue
+    else:
         bad = col.iloc[0]
         raise DataError(
             f"{source}: column {column!r} (data.time_column) holds neither numbers nor dates (e.g. {bad!r})"
@@ -169,9 +195,26 @@ def _checked(s: Series, source: str, time_column: str, id_column: str) -> Series
         i = int(np.flatnonzero(step < 0)[0])
         raise DataError(
             f"{source}: {where}: {col} is not sorted ({s.times[i]:g} then {s.times[i + 1]:g} at rows "
-            f"{i + 1}-{i + 2} of the series); sort the file by time"
+            f"{i + 1}-{i + 2} of the series); sort the file by time (or, if its dates are day-first and "
+            "were read month-first, write them as YYYY-MM-DD)"
         )
     return s
+
+
+def _npz_array(arrays, name: str, source: str, numeric: bool = True) -> np.ndarray:
+    """One array of an npz file: numbers (float64) or, for names, anything but Python objects."""
+    try:
+        array = arrays[name]
+    except ValueError:  # numpy refuses object arrays without allow_pickle, which infgan never allows
+        raise DataError(f"{source}: array {name!r} holds Python objects (pickled); save plain numeric arrays") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{source}: array {name!r} is damaged ({error_line(e)})") from None
+    if not numeric:
+        return array
+    try:
+        return np.asarray(array, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise DataError(f"{source}: array {name!r} is not numeric (dtype {array.dtype})") from None
 
 
 def _read_npz(cfg: DataConfig, p: Path, source: str) -> RawData:
@@ -179,22 +222,25 @@ def _read_npz(cfg: DataConfig, p: Path, source: str) -> RawData:
     try:
         arrays = np.load(p, allow_pickle=False)
         files = set(arrays.files)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{source}: cannot read as npz: {e}") from None
+    except ValueError:  # numpy's word for "neither an npz archive nor a .npy array"
+        raise DataError(f"{source}: cannot read as npz (not an npz archive); write it with numpy.savez") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{source}: cannot read as npz ({error_line(e)}); write it with numpy.savez") from None
     if "paths" not in files:
         raise DataError(f"{source}: no array 'paths' (series, time, channels); arrays: {', '.join(sorted(files))}")
-    paths = np.asarray(arrays["paths"], dtype=np.float64)
+    paths = _npz_array(arrays, "paths", source)
     by_id = paths.ndim == 3
     if paths.ndim == 2:
         paths = paths[None]
     if paths.ndim != 3:
         raise DataError(f"{source}: 'paths' must be (series, time, channels) or (time, channels), got {paths.shape}")
     n, length, c = paths.shape
-    t = np.asarray(arrays["t"], dtype=np.float64) if "t" in files else np.arange(length, dtype=np.float64)
+    t = _npz_array(arrays, "t", source) if "t" in files else np.arange(length, dtype=np.float64)
     if t.shape not in ((length,), (n, length)):
         raise DataError(f"{source}: 't' must be (time,) or (series, time) matching 'paths' {paths.shape}")
     t = np.broadcast_to(t, (n, length))
-    names = [str(x) for x in arrays["channels"]] if "channels" in files else [f"y{i}" for i in range(c)]
+    names = [str(x) for x in _npz_array(arrays, "channels", source, numeric=False)] if "channels" in files else []
+    names = names or [f"y{i}" for i in range(c)]
     if len(names) != c:
         raise DataError(f"{source}: 'channels' names {len(names)} channels but 'paths' has {c}")
     wanted = list(cfg.columns) or names
@@ -205,6 +251,7 @@ def _read_npz(cfg: DataConfig, p: Path, source: str) -> RawData:
     for w, j in zip(wanted, cols):
         if np.isnan(paths[..., j]).all():
             raise DataError(f"{source}: channel {w!r} has no values at all; leave it out of data.columns")
+    _check_finite(paths.reshape(-1, c)[:, cols], [f"channel {w!r}" for w in wanted], source, "value", first_row=1)
     series = []
     for i in range(n):
         keep = ~np.isnan(t[i])  # NaN times mark the end of a shorter series
