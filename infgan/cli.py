@@ -255,6 +255,10 @@ def _train(args: argparse.Namespace) -> int:
     tracking = _tracking(args)
     tracker = Tracker(tracking, out)
     cfg = _train_config(args, out, tracker)
+    if args.address is None:  # a remote cluster's nodes have their own memory
+        from infgan.limits import check_run_memory
+
+        check_run_memory(cfg, channels=max(1, len(cfg.data.columns)))
     try:
         with sigterm_as_interrupt():
             if args.workers is not None:
@@ -470,3 +474,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(e))
     except (_Failed, ClusterError) as e:
         return _fail(str(e), EXIT_FAILED)
+    except (MemoryError, RuntimeError) as e:
+        # PyTorch's CPU and CUDA allocators raise RuntimeError (or its subclass OutOfMemoryError).
+        if isinstance(e, RuntimeError) and not any(w in str(e) for w in ("can't allocate memory", "out of memory")):
+            raise
+        return _fail(
+            f"out of memory ({error_line(e)}); lower train.batch_size, data.t_size, data.size, "
+            "model.hidden_size or model.mlp_size",
+            EXIT_FAILED,
+        )

@@ -210,6 +210,8 @@ def check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
             number = float(value)
             hint = f" (write the whole number, e.g. {int(number)})" if number.is_integer() else ""
         raise ConfigError(f"'{path}' must be {_type_name(tp)}, got {value!r}{hint}")
+    if tp is int and abs(value) > 2**53:
+        raise ConfigError(f"'{path}' must be at most 2**53 in size, got {value!r}")
     if tp is float and not math.isfinite(value):
         raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
     if meta.get("choices") and value not in meta["choices"]:

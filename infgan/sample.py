@@ -12,6 +12,7 @@ from torch import nn
 
 from infgan.config import ConfigError
 from infgan.data.dataset import to_data_units
+from infgan.limits import check_sample_memory
 from infgan.metrics import generate
 from infgan.models import Generator
 from infgan.text import error_line
@@ -46,6 +47,10 @@ def load_generator(run_dir: Path) -> tuple[nn.Module, dict]:
 
 def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:
     """Write `n` generated paths: arrays `t` (time,), `paths` (n, time, channels), `channels`."""
+    cfg = RunDir(run_dir).saved_config()
+    data = json.loads(RunDir(run_dir).data_path.read_text()) if RunDir(run_dir).data_path.exists() else None
+    if data is not None:  # before the generator is built or any path generated
+        check_sample_memory(n, len(data["times"]), len(data["channels"]), cfg.model.hidden_size)
     generator, data = load_generator(run_dir)
     ts = torch.tensor(data["times"], dtype=torch.get_default_dtype())
     values = to_data_units(generate(generator, ts, n, seed)[..., 1:], data, seed=seed)

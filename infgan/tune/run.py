@@ -141,8 +141,12 @@ def run_sweep(
         from infgan.tune.wandb_engine import import_sweeps
 
         import_sweeps()  # a missing engine fails here, before Ray starts
-    if address is None:
-        check_local("one trial", *trial_cost(space))  # before a local Ray starts
+    if address is None:  # before a local Ray starts
+        from infgan.limits import check_run_memory
+
+        check_local("one trial", *trial_cost(space))
+        first = space.trial_config(space.first_points()[0])
+        check_run_memory(first, channels=max(1, len(first.data.columns)))
     with ray_session(address):
         import ray
 
