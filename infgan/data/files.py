@@ -13,6 +13,7 @@ optional `channels` (names).
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,9 @@ def _times(frame, column: str, source: str) -> tuple[np.ndarray, str]:
     # (13/01/2020 cannot be month-first); only then element by element (ISO dates of mixed precision).
     for how in ({}, {"dayfirst": True}, {"format": "mixed"}):
         try:
-            stamps = pd.to_datetime(col, utc=True, **how)
+            with warnings.catch_warnings():  # pandas warns when it falls back to element-wise parsing
+                warnings.simplefilter("ignore", UserWarning)
+                stamps = pd.to_datetime(col, utc=True, **how)
             break
         except (ValueError, TypeError):
             continue

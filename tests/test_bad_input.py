@@ -1,0 +1,175 @@
+"""Generated bad input (Hypothesis): whatever a user puts in a `--set`, a config file, a search space
+or a data file, infgan either accepts it or refuses it with one line (a ConfigError, exit 2) — never
+another exception, which the command line would show as a traceback."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infgan.cli import main
+from infgan.config import ConfigError, config_paths, load_config
+from infgan.data.dataset import build_dataset
+from infgan.data.files import read_file
+from infgan.tune.space import parse_space
+
+PATHS = sorted(config_paths())
+# What users type: numbers of every size and sign (YAML spellings too), words, booleans, lists, maps.
+VALUES = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["1e-4", "1.0e6", "1e20", "-0", ".5", "nan", "inf", "off", "yes", "~", "[]", "{}", ""]),
+    st.text(max_size=12),
+    st.booleans(),
+    st.lists(st.one_of(st.integers(-5, 5), st.floats(-1e3, 1e3), st.text(max_size=4)), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def one_line(error: ConfigError) -> bool:
+    return "\n" not in str(error) and len(str(error)) > 0
+
+
+@EXAMPLES
+@given(path=st.sampled_from(PATHS), value=VALUES)
+def test_any_set_value_is_accepted_or_refused_in_one_line(path, value):
+    raw = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+    raw = raw.removesuffix("\n...").strip()
+    try:
+        cfg = load_config(None, [f"{path}={raw}"])
+    except ConfigError as e:
+        assert one_line(e), str(e)
+        return
+    for section in ("data", "model", "loss", "train", "eval", "checkpoint"):
+        for v in vars(getattr(cfg, section)).values():
+            assert not isinstance(v, float) or math.isfinite(v)  # nothing non-finite got through
+
+
+@EXAMPLES
+@given(doc=st.dictionaries(st.sampled_from(["data", "model", "train", "seed", "eval", "x"]), VALUES, max_size=3))
+def test_any_config_file_is_accepted_or_refused_in_one_line(tmp_path, doc):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        load_config(str(path), ["train.steps=3"])
+    except ConfigError as e:
+        assert one_line(e), str(e)
+
+
+@EXAMPLES
+@given(data=st.binary(min_size=1, max_size=200))
+def test_any_bytes_as_a_config_file_are_refused_in_one_line_or_read(tmp_path, data):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(data)
+    try:
+        load_config(str(path))
+    except ConfigError as e:
+        assert one_line(e), str(e)
+
+
+GOOD_SPACE = {
+    "samples": 4,
+    "budget": {"steps": 40, "eval_every": 10},
+    "asha": {"grace_period": 10, "reduction_factor": 2},
+    "parameters": {
+        "train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1},
+        "loss.kind": {"type": "choice", "values": ["wgan_clip", "gan"]},
+    },
+}
+SPACE_SLOTS = [
+    ("metric",),
+    ("mode",),
+    ("samples",),
+    ("seed",),
+    ("searcher",),
+    ("scheduler",),
+    ("budget", "steps"),
+    ("budget", "eval_every"),
+    ("asha", "grace_period"),
+    ("asha", "reduction_factor"),
+    ("asha", "judge"),
+    ("resources", "workers_per_trial"),
+    ("resources", "cpus_per_worker"),
+    ("resources", "gpus_per_worker"),
+    ("parameters", "train.generator_lr", "low"),
+    ("parameters", "train.generator_lr", "type"),
+    ("parameters", "loss.kind", "values"),
+    ("parameters", "model.hidden_size"),
+    ("points",),
+    ("base",),
+    ("base", "overrides"),
+]
+
+
+@EXAMPLES
+@given(slot=st.sampled_from(SPACE_SLOTS), value=VALUES)
+def test_any_value_in_a_search_space_is_accepted_or_refused_in_one_line(slot, value):
+    doc = copy.deepcopy(GOOD_SPACE)
+    node = doc
+    for key in slot[:-1]:
+        node = node.setdefault(key, {})
+    node[slot[-1]] = value
+    try:
+        space = parse_space(doc, "space.yaml")
+    except ConfigError as e:
+        assert one_line(e), str(e)
+        return
+    assert space.samples >= 1 and space.steps >= 1 and space.cpus_per_worker > 0
+
+
+CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**20), 10**20), st.text(max_size=6), st.none()
+)
+
+
+@EXAMPLES
+@given(
+    rows=st.lists(st.tuples(CELLS, CELLS, st.sampled_from(["s0", "s1", None])), min_size=0, max_size=12),
+    t_size=st.integers(2, 20),
+)
+def test_any_csv_is_read_or_refused_in_one_line(tmp_path, rows, t_size):
+    path = tmp_path / "d.csv"
+    pd.DataFrame(rows, columns=["t", "a", "id"]).to_csv(path, index=False)
+    cfg = load_config(
+        None,
+        [f"data.path={path}", "data.dataset=csv", "data.time_column=t", "data.id_column=id", f"data.t_size={t_size}"],
+    )
+    try:
+        raw = read_file(cfg.data, str(path))
+        build_dataset(cfg.data, 0)  # windows, split, normalisation
+    except ConfigError as e:
+        assert one_line(e), str(e)
+        return
+    for s in raw.series:  # what was accepted is usable: sorted finite times, values finite or missing
+        assert np.all(np.diff(s.times) > 0) and np.isfinite(s.times).all()
+        assert not np.isinf(s.values).any()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--set", "train.steps=-1"],
+        ["train", "--config", "/nonexistent.yaml"],
+        ["tune", "/nonexistent.yaml"],
+        ["sample", "/nonexistent", "--out", "x.npz"],
+        ["evaluate", "/nonexistent"],
+        ["report", "/nonexistent"],
+        ["compare", "/nonexistent"],
+        ["data", "describe", "--set", "data.dataset=csv"],
+        ["wandb-sweep", "/nonexistent.yaml", "-o", "x.yaml"],
+    ],
+)
+def test_commands_refuse_missing_inputs_in_one_line(tmp_path, monkeypatch, capsys, argv):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("infgan: error:"), err
+    assert list(tmp_path.iterdir()) == []  # nothing written
