@@ -1,7 +1,7 @@
 """Search strategies side by side on one space and one total training-step budget, over N seeds.
 
     python benchmarks/hpo_compare.py [--seeds 5] [--strategies random,tpe,...] [--metric val/score]
-                                     [--space SPACE.yaml] [--full] [--trials 8] [--steps 144]
+                                     [--space SPACE.yaml] [--full] [--trials 5] [--steps 144]
                                      [--out runs/hpo_compare] [--reuse]
 
 Strategies (searcher + scheduler of `infgan tune`):
@@ -155,7 +155,7 @@ def main() -> None:
     )
     parser.add_argument("--metric", help="objective (default: the space's, val/score); a path metric such as val/disc")
     parser.add_argument("--full", action="store_true", help="the space as written: its config, trial length and budget")
-    parser.add_argument("--trials", type=int, default=8, help="budget = TRIALS full-length trials (default 8)")
+    parser.add_argument("--trials", type=int, default=5, help="budget = TRIALS full-length trials (default 5)")
     parser.add_argument("--steps", type=int, default=144, help="full trial length in steps (default 144)")
     parser.add_argument(
         "--out", default="runs/hpo_compare", help="where the sweeps are kept (default runs/hpo_compare)"
