@@ -11,7 +11,8 @@ config has the same keys as an infgan config file and as the Ray Tune trials' ru
 | loguniform       | `distribution: log_uniform_values`, `min`, `max`     |
 | int              | `distribution: int_uniform` (log: `q_log_uniform_values`, q 1) |
 | metric, mode     | `metric: {name, goal: minimize/maximize}`            |
-| ASHA             | `early_terminate: {type: hyperband, min_iter, eta}`  |
+| ASHA, hyperband  | `early_terminate: {type: hyperband, min_iter, eta}`  |
+| scheduler none   | no `early_terminate`                                 |
 
 W&B's hyperband indexes a run's *reports* of the metric from 0 (`sweeps`' `hyperband_stop_runs`
 reads band b as the run's value `history[b]`): infgan reports at step 0 and every
@@ -77,15 +78,23 @@ def sweep_config(space: SearchSpace, method: str = "bayes") -> dict[str, Any]:
             "--cpus-per-worker",
             f"{space.cpus_per_worker:g}",
         ]
+    # Early stopping as the space has it: none for `scheduler: none`, else hyperband on ASHA's rungs.
+    stopping = (
+        {}
+        if space.scheduler == "none"
+        else {
+            "early_terminate": {
+                "type": "hyperband",
+                "min_iter": max(1, space.grace_period // space.eval_every),
+                "eta": space.reduction_factor,
+            }
+        }
+    )
     return {
         "name": Path(space.name).stem,
         "method": method,
         "metric": {"name": space.metric, "goal": objective.goal(space.mode)},
-        "early_terminate": {
-            "type": "hyperband",
-            "min_iter": max(1, space.grace_period // space.eval_every),
-            "eta": space.reduction_factor,
-        },
+        **stopping,
         "program": "infgan",
         "command": command,
         "parameters": _nest(specs),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from infgan.cli import main
 from infgan.config import flatten, load_config, to_dict
 from infgan.tracking import resolve_mode
 from infgan.tune.space import load_space
+from infgan.wandb_sweep import sweep_config
 
 from conftest import TINY, set_args
 
@@ -100,7 +102,9 @@ def test_sweep_file_has_every_parameter_with_its_distribution(tmp_path):
     sweep = yaml.safe_load(out.read_text())
     space = load_space(str(REPO / "search_spaces" / "ou.yaml"))
     assert sweep["method"] == "random" and sweep["metric"] == {"name": "val/score", "goal": "minimize"}
-    assert sweep["early_terminate"] == {"type": "hyperband", "min_iter": 80 // 40, "eta": 3}
+    assert "early_terminate" not in sweep  # the default space runs every trial to its end
+    with_asha = dataclasses.replace(space, scheduler="asha")
+    assert sweep_config(with_asha)["early_terminate"] == {"type": "hyperband", "min_iter": 80 // 40, "eta": 3}
     assert sweep["command"][1:3] == ["infgan", "train"] and "online" in sweep["command"]
 
     def spec(path: str) -> dict:
