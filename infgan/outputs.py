@@ -19,7 +19,7 @@ def check_output(path: Path, kind: str, option: str) -> Path:
             raise ConfigError(f"{option} {path}: is a file; give a directory")
         if kind == "file" and path.is_dir():
             raise ConfigError(f"{option} {path}: is a directory; give a file name")
-    parent = path if path.exists() else path.parent
+    parent = path if path.is_dir() else path.parent  # an existing file is replaced: its directory matters
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if parent.exists() and not parent.is_dir():

@@ -149,7 +149,6 @@ BAD = {
     "transform channel": (lambda f: f, ["data.transform=[c=log]"], "no channel 'c'; channels are a, b"),
     "infinite value": (lambda f: f.assign(a=np.where(f.index == 3, np.inf, f.a)), [], "column 'a', row 5: inf"),
     "huge value": (lambda f: f.assign(b=np.where(f.index == 0, -1e308, f.b)), [], "is infinite or beyond"),
-    "t_size past the data": (lambda f: f, ["data.t_size=5000"], "data.t_size 5000 is longer than the longest"),
 }
 
 
@@ -319,3 +318,11 @@ def test_day_first_dates_are_read_day_first(tmp_path):
     cfg = tiny(f"data.path={tmp_path / 'd.csv'}", "data.dataset=csv", "data.time_column=date", "data.t_size=10")
     raw = read_file(cfg.data, str(tmp_path / "d.csv"))
     assert raw.time_unit == "days" and np.allclose(np.diff(raw.series[0].times), 1.0)
+
+
+def test_a_window_longer_than_the_one_series_is_refused(tmp_path, capsys):
+    pd.DataFrame({"a": np.arange(300.0)}).to_csv(tmp_path / "d.csv", index=False)
+    sets = [f"data.path={tmp_path / 'd.csv'}", "data.dataset=csv", "data.t_size=5000"]
+    assert main(["data", "describe", *(x for s in sets for x in ("--set", s))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.t_size 5000 is longer than the series (300 points)" in err[0]

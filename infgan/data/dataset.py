@@ -227,9 +227,11 @@ def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[lis
     `data.split: windows` holds out random windows instead, as TimeGAN's protocol does.
     """
     longest = max(len(s.times) for s in raw.series)
-    if cfg.t_size > longest:
+    if not raw.by_id and cfg.t_size > longest:
+        # One series is cut into windows of t_size: a longer window would be padding only. (Series
+        # told apart by an id are padded up to t_size, the longest kept, by design.)
         raise DataError(
-            f"{raw.source}: data.t_size {cfg.t_size} is longer than the longest series ({longest} points); "
+            f"{raw.source}: data.t_size {cfg.t_size} is longer than the series ({longest} points); "
             f"set data.t_size to at most {longest}"
         )
     if cfg.split == "windows":
