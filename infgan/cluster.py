@@ -77,6 +77,7 @@ def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: flo
         yield
         return
     env = {"env_vars": {"OMP_NUM_THREADS": "1"}}  # tiny tensors: one intra-op thread per worker
+    watchdog = None
     if address is None:
         ray.init(
             address="local",
@@ -86,6 +87,7 @@ def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: flo
             runtime_env=env,
             log_to_driver=True,
         )
+        watchdog = _watchdog(ray)
     else:
         check_address(address, timeout_s)
         try:
@@ -102,6 +104,17 @@ def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: flo
         yield
     finally:
         ray.shutdown()
+        if watchdog is not None:
+            watchdog.release()
+
+
+def _watchdog(ray: Any) -> Any:
+    """A watchdog that stops this local Ray instance if this process dies without stopping it."""
+    from infgan.reaper import Watchdog
+
+    node = getattr(ray._private.worker, "_global_node", None)  # Ray has no public accessor for it
+    session_dir = node.get_session_dir_path() if node is not None else None
+    return Watchdog(session_dir) if session_dir else None
 
 
 def _refused_token(error: BaseException | None) -> bool:

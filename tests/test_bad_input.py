@@ -173,3 +173,77 @@ def test_commands_refuse_missing_inputs_in_one_line(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("infgan: error:"), err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def _space_file(tmp_path, **changes) -> str:
+    doc = copy.deepcopy(GOOD_SPACE)
+    for dotted, value in changes.items():
+        node = doc
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def _short_csv(tmp_path) -> str:
+    path = tmp_path / "short.csv"
+    pd.DataFrame({"t": np.arange(300.0), "a": np.sin(np.arange(300.0))}).to_csv(path, index=False)
+    return str(path)
+
+
+# Each of these would start Ray (or load data, or allocate) if the check came late.
+BEFORE_RAY = {
+    "metric never produced": lambda p: ["tune", _space_file(p, metric="val/nope")],
+    "metric as a list": lambda p: ["tune", _space_file(p, metric=["val/score"])],
+    "seed not a number": lambda p: ["tune", _space_file(p, seed="abc")],
+    "negative CPUs per worker": lambda p: ["tune", _space_file(p, **{"resources.cpus_per_worker": -1})],
+    "more CPUs than the machine": lambda p: ["tune", _space_file(p, **{"resources.cpus_per_worker": 4096})],
+    "more GPUs than the machine": lambda p: ["tune", _space_file(p), "--gpus-per-worker", "64"],
+    "tune at a dead address": lambda p: ["tune", _space_file(p), "--address", "127.0.0.1:1"],
+    "train at a dead address": lambda p: ["train", "--workers", "1", "--address", "127.0.0.1:1"],
+    "cluster check at a dead address": lambda p: ["cluster", "check", "--address", "127.0.0.1:1", "--timeout", "2"],
+    "more workers than CPUs": lambda p: ["train", "--workers", "4096"],
+    "batch of 1e20": lambda p: ["train", "--set", "train.batch_size=1e20"],
+    "model beyond memory": lambda p: ["train", "--set", "model.hidden_size=1000000", "--set", "model.mlp_size=1000000"],
+    "t_size beyond the file": lambda p: [
+        "train",
+        "--set",
+        "data.dataset=csv",
+        "--set",
+        f"data.path={_short_csv(p)}",
+        "--set",
+        "data.time_column=t",
+        "--set",
+        "data.t_size=5000",
+    ],
+    "train --out is a file": lambda p: ["train", "--out", str(_touch(p / "taken"))],
+    "tune --storage is a file": lambda p: ["tune", _space_file(p), "--storage", str(_touch(p / "taken"))],
+    "wandb-sweep -o is a directory": lambda p: ["wandb-sweep", _space_file(p), "-o", str(p)],
+}
+
+
+def _touch(path):
+    path.write_text("mine\n")
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(BEFORE_RAY))
+def test_refused_before_ray_starts_in_one_line_and_nothing_written(tmp_path, monkeypatch, capsys, case):
+    import ray
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError(f"Ray was started for a request that should have been refused: {case}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_ray)
+    monkeypatch.chdir(tmp_path)
+    argv = BEFORE_RAY[case](tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("infgan: error:"), err
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # nothing written, nothing changed

@@ -29,6 +29,7 @@ from infgan.interrupt import sigterm_as_interrupt
 from infgan.tracking import Tracking
 from infgan.train.context import TuneTrialContext, resolve_device
 from infgan.train.loop import fit
+from infgan.tune.progress import SweepProgress
 from infgan.tune.space import DefineByRun, SearchSpace
 
 TRIALS = "trials"
@@ -170,8 +171,21 @@ def run_sweep(
         # save took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         tune_dir = exp_dir / TUNE_DIR
+        how = f"{space.searcher} search, {space.scheduler if space.scheduler != 'none' else 'no'} early stopping"
+        callbacks.append(
+            SweepProgress(
+                space,
+                f"{'resuming' if resume else 'starting'} sweep {exp_dir}: {space.samples} trials of up to "
+                f"{space.steps} steps, {how}, up to {limit} at once",
+            )
+        )
         if resume and tune.Tuner.can_restore(str(tune_dir)):
             tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
+            # The restored run config is the pickled original: give it this run's callbacks and
+            # output (a sweep started by an older infgan printed Tune's trial tables).
+            assert tuner._local_tuner is not None  # a local driver, not Ray Client
+            run_config = tuner._local_tuner.get_run_config()
+            run_config.callbacks, run_config.verbose = callbacks, 0
         else:
             sweep = None
             if uses_wandb:
@@ -193,7 +207,7 @@ def run_sweep(
                     storage_path=str(exp_dir),
                     stop=StepBudget(max_total_steps) if max_total_steps else None,
                     failure_config=tune.FailureConfig(max_failures=1),
-                    verbose=1,
+                    verbose=0,  # SweepProgress prints a line per trial instead of Tune's tables
                     callbacks=callbacks,
                 ),
             )
