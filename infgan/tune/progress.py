@@ -25,12 +25,12 @@ class SweepProgress(Callback):
 
     def __init__(self, space: SearchSpace, heading: str, stream: Any = None):
         self.space, self.heading = space, heading
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream  # None: sys.stdout at the time of writing (Tune pickles its callbacks)
         self.bar: Any = None
         self.best: float | None = None
 
     def setup(self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any) -> None:
-        tqdm.write(self.heading, file=self.stream)
+        tqdm.write(self.heading, file=self.stream or sys.stdout)
         self.bar = tqdm(total=self.space.samples, desc="trials", unit="trial", disable=not sys.stderr.isatty())
 
     def on_step(self, iteration: int, trials: list, **info: Any) -> None:
@@ -74,7 +74,7 @@ class SweepProgress(Callback):
         else:
             how = failure
         params = " ".join(f"{k}={_short(v)}" for k, v in sorted(trial.config.items()))
-        tqdm.write(f"{trial.trial_id}  {how}  {params}", file=self.stream)
+        tqdm.write(f"{trial.trial_id}  {how}  {params}", file=self.stream or sys.stdout)
 
 
 def _short(value: Any) -> str:
