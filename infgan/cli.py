@@ -299,6 +299,7 @@ def _train_summary(summary: dict, run: RunDir) -> str:
 def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path, tracking) -> dict:
     """`infgan train --workers N`: the same run under a Ray Train TorchTrainer."""
     from infgan.cluster import check_local, ray_session
+    from infgan.interrupt import sigterm_as_interrupt
     from infgan.train.distributed import check_request, fit_distributed
     from infgan.train.run_dir import RunDir
 
@@ -308,7 +309,8 @@ def _train_distributed(args: argparse.Namespace, cfg: Config, out: Path, trackin
     if args.address is None:
         n = args.workers
         check_local(f"--workers {n}", n * args.cpus_per_worker, n * args.gpus_per_worker)
-    with ray_session(args.address):
+    # ray.init installs Ray's own SIGTERM handler (a stack dump, exit 1): take SIGTERM back after it.
+    with ray_session(args.address), sigterm_as_interrupt():
         try:
             return fit_distributed(
                 cfg, out, args.workers, args.gpus_per_worker, args.cpus_per_worker, tracking=tracking

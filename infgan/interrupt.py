@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+_received: list[int] = []
+
 
 def _on_term(*_: Any) -> None:
+    _received.append(signal.SIGTERM)
     if callable(signal.getsignal(signal.SIGINT)):
         # Python's or Ray Tune's SIGINT handler (Tune's saves the experiment state, then ends the run).
         os.kill(os.getpid(), signal.SIGINT)
@@ -21,9 +24,19 @@ def _on_term(*_: Any) -> None:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within this block, SIGTERM acts as SIGINT."""
+    """Within this block, SIGTERM acts as SIGINT.
+
+    Whatever ends the block after a SIGTERM becomes KeyboardInterrupt: Ray Train's own SIGINT
+    handler aborts its run, after which `fit` fails in its own way (or exits), and the caller's
+    "interrupted; continue with ..." is the one thing to say.
+    """
     previous = signal.signal(signal.SIGTERM, _on_term)
+    _received.clear()
     try:
         yield
+    except BaseException:
+        if _received:
+            raise KeyboardInterrupt from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -166,3 +166,28 @@ def test_fresh_local_ray_is_started_and_nothing_left_behind(tmp_path):
     while _session_processes(proc.pid) and time.time() < deadline:
         time.sleep(0.5)
     assert not _session_processes(proc.pid)  # no raylet, GCS, dashboard or worker left behind
+
+
+def test_sigterm_says_the_state_is_saved_and_the_resumed_run_completes(tmp_path):
+    # ray.init installs Ray's own SIGTERM handler (a stack dump, exit 1); the driver must answer
+    # SIGTERM (scancel, a time limit) as `infgan tune` does: one line, exit 130, nothing lost.
+    out = tmp_path / "r"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "infgan", "train", "--workers", "1", "--out", str(out), "--no-progress"]
+    run = set_args([*TINY, "train.steps=1000", "eval.every=50", "checkpoint.every=50"])
+    proc = subprocess.Popen([*cmd, *run], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 180
+    while not checkpoints(out / "checkpoints") and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert checkpoints(out / "checkpoints") and proc.poll() is None, "no checkpoint before the run ended"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "SIGTERM received" not in stderr and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == f"interrupted; continue with: infgan train --out {out} --resume"
+    assert not (out / "summary.json").exists()
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 1000 and summary["resumed_from"][0] >= 50
