@@ -13,8 +13,10 @@
 #                        $INFGAN_STORAGE/wandb, when wandb is installed
 #   run_driver CMD...    runs CMD (infgan tune/train) so that the time-limit signal reaches it: it
 #                        saves its state and exits, then Ray is stopped
-#   ray_cluster_down     stops this job's Ray nodes (by their own processes, never `ray stop`, which
-#                        would stop every Ray of the user on the machine)
+#   ray_cluster_down     stops this job's Ray nodes, workers first: a step on each node asks its
+#                        ray-node.sh to stop Ray (never `ray stop`, which would stop every Ray of the
+#                        user on the machine, and never a signal to srun, which SIGKILLs the step);
+#                        Ray's temp dirs go with them
 #
 # Environment (all optional):
 #   INFGAN_STORAGE          where sweeps and runs are written: shared by every node
@@ -25,10 +27,14 @@
 #   INFGAN_SRUN_ARGS        extra srun options for the Ray steps, e.g. "--gres=gpu:4" on sites that
 #                           hand GPUs out through gres (TACC does not)
 #   RAY_AUTH_TOKEN_PATH     the token file (default ~/.ray/auth_token, created readable by you alone)
+#   INFGAN_WARN_S           seconds before the time limit at which the job script's time-limit warning
+#                           comes (default 300, as the scripts' #SBATCH --signal=B:TERM@300): a job whose
+#                           time limit is not longer is refused at its start
 #   and those of cluster/ray-node.sh (interface, CPUs and GPUs per node, object store, temp dir).
 
 INFGAN_REPO=${INFGAN_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 _infgan_node_pids=()
+_infgan_node_names=()
 _infgan_driver=
 
 _infgan_die() {
@@ -47,12 +53,41 @@ _infgan_srun_cmd() {
         --cpu-bind=none -w "$node" ${INFGAN_SRUN_ARGS:-} "$INFGAN_REPO/cluster/ray-node.sh" "$@")
 }
 
-# Start a Ray node on `node` in the background and keep srun's own process id: stopping srun stops
-# the step (a function or subshell in between would not pass the signal on).
+# Start a Ray node on `node` in the background; keep srun's process id (the step ends with it) and
+# the node's name (ray_cluster_down stops each node's Ray through a step on that node).
 _infgan_start_node() {
     _infgan_srun_cmd "$@"
     "${_infgan_cmd[@]}" &
     _infgan_node_pids+=($!)
+    _infgan_node_names+=("$1")
+}
+
+# Seconds in a SLURM time (squeue's %l: [D-]HH:MM:SS, MM:SS), or nothing for UNLIMITED and the like.
+_infgan_seconds() {
+    local t=$1 days=0 total=0 part
+    [[ $t =~ ^([0-9]+-)?[0-9]+(:[0-9]+){0,2}$ ]] || return 0
+    if [[ $t == *-* ]]; then
+        days=${t%%-*}
+        t=${t#*-}
+    fi
+    IFS=: read -ra parts <<<"$t"
+    for part in "${parts[@]}"; do total=$((total * 60 + 10#$part)); done
+    echo $((days * 86400 + total))
+}
+
+# Refuse a time limit that the job script's time-limit warning (#SBATCH --signal=B:TERM@300) would
+# cut off at once: SLURM sends the warning as soon as the job starts, and nothing would run.
+_infgan_check_time_limit() {
+    local warn=${INFGAN_WARN_S:-300} limit seconds
+    [[ $warn =~ ^[0-9]+$ ]] || _infgan_die "INFGAN_WARN_S must be a whole number of seconds, got '$warn'"
+    command -v squeue >/dev/null || return 0
+    limit=$(squeue -h -j "$SLURM_JOB_ID" -o %l 2>/dev/null) || return 0
+    seconds=$(_infgan_seconds "$limit")
+    if [[ -n $seconds ]] && ((seconds <= warn)); then
+        _infgan_die "the job's time limit ($limit) is not longer than the ${warn} s warning the job script asks for \
+(#SBATCH --signal=B:TERM@$warn), which would stop it at once: submit with a longer -t, or with a shorter warning \
+(sbatch --signal=B:TERM@N, and INFGAN_WARN_S=N in the environment)"
+    fi
 }
 
 # The token file every node and client uses: created once (256 random bits, as
@@ -80,6 +115,8 @@ _infgan_alive() {
 ray_cluster_up() {
     [[ -n ${SLURM_JOB_ID:-} && -n ${SLURM_JOB_NODELIST:-} ]] ||
         _infgan_die "not inside a SLURM job: submit with sbatch, or start an interactive allocation first"
+    trap '_infgan_on_signal' TERM INT
+    _infgan_check_time_limit
     command -v infgan >/dev/null || _infgan_die "infgan is not on PATH: activate its virtual environment first"
     local nodes head ip cpus gpus port timeout=${INFGAN_JOIN_TIMEOUT:-300}
     mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
@@ -103,7 +140,6 @@ ray_cluster_up() {
         _infgan_die "could not query node $head (srun failed)"
     local address=$ip:$port
     trap 'ray_cluster_down' EXIT
-    trap '_infgan_on_signal' TERM INT
 
     echo "infgan: Ray head on $head at $address; ${#nodes[@]} node(s) of $cpus CPUs and $gpus GPUs expected"
     _infgan_start_node "$head" head "$port"
@@ -153,6 +189,7 @@ _infgan_on_signal() {
             "submit the same sbatch command again to continue"
         kill -TERM "$_infgan_driver" 2>/dev/null || true
     else
+        echo "infgan: signal received before the driver started (scancel or the time-limit warning); stopping" >&2
         exit 143
     fi
 }
@@ -171,24 +208,38 @@ run_driver() {
     return "$status"
 }
 
+# Stop the Ray nodes of one group (srun process ids; names in _infgan_node_names at the same
+# indices): ask each node's Ray to stop through a step on that node (`ray-node.sh stop`, which
+# signals the node script alone: Ray stops its processes and the step ends cleanly), wait up to a
+# minute, then kill what is left.
+_infgan_stop_nodes() {
+    local i pids=()
+    for i in "$@"; do
+        pids+=("${_infgan_node_pids[i]}")
+        _infgan_alive "${_infgan_node_pids[i]}" || continue
+        _infgan_srun_cmd "${_infgan_node_names[i]}" stop 60
+        "${_infgan_cmd[@]}" >/dev/null &
+    done
+    local deadline=$((SECONDS + 60))
+    while _infgan_alive "${pids[@]}" && ((SECONDS < deadline)); do sleep 1; done
+    if _infgan_alive "${pids[@]}"; then
+        echo "infgan: Ray did not stop within 60 s on every node; killing it" >&2
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+    fi
+}
+
 ray_cluster_down() {
     local status=$?
     trap - EXIT TERM INT
     if ((${#_infgan_node_pids[@]} > 0)); then
         echo "infgan: stopping Ray on ${#_infgan_node_pids[@]} node(s)"
-        # Workers first, then the head, each given a minute to stop its processes.
-        local group
-        for group in "${_infgan_node_pids[*]:1}" "${_infgan_node_pids[0]}"; do
-            # shellcheck disable=SC2086  # a list of process ids
-            kill -TERM $group 2>/dev/null || true
-            local deadline=$((SECONDS + 60))
-            # shellcheck disable=SC2086
-            while _infgan_alive $group && ((SECONDS < deadline)); do sleep 1; done
-            # shellcheck disable=SC2086
-            kill -KILL $group 2>/dev/null || true
-        done
-        wait "${_infgan_node_pids[@]}" 2>/dev/null || true
+        local workers
+        mapfile -t workers < <(seq 1 $((${#_infgan_node_pids[@]} - 1)))
+        ((${#workers[@]} == 0)) || _infgan_stop_nodes "${workers[@]}"  # workers first, then the head
+        _infgan_stop_nodes 0
+        wait 2>/dev/null || true
         _infgan_node_pids=()
+        _infgan_node_names=()
     fi
     return "$status"
 }

