@@ -100,14 +100,13 @@ storage every node sees (cluster/ray-cluster.sh creates it)"
 }
 
 start() {
-    local role=$1 target=$2 ip cpus gpus dir
+    local role=$1 target=$2 ip cpus gpus dir store
     ip=$(node_ip)
     cpus=$(node_cpus)
     gpus=$(node_gpus)
     dir=$(tmp_dir)
+    store=$(object_store_bytes)
     auth
-    mkdir -p "$dir"
-    echo $$ >"$dir/ray-node.pid"
     export RAY_TMPDIR=$dir
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     # Nodes are stopped once the driver is done: Ray's drain on SIGTERM (for Serve replicas) would
@@ -117,7 +116,7 @@ start() {
     # (node manager, object manager, agents, metrics, workers) is 0 = chosen free by the OS, so two
     # jobs, or two nodes of one job on the same machine, never collide.
     local args=(--block --node-ip-address "$ip" --num-cpus "$cpus" --num-gpus "$gpus"
-        --object-store-memory "$(object_store_bytes)" --temp-dir "$dir" --disable-usage-stats
+        --object-store-memory "$store" --temp-dir "$dir" --disable-usage-stats
         --dashboard-agent-listen-port 0 --min-worker-port 0 --max-worker-port 0)
     if [[ $role == head ]]; then
         if ! [[ $target =~ ^[0-9]+$ ]] || ((target < 1024 || target > 65533)); then
@@ -129,6 +128,8 @@ start() {
         [[ $target =~ ^[^:]+:[0-9]+$ ]] || die "worker needs the head's HOST:PORT, got '$target'"
         args+=(--address "$target")
     fi
+    mkdir -p "$dir"
+    echo $$ >"$dir/ray-node.pid"  # for `ray-node.sh stop`
     echo "ray-node.sh: $role on $(hostname) ($ip): $cpus CPUs, $gpus GPUs, temp dir $dir"
     # Ray runs as a child so that its temp dir can go once it has stopped. A TERM (to this script
     # alone, or to the whole step) reaches Ray, which stops its processes and exits 1.
@@ -136,6 +137,7 @@ start() {
     trap 'stopping=1; kill -TERM "$child" 2>/dev/null || true' TERM INT
     ray start "${args[@]}" &
     child=$!
+    ((!stopping)) || kill -TERM "$child" 2>/dev/null || true  # a signal that came before Ray did
     status=0
     wait "$child" || status=$?
     while kill -0 "$child" 2>/dev/null; do  # a trapped signal interrupts `wait`: wait for Ray to stop
