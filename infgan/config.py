@@ -22,7 +22,15 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """A bad config key or value; the message is one line for the user."""
+    """A bad config key or value; the message is one line for the user.
+
+    Control characters that came in with the input (a key named "\\n" in a YAML file) are shown
+    escaped, so the message stays one line whatever the input held.
+    """
+
+    def __init__(self, message: object = "", *args: object):
+        text = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(message))
+        super().__init__(text, *args)
 
 
 def _opt(
