@@ -1,92 +1,213 @@
 """Seconds per training step and peak memory, per preset, one intra-op thread; prints JSON lines.
 
     python benchmarks/train_speed.py                       # reference, seed, default
-    python benchmarks/train_speed.py --preset reference --steps 10 --set model.adjoint=false
+    python benchmarks/train_speed.py --preset reference --steps 10 --set model.adjoint=true
+    python benchmarks/train_speed.py --preset reference --compare-reference path/to/sde_gan.py
+    python benchmarks/train_speed.py --device cuda
 
-Each preset runs in a fresh subprocess so that `peak_rss_mb` is that preset's own peak. The
-reference and seed presets run at their batch of 1024. Besides the whole step it times the
-forward passes alone (no autograd) to show where the time goes.
+Each preset runs in a fresh subprocess so that its peak memory (`peak_rss_mb`, and on CUDA
+`peak_cuda_mb`) is its own. Steps are timed in `--repeats` rounds of `--steps` steps each, after
+one warm-up step, and the median round is reported. It also times the forward passes alone (no
+autograd) to show where the time goes.
+
+`--compare-reference PATH` times torchsde's `examples/sde_gan.py` (the unmodified file, given by
+its path; it is not part of infgan) side by side in the same process: its own Generator,
+Discriminator and data at its defaults (batch 1024, 64 times, hidden 16), its own training step
+(one simultaneous update, weight clipping), rounds alternating with infgan's, so that machine noise
+hits both alike. The ratio `reference_s_per_step / s_per_step` is the speed-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
+import types
+from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def measure(preset: str, steps: int, sets: list[str]) -> dict:
-    """Time `steps` training steps (after one warm-up step) of `preset` in this process."""
+def _timer(device: str) -> Callable[[], float]:
+    import torch
+
+    def now() -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    return now
+
+
+def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[], None], dict]:
+    """infgan's training step for `preset`, ready to call, and what it ran."""
     import torch
 
     from infgan.config import load_config
     from infgan.data import build_dataset
-    from infgan.data.dataset import interpolation_coeffs, sample_batch
+    from infgan.data.dataset import sample_batch
     from infgan.train.state import init_state
     from infgan.train.step import Players, train_step
 
-    torch.set_num_threads(1)
     cfg = load_config(preset, sets)
     data = build_dataset(cfg.data, cfg.seed)
-    coeffs = data.coeffs()
-    state = init_state(cfg, data.channels, torch.device("cpu"))
+    dev = torch.device(device)
+    coeffs, ts = data.coeffs().to(dev), data.ts.to(dev)
+    state = init_state(cfg, data.channels, dev)
     players = Players(state.generator, state.discriminator)
     batch = cfg.train.batch_size
 
     def step() -> None:
-        train_step(cfg, state, players, lambda: sample_batch(coeffs, batch, state.rng), data.ts)
+        train_step(cfg, state, players, lambda: sample_batch(coeffs, batch, state.rng), ts)
 
-    step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    s_per_step = (time.perf_counter() - start) / steps
+    def forwards() -> dict:
+        from infgan.data.dataset import interpolation_coeffs
 
-    with torch.no_grad():
-        start = time.perf_counter()
-        fake = interpolation_coeffs(state.generator(data.ts, batch, state.rng))
-        g_fwd = time.perf_counter() - start
-        start = time.perf_counter()
-        state.discriminator(torch.cat([sample_batch(coeffs, batch, state.rng), fake]))
-        d_fwd = time.perf_counter() - start
-    return {
-        "preset": preset,
-        "s_per_step": round(s_per_step, 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        now = _timer(device)
+        with torch.no_grad():
+            start = now()
+            fake = interpolation_coeffs(state.generator(ts, batch, state.rng))
+            g_fwd = now() - start
+            start = now()
+            state.discriminator(torch.cat([sample_batch(coeffs, batch, state.rng), fake]))
+            d_fwd = now() - start
+        return {"s_generator_forward": round(g_fwd, 4), "s_discriminator_forward_real_and_fake": round(d_fwd, 4)}
+
+    info = {
         "batch_size": batch,
         "n_critic": cfg.train.n_critic,
         "loss": cfg.loss.kind,
         "adjoint": cfg.model.adjoint,
         "t_size": cfg.data.t_size,
-        "steps_timed": steps,
+        "hidden_size": cfg.model.hidden_size,
+        "forwards": forwards,
+    }
+    return step, info
+
+
+def reference_step(path: Path, device: str) -> Callable[[], None]:
+    """One training step of torchsde's examples/sde_gan.py at its defaults, built from its own classes."""
+    import torch
+
+    sys.modules.setdefault("fire", types.ModuleType("fire"))  # imported by the example for its CLI only
+    spec = importlib.util.spec_from_file_location("torchsde_sde_gan_example", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--compare-reference {path}: not a Python file")
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    batch, hidden, mlp, noise, init_noise, layers = 1024, 16, 16, 3, 5, 1  # the example's defaults
+    torch.manual_seed(0)
+    ts, data_size, loader = ref.get_data(batch_size=batch, device=device)
+    batches = (b for _ in iter(int, 1) for b in loader)
+    generator = ref.Generator(data_size, init_noise, noise, hidden, mlp, layers).to(device)
+    discriminator = ref.Discriminator(data_size, hidden, mlp, layers).to(device)
+    with torch.no_grad():
+        for p in generator._initial.parameters():
+            p *= 3
+        for p in generator._func.parameters():
+            p *= 0.5
+    g_opt = torch.optim.Adadelta(generator.parameters(), lr=2e-4, weight_decay=0.01)
+    d_opt = torch.optim.Adadelta(discriminator.parameters(), lr=1e-3, weight_decay=0.01)
+
+    def step() -> None:
+        (real,) = next(batches)
+        loss = discriminator(generator(ts, batch)) - discriminator(real)
+        loss.backward()
+        for p in generator.parameters():
+            p.grad *= -1
+        g_opt.step()
+        d_opt.step()
+        g_opt.zero_grad()
+        d_opt.zero_grad()
+        with torch.no_grad():
+            for module in discriminator.modules():
+                if isinstance(module, torch.nn.Linear):
+                    lim = 1 / module.out_features
+                    module.weight.clamp_(-lim, lim)
+
+    return step
+
+
+def measure(preset: str, steps: int, repeats: int, sets: list[str], device: str, reference: Path | None) -> dict:
+    """Median seconds per step over `repeats` rounds of `steps` steps (after one warm-up step)."""
+    import torch
+
+    torch.set_num_threads(1)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here")
+    now = _timer(device)
+    ours, info = infgan_step(preset, sets, device)
+    theirs = reference_step(reference, device) if reference else None
+    ours()
+    if theirs:
+        theirs()
+    rounds: dict[str, list[float]] = {"infgan": [], "reference": []}
+    for _ in range(repeats):
+        for name, step in (("infgan", ours), ("reference", theirs)):
+            if step is None:
+                continue
+            start = now()
+            for _ in range(steps):
+                step()
+            rounds[name].append((now() - start) / steps)
+    forwards = info.pop("forwards")()
+    out = {
+        "preset": preset,
+        "device": device,
+        "s_per_step": round(statistics.median(rounds["infgan"]), 4),
+        "s_per_step_rounds": [round(r, 4) for r in rounds["infgan"]],
+        **info,
+        "steps_per_round": steps,
         "threads": torch.get_num_threads(),
-        "s_generator_forward": round(g_fwd, 4),
-        "s_discriminator_forward_real_and_fake": round(d_fwd, 4),
+        **forwards,
         "torch": torch.__version__,
         "sets": sets,
     }
+    if theirs:
+        ref = statistics.median(rounds["reference"])
+        out["reference_s_per_step"] = round(ref, 4)
+        out["reference_s_per_step_rounds"] = [round(r, 4) for r in rounds["reference"]]
+        out["speedup_vs_reference"] = round(ref / out["s_per_step"], 2)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if device == "cuda":
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", action="append", help="preset(s) to time (default: reference, seed, default)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per preset (after one warm-up)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round (default 5)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; the median is reported (default 3)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--compare-reference", type=Path, metavar="PATH", help="torchsde's examples/sde_gan.py, timed side by side"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compare_reference and not args.compare_reference.is_file():
+        parser.exit(2, f"train_speed.py: error: --compare-reference {args.compare_reference}: no such file\n")
+    if args.steps < 1 or args.repeats < 1:
+        parser.exit(2, "train_speed.py: error: --steps and --repeats must be >= 1\n")
     presets = args.preset or ["reference", "seed", "default"]
     if args.child:
-        print(json.dumps(measure(presets[0], args.steps, args.sets)), flush=True)
+        result = measure(presets[0], args.steps, args.repeats, args.sets, args.device, args.compare_reference)
+        print(json.dumps(result), flush=True)
         return
     for preset in presets:
-        cmd = [sys.executable, __file__, "--child", "--preset", preset, "--steps", str(args.steps)]
+        cmd = [sys.executable, __file__, "--child", "--preset", preset, "--device", args.device]
+        cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats)]
         cmd += [x for s in args.sets for x in ("--set", s)]
+        if args.compare_reference:
+            cmd += ["--compare-reference", str(args.compare_reference)]
         subprocess.run(cmd, check=True)
 
 

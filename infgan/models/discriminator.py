@@ -7,7 +7,8 @@ import torchcde
 from torch import nn
 
 from infgan.config import ModelConfig
-from infgan.models.mlp import MLP
+from infgan.models.mlp import MLP, fused_on_grid
+from infgan.models.solver import Contraction, Grid, reversible_heun
 
 
 class _VectorField(nn.Module):
@@ -39,6 +40,8 @@ class Discriminator(nn.Module):
     def forward(self, coeffs: torch.Tensor, adjoint: bool | None = None) -> torch.Tensor:
         # coeffs: (batch, time, 1 + data) linear-interpolation coefficients -> (batch,)
         adjoint = self.cfg.adjoint if adjoint is None else adjoint
+        if not adjoint:
+            return self.readout(self._final_state(coeffs)).squeeze(-1)
         path = torchcde.LinearInterpolation(coeffs)
         h0 = self.initial(path.evaluate(path.interval[0]))
         self.func.time_scale = 1.0 / float(path.interval[-1]) if self.cfg.unit_time else 1.0
@@ -59,6 +62,27 @@ class Discriminator(nn.Module):
             **kwargs,
         )
         return self.readout(hs[:, -1]).squeeze(-1)
+
+    def _final_state(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """The CDE's state at the last time (batch, hidden), as torchcde's `cdeint` with torchsde's
+        reversible Heun computes it (an ODE with drift f(t, h) X'(t), X' piecewise constant and
+        taken at each step's time, knots at 0 .. time - 1), by backpropagation through a plain
+        loop (infgan/models/solver.py)."""
+        length = coeffs.size(1)
+        knots = torch.arange(length, dtype=coeffs.dtype, device=coeffs.device)
+        grid = Grid(knots[[0, -1]], self.cfg.dt)
+        derivs = coeffs[:, 1:] - coeffs[:, :-1]  # (batch, time - 1, channels): knots one apart
+        # torchcde: the slope of the interval ending at t (the first one at t0).
+        index = (torch.bucketize(grid.times, knots) - 1).clamp(0, length - 2)
+        slopes = Contraction(derivs[:, index].transpose(0, 1), self.cfg.hidden_size)  # X' at each grid time
+        scale = 1.0 / float(length - 1) if self.cfg.unit_time else 1.0
+        mlp = fused_on_grid([self.func.mlp], grid.times.to(coeffs.dtype) * scale)
+
+        def field(k: int, h: torch.Tensor) -> tuple[torch.Tensor, None]:
+            return slopes(mlp(k, h)[0], k), None  # f(t_k, h) X'(t_k): (batch, hidden, channels) times (batch, channels)
+
+        h0 = self.initial(coeffs[:, 0])
+        return reversible_heun(field, h0, grid, None, final_only=True)
 
     @torch.no_grad()
     def clip_weights(self) -> None:

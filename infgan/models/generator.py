@@ -7,7 +7,8 @@ import torchsde
 from torch import nn
 
 from infgan.config import ModelConfig
-from infgan.models.mlp import MLP
+from infgan.models.mlp import MLP, fused_on_grid
+from infgan.models.solver import Grid, brownian_increments, reversible_heun
 
 
 class _VectorFields(nn.Module):
@@ -38,6 +39,17 @@ class _VectorFields(nn.Module):
     def g(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.diffusion(self._with_time(t, x)).view(x.size(0), self.hidden_size, self.noise_size)
 
+    def on_grid(self, times: torch.Tensor):
+        """`f_and_g` at grid index k instead of time t, for the times of a grid: the same values,
+        drift and diffusion computed together (`fused_on_grid`)."""
+        both = fused_on_grid([self.drift, self.diffusion], times * self.time_scale)
+
+        def field(k: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            drift, diffusion = both(k, x)
+            return drift, diffusion  # diffusion flat (batch, hidden * noise), as the solver takes it
+
+        return field
+
 
 class Generator(nn.Module):
     """Maps (times, batch size, noise seed) to sample paths with time as channel 0."""
@@ -62,6 +74,22 @@ class Generator(nn.Module):
         device = ts.device
         init_noise = torch.randn(batch_size, self.cfg.initial_noise_size, generator=generator, device="cpu").to(device)
         x0 = self.initial(init_noise)
+        self.func.time_scale = 1.0 / float(ts[-1]) if self.cfg.unit_time else 1.0
+        if self.cfg.adjoint:
+            xs = self._solve_adjoint(x0, ts, generator)
+        else:
+            # Backpropagation through the solver: the same scheme as torchsde's, without its
+            # per-step overhead (infgan/models/solver.py), increments drawn once from `generator`.
+            grid = Grid(ts, self.cfg.dt)
+            dw = brownian_increments(grid, batch_size, self.cfg.noise_size, generator, x0.dtype, device)
+            field = self.func.on_grid(grid.times.to(x0.dtype))
+            xs = grid.at_outputs(reversible_heun(field, x0, grid, dw))
+        ys = self.readout(xs.transpose(0, 1))  # (batch, time, data)
+        return torch.cat([ts.unsqueeze(0).unsqueeze(-1).expand(batch_size, ts.size(0), 1), ys], dim=2)
+
+    def _solve_adjoint(self, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The hidden states at `ts` (time, batch, hidden), by torchsde with the reversible Heun adjoint."""
+        batch_size, device = x0.size(0), x0.device
         # The Brownian Interval (NeurIPS 2021) samples and caches increments on demand, with
         # the seed drawn from our own generator so that runs and resumes are reproducible.
         entropy = int(torch.randint(0, 2**31 - 1, (), generator=generator))
@@ -74,11 +102,8 @@ class Generator(nn.Module):
             entropy=entropy,
             dt=self.cfg.dt,
         )
-        self.func.time_scale = 1.0 / float(ts[-1]) if self.cfg.unit_time else 1.0
-        solve = torchsde.sdeint_adjoint if self.cfg.adjoint else torchsde.sdeint
-        kwargs = {"adjoint_method": "adjoint_reversible_heun"} if self.cfg.adjoint else {}
         # Reversible Heun: algebraically reversible, so the adjoint reconstructs the forward
         # states exactly instead of approximately, at one vector field evaluation per step.
-        xs = solve(self.func, x0, ts, bm=bm, method="reversible_heun", dt=self.cfg.dt, **kwargs)
-        ys = self.readout(xs.transpose(0, 1))  # (batch, time, data)
-        return torch.cat([ts.unsqueeze(0).unsqueeze(-1).expand(batch_size, ts.size(0), 1), ys], dim=2)
+        return torchsde.sdeint_adjoint(
+            self.func, x0, ts, bm=bm, method="reversible_heun", dt=self.cfg.dt, adjoint_method="adjoint_reversible_heun"
+        )
