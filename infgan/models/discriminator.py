@@ -8,7 +8,7 @@ from torch import nn
 
 from infgan.config import ModelConfig
 from infgan.models.mlp import MLP, fused_on_grid
-from infgan.models.solver import Contraction, Grid, reversible_heun
+from infgan.models.solver import Contraction, grid_for, reversible_heun
 
 
 class _VectorField(nn.Module):
@@ -70,7 +70,7 @@ class Discriminator(nn.Module):
         loop (infgan/models/solver.py)."""
         length = coeffs.size(1)
         knots = torch.arange(length, dtype=coeffs.dtype, device=coeffs.device)
-        grid = Grid(knots[[0, -1]], self.cfg.dt)
+        grid = grid_for(knots[[0, -1]], self.cfg.dt)
         derivs = coeffs[:, 1:] - coeffs[:, :-1]  # (batch, time - 1, channels): knots one apart
         # torchcde: the slope of the interval ending at t (the first one at t0).
         index = (torch.bucketize(grid.times, knots) - 1).clamp(0, length - 2)

@@ -8,7 +8,7 @@ from torch import nn
 
 from infgan.config import ModelConfig
 from infgan.models.mlp import MLP, fused_on_grid
-from infgan.models.solver import Grid, brownian_increments, reversible_heun
+from infgan.models.solver import brownian_increments, grid_for, reversible_heun
 
 
 class _VectorFields(nn.Module):
@@ -80,7 +80,7 @@ class Generator(nn.Module):
         else:
             # Backpropagation through the solver: the same scheme as torchsde's, without its
             # per-step overhead (infgan/models/solver.py), increments drawn once from `generator`.
-            grid = Grid(ts, self.cfg.dt)
+            grid = grid_for(ts, self.cfg.dt)
             dw = brownian_increments(grid, batch_size, self.cfg.noise_size, generator, x0.dtype, device)
             field = self.func.on_grid(grid.times.to(x0.dtype))
             xs = grid.at_outputs(reversible_heun(field, x0, grid, dw))

@@ -16,6 +16,7 @@ gradients against torchsde on the same Brownian sample.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -96,6 +97,16 @@ class Grid:
         return torch.stack(rows)
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_grid(times: tuple[float, ...], dt: float, device: str) -> Grid:
+    return Grid(torch.tensor(times, device=device), dt)
+
+
+def grid_for(ts: torch.Tensor, dt: float) -> Grid:
+    """`Grid(ts, dt)`, built once per distinct (times, dt, device): a solve per step, the same grid."""
+    return _cached_grid(tuple(ts.detach().cpu().tolist()), dt, str(ts.device))
+
+
 def brownian_increments(
     grid: Grid, batch: int, channels: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
@@ -121,16 +132,16 @@ def reversible_heun(
     y = z = y0
     ys = [y0]
     for k in range(grid.steps):
+        # In place only on fresh intermediates that no backward has saved: fewer allocations.
         dt = dts[k]
-        drift = f0 if dt == 1.0 else f0 * dt
-        z1 = 2 * y - z + drift
+        z1 = (y - z).add_(y).add_(f0, alpha=dt)
         g0dw = noise(g0, k) if noise is not None and g0 is not None else None
         if g0dw is not None:
-            z1 = z1 + g0dw
+            z1.add_(g0dw)
         f1, g1 = field(k + 1, z1)
-        y1 = y + (f0 + f1) * (0.5 * dt)
+        y1 = (f0 + f1).mul_(0.5 * dt).add_(y)
         if g0dw is not None and noise is not None and g1 is not None:
-            y1 = y1 + (g0dw + noise(g1, k)) * 0.5
+            y1.add_(noise(g1, k).add_(g0dw), alpha=0.5)
         y, z, f0, g0 = y1, z1, f1, g1
         if not final_only:
             ys.append(y)
