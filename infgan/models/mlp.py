@@ -83,6 +83,8 @@ def fused_on_grid(mlps: list[MLP], times: torch.Tensor) -> Callable[[int, torch.
             for w, b in chain:
                 a = torch.addmm(b, nn.functional.silu(a), w)
             outs.append(torch.tanh(a) if tanh else a)
-        return list(outs[0].split(sizes, dim=1)) if fused else outs
+        if fused and len(sizes) > 1:
+            return list(outs[0].split(sizes, dim=1))
+        return outs
 
     return run
