@@ -4,6 +4,7 @@
     python benchmarks/train_speed.py --preset reference --steps 10 --set model.adjoint=true
     python benchmarks/train_speed.py --preset reference --compare-reference path/to/sde_gan.py
     python benchmarks/train_speed.py --device cuda
+    python benchmarks/train_speed.py --preset default --device cuda --share 4
 
 Each preset runs in a fresh subprocess so that its peak memory (`peak_rss_mb`, and on CUDA
 `peak_cuda_mb`) is its own. Steps are timed in `--repeats` rounds of `--steps` steps each, after
@@ -15,6 +16,10 @@ its path; it is not part of infgan) side by side in the same process: its own Ge
 Discriminator and data at its defaults (batch 1024, 64 times, hidden 16), its own training step
 (one simultaneous update, weight clipping), rounds alternating with infgan's, so that machine noise
 hits both alike. The ratio `reference_s_per_step / s_per_step` is the speed-up.
+
+`--share N` runs one copy alone, then N copies at once (as N trials placed on one GPU with
+`gpus_per_worker: 1/N`), and reports the aggregate steps/s of the N against the one. The copies
+overlap for most of their run, not all of it (each starts, loads and warms up on its own).
 """
 
 from __future__ import annotations
@@ -191,12 +196,20 @@ def main() -> None:
     parser.add_argument(
         "--compare-reference", type=Path, metavar="PATH", help="torchsde's examples/sde_gan.py, timed side by side"
     )
+    parser.add_argument(
+        "--share",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also run N copies at once on the device (as N trials sharing one GPU) and report the "
+        "aggregate steps/s against one copy alone",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compare_reference and not args.compare_reference.is_file():
         parser.exit(2, f"train_speed.py: error: --compare-reference {args.compare_reference}: no such file\n")
-    if args.steps < 1 or args.repeats < 1:
-        parser.exit(2, "train_speed.py: error: --steps and --repeats must be >= 1\n")
+    if args.steps < 1 or args.repeats < 1 or args.share < 1:
+        parser.exit(2, "train_speed.py: error: --steps, --repeats and --share must be >= 1\n")
     presets = args.preset or ["reference", "seed", "default"]
     if args.child:
         result = measure(presets[0], args.steps, args.repeats, args.sets, args.device, args.compare_reference)
@@ -206,9 +219,38 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", "--preset", preset, "--device", args.device]
         cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats)]
         cmd += [x for s in args.sets for x in ("--set", s)]
+        if args.share > 1:
+            print(json.dumps(share(cmd, args.share)), flush=True)
+            continue
         if args.compare_reference:
             cmd += ["--compare-reference", str(args.compare_reference)]
         subprocess.run(cmd, check=True)
+
+
+def share(cmd: list[str], n: int) -> dict:
+    """One copy alone, then `n` copies started together: aggregate steps/s and its ratio to one."""
+
+    def run(copies: int) -> list[dict]:
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+        outs = [p.communicate()[0] for p in procs]
+        if any(p.returncode for p in procs):
+            raise SystemExit("train_speed.py: a copy failed (its error is above)")
+        return [json.loads(out.strip().splitlines()[-1]) for out in outs]
+
+    (alone,) = run(1)
+    together = run(n)
+    aggregate = sum(1.0 / r["s_per_step"] for r in together)
+    return {
+        "preset": alone["preset"],
+        "device": alone["device"],
+        "copies": n,
+        "s_per_step_alone": alone["s_per_step"],
+        "s_per_step_each": [r["s_per_step"] for r in together],
+        "steps_per_s_alone": round(1.0 / alone["s_per_step"], 3),
+        "steps_per_s_aggregate": round(aggregate, 3),
+        "aggregate_vs_alone": round(aggregate * alone["s_per_step"], 2),
+        "peak_cuda_mb_each": [r.get("peak_cuda_mb") for r in together],
+    }
 
 
 if __name__ == "__main__":

@@ -206,6 +206,7 @@ BEFORE_RAY = {
     "train at a dead address": lambda p: ["train", "--workers", "1", "--address", "127.0.0.1:1"],
     "cluster check at a dead address": lambda p: ["cluster", "check", "--address", "127.0.0.1:1", "--timeout", "2"],
     "more workers than CPUs": lambda p: ["train", "--workers", "4096"],
+    "DDP workers sharing a GPU": lambda p: ["train", "--workers", "2", "--gpus-per-worker", "0.5"],
     "batch of 1e20": lambda p: ["train", "--set", "train.batch_size=1e20"],
     "model beyond memory": lambda p: ["train", "--set", "model.hidden_size=1000000", "--set", "model.mlp_size=1000000"],
     "t_size beyond the file": lambda p: [

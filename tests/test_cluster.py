@@ -32,6 +32,7 @@ SHELL_SCRIPTS = [
     REPO / ".ci" / "run",
     *sorted(p for p in FAKE_SLURM.iterdir() if p.is_file()),
     REPO / "tests" / "slurm" / "harness.sh",
+    REPO / "benchmarks" / "gpu_check.sh",
 ]
 TINY = {
     "data": {"size": 64, "t_size": 8},

@@ -34,6 +34,12 @@ def check_request(cfg: Config, workers: int, gpus_per_worker: float, cpus_per_wo
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if gpus_per_worker < 0 or cpus_per_worker <= 0:
         raise ConfigError("--gpus-per-worker must be >= 0 and --cpus-per-worker > 0")
+    if workers > 1 and 0 < gpus_per_worker < 1:
+        # Ray could place two ranks on one GPU, and NCCL refuses two ranks of a group on one device.
+        raise ConfigError(
+            f"--gpus-per-worker {gpus_per_worker:g} with --workers {workers}: DDP over NCCL needs a whole GPU per "
+            "worker; share GPUs between trials instead (several one-worker trials with gpus_per_worker below 1)"
+        )
     if cfg.train.batch_size % workers:
         raise ConfigError(
             f"'train.batch_size' ({cfg.train.batch_size}) must be divisible by --workers ({workers}): "
