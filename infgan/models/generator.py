@@ -43,12 +43,7 @@ class _VectorFields(nn.Module):
         """`f_and_g` at grid index k instead of time t, for the times of a grid: the same values,
         drift and diffusion computed together (`fused_on_grid`)."""
         both = fused_on_grid([self.drift, self.diffusion], times * self.time_scale)
-
-        def field(k: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            drift, diffusion = both(k, x)
-            return drift, diffusion  # diffusion flat (batch, hidden * noise), as the solver takes it
-
-        return field
+        return lambda k, x: tuple(both(k, x))  # (drift, diffusion flat (batch, hidden * noise))
 
 
 class Generator(nn.Module):

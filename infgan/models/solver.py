@@ -82,10 +82,8 @@ class Grid:
         self.on_grid = all(w == 1.0 for _, _, w in outputs)
         self.every_step = self.on_grid and len(outputs) == len(times)  # one step per output interval
         self.after = torch.tensor([k for _, k, _ in outputs], device=ts.device)
-
-    def dt(self) -> torch.Tensor:
-        """Step sizes (steps,)."""
-        return self.times[1:] - self.times[:-1]
+        self.dt = self.times[1:] - self.times[:-1]  # step sizes (steps,)
+        self.dt_list = self.dt.tolist()  # the same, for the loop (read once: no device sync per solve)
 
     def at_outputs(self, ys: torch.Tensor) -> torch.Tensor:
         """States at every grid time (steps + 1, ...) -> states at the output times (len(ts), ...)."""
@@ -113,7 +111,7 @@ def brownian_increments(
     """Increments of a Brownian motion over each step of `grid`: (steps, batch, channels), drawn on
     the CPU from `generator` (the same numbers on any device)."""
     z = torch.randn(grid.steps, batch, channels, generator=generator, dtype=dtype)
-    return z.to(device) * grid.dt().to(dtype).sqrt().view(-1, 1, 1)
+    return z.to(device) * grid.dt.to(dtype).sqrt().view(-1, 1, 1)
 
 
 def reversible_heun(
@@ -126,7 +124,7 @@ def reversible_heun(
     (batch, d * noise); `dw` is None when the field has no diffusion. Per step, as torchsde's:
     z1 = 2 y0 - z0 + f0 dt + g0 dW;  y1 = y0 + (f0 + f1) dt / 2 + (g0 + g1) dW / 2.
     """
-    dts = grid.dt().tolist()
+    dts = grid.dt_list
     noise = Contraction(dw, y0.size(1)) if dw is not None else None
     f0, g0 = field(0, y0)
     y = z = y0

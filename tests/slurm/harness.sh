@@ -403,6 +403,30 @@ cmd_up() {
 }
 
 # --- down ---------------------------------------------------------------------------------------
+# Undo one recorded item (KIND NAME VALUE) if it belongs to PHASE.
+undo() {
+    local phase=$1 kind=$2 name=$3 value=$4
+    case $phase:$kind in
+        slurmctld:pid) [[ $name == slurmctld ]] && stop_pid "$name" "$value" ;;
+        slurmd:pid) [[ $name == slurmd-* ]] && stop_pid "$name" "$value" ;;
+        leftovers:netns) kill_netns_pids "$name" ;;
+        munged:pid) [[ $name == munged ]] && stop_pid "$name" "$value" ;;
+        links:veth | links:bridge)
+            if link_exists "$name"; then
+                log "deleting $kind $name"
+                ip link del "$name" || log "warning: could not delete $name"
+            fi
+            ;;
+        links:netns)
+            if [[ -e /run/netns/$name ]]; then
+                log "deleting netns $name"
+                ip netns del "$name" || log "warning: could not delete netns $name"
+            fi
+            ;;
+    esac
+    return 0
+}
+
 down_locked() {
     local kind name value lines i
     [[ -f $STATE ]] || {
@@ -411,38 +435,12 @@ down_locked() {
     }
     mapfile -t lines <"$STATE"
     # Processes first (slurmctld, then the slurmds, whatever they left, munged last), then links.
-    for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-        read -r kind name value <<<"${lines[i]}"
-        [[ $kind == pid && $name == slurmctld ]] && stop_pid "$name" "$value"
-    done
-    for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-        read -r kind name value <<<"${lines[i]}"
-        [[ $kind == pid && $name == slurmd-* ]] && stop_pid "$name" "$value"
-    done
-    for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-        read -r kind name value <<<"${lines[i]}"
-        [[ $kind == netns ]] && kill_netns_pids "$name"
-    done
-    for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-        read -r kind name value <<<"${lines[i]}"
-        [[ $kind == pid && $name == munged ]] && stop_pid "$name" "$value"
-    done
-    for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-        read -r kind name value <<<"${lines[i]}"
-        case $kind in
-        veth | bridge)
-            if link_exists "$name"; then
-                log "deleting $kind $name"
-                ip link del "$name" || log "warning: could not delete $name"
-            fi
-            ;;
-        netns)
-            if [[ -e /run/netns/$name ]]; then
-                log "deleting netns $name"
-                ip netns del "$name" || log "warning: could not delete netns $name"
-            fi
-            ;;
-        esac
+    local phase
+    for phase in slurmctld slurmd leftovers munged links; do
+        for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+            read -r kind name value <<<"${lines[i]}"
+            undo "$phase" "$kind" "$name" "$value"
+        done
     done
     rm -f "$STATE" "$WORKDIR/env.sh"
     log "down ($WORKDIR; logs kept in $WORKDIR/log)"
