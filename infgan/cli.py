@@ -202,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=1000, help="number of paths (default 1000)")
     p.add_argument("--out", required=True, metavar="FILE.npz")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+
+    p = sub.add_parser(
+        "export", help="write a trained run's generator as one TorchScript file that needs only torch to sample"
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, metavar="FILE.ts", help="the file to write (.ts or .pt: TorchScript)")
+
+    p = sub.add_parser("score", help="the trained critic's score of every series/window of a file, ranked (anomalies)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", required=True, metavar="FILE", help="a file in the run's data format (csv/parquet/npz)")
+    p.add_argument("--out", metavar="FILE.csv", help="write every window's row here (default: only the table)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="rows shown, lowest score first (default 10)")
     return parser
 
 
@@ -441,8 +453,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"all trials: {path / 'evaluate.csv'}; plot: {path / 'plots' / 'evaluate.png'}")
     else:
-        metrics = evaluate_run(path, args.n)
+        metrics = evaluate_run(path, args.n, plots=path / "evaluate")
         print(json.dumps(metrics, indent=2) if args.json else run_table(metrics))
+        if not args.json:
+            print(f"plots: {path / 'evaluate'} (correlation.png, norms.png, ks.png)")
     return 0
 
 
@@ -456,6 +470,27 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from infgan.export import export_generator
+
+    out = export_generator(Path(args.run_dir), check_output(Path(args.out), "file", "--out"))
+    print(f"wrote {out}: torch.jit.load('{out}')(n, seed) gives n paths in data units; .times(), .channels()")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from infgan.score import score_file, scores_table, write_scores
+
+    if args.top < 1:
+        return _fail(f"--top must be a positive number of rows, got {args.top}")
+    out = check_output(Path(args.out), "file", "--out") if args.out else None
+    rows = score_file(Path(args.run_dir), Path(args.data))
+    print(scores_table(rows, args.top))
+    if out is not None:
+        print(f"{len(rows)} windows ranked in {write_scores(rows, out)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `infgan` console script."""
     args = build_parser().parse_args(argv)
@@ -466,6 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": _evaluate,
         "data": _data,
         "sample": _sample,
+        "export": _export,
+        "score": _score,
         "wandb-sweep": _wandb_sweep,
         "compare": _compare,
         "cluster": _cluster,

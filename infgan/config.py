@@ -151,6 +151,12 @@ class EvalConfig:
         "generator's) ends as diverged; 0 turns the check off",
         ge=0,
     )
+    tensorboard: bool = _opt(
+        True, "write TensorBoard logs (scalars and the sample figure at each evaluation) to <run>/tensorboard/"
+    )
+    gif_frames: int = _opt(
+        40, "frames kept for plots/samples.gif (one per evaluation, thinned past this); 0 = no animation", ge=0
+    )
 
 
 @dataclass(frozen=True)

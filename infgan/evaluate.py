@@ -25,10 +25,13 @@ from infgan.text import format_table
 SHOWN = ("val/score", "val/disc", "val/pred", "val/pred_ratio", "val/sig_mmd")
 
 
-def evaluate_run(run_dir: Path, n: int | None = None, datasets: dict[str, Any] | None = None) -> dict[str, float]:
+def evaluate_run(
+    run_dir: Path, n: int | None = None, datasets: dict[str, Any] | None = None, plots: Path | None = None
+) -> dict[str, float]:
     """Every metric of the run's generator and every floor (`val/..._floor`), as one flat dict.
 
-    `datasets` caches built datasets by data config, for the trials of one sweep.
+    `datasets` caches built datasets by data config, for the trials of one sweep. `plots`: a
+    directory for the distribution diagnostics (correlation, norms, KS by time) of these paths.
     """
     from infgan.data import build_dataset
     from infgan.metrics import generate, path_metrics, quality_metrics
@@ -53,6 +56,11 @@ def evaluate_run(run_dir: Path, n: int | None = None, datasets: dict[str, Any] |
     found = saved if "val/pred_trtr" in saved else floors(dataset, cfg.data, cfg.seed, path_level=True)
     out = {k: v for k, v in quality_metrics(dataset.val_grid, fake).items() if k.count("/") == 1}
     out.update(path_metrics(dataset.val_grid, fake, float(dataset.ts[-1]), seed, found.get("val/pred_trtr", math.nan)))
+    if plots is not None and bool(fake.isfinite().all()):
+        from infgan.diagnostics import plot_diagnostics
+
+        real = dataset.denormalise(dataset.val_grid, dataset.val_anchors)
+        plot_diagnostics(real, dataset.denormalise(fake), plots, dataset.names)
     return {**out, **found}
 
 

@@ -16,16 +16,17 @@ import torch
 REAL, FAKE = "tab:blue", "tab:orange"
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write (100 dpi) and close `fig`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def plot_samples(
-    real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str], time_unit: str = "time units", n: int = 24
-) -> None:
+def samples_figure(
+    real: torch.Tensor, fake: torch.Tensor, names: Sequence[str], time_unit: str = "time units", n: int = 24
+) -> Any:
     """Real (observed points joined) and generated paths, one panel per channel, in data units."""
     channels = real.size(-1) - 1
     fig, axes = plt.subplots(channels, 2, figsize=(10, 2.8 * channels), squeeze=False, sharey="row")
@@ -34,14 +35,27 @@ def plot_samples(
             (axes[c, 0], real, REAL, "real (held out)"),
             (axes[c, 1], fake, FAKE, "generated"),
         ):
-            # Evenly spread, not the first n: overlapping windows of one series sit next to each other.
-            for p in paths[np.unique(np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int))]:
+            for p in paths[spread(len(paths), n)]:
                 t, y = p[:, 0].numpy(), p[:, c + 1].numpy()
                 seen = ~np.isnan(y)
                 ax.plot(t[seen], y[seen], color=colour, alpha=0.5, lw=0.8)
             ax.set_title(f"{names[c]}: {title}")
             ax.set_xlabel(f"time since the series' start ({time_unit})")
-    _save(fig, path)
+    fig.tight_layout()
+    return fig
+
+
+def spread(total: int, n: int) -> np.ndarray:
+    """Up to `n` indices evenly spread over `total` (not the first n: overlapping windows of one
+    series sit next to each other)."""
+    return np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int))
+
+
+def plot_samples(
+    real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str], time_unit: str = "time units", n: int = 24
+) -> None:
+    """`samples_figure`, saved to `path`."""
+    save_figure(samples_figure(real, fake, names, time_unit, n), path)
 
 
 def plot_marginals(
@@ -65,7 +79,7 @@ def plot_marginals(
             ax.hist(f, bins=bins, density=True, alpha=0.5, color=FAKE, label="generated")
             ax.set_title(f"{names[c]} at t = {float(real[0, i, 0]):.3g}")
     axes[0, 0].legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _curve(ax: Any, history: list[dict[str, Any]], key: str, label: str | None = None) -> None:
@@ -88,7 +102,7 @@ def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("step")
         if ax.get_legend_handles_labels()[0]:  # nothing to label before the first training step
             ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_score(history: list[dict[str, Any]], path: Path) -> None:
@@ -100,7 +114,7 @@ def plot_score(history: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("step")
     ax.set_title("held-out quality (lower is better)")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sweep(
@@ -127,7 +141,7 @@ def plot_sweep(
             ax.set_xlabel(label)
             ax.set_ylabel(f"best {metric} so far")
             ax.set_title(f"{Path(sweep['name']).stem}: best {metric} so far")
-            _save(fig, directory / name)
+            save_figure(fig, directory / name)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for t in trials:
         pts = [(r["step"], sign * s) for r, s in zip(t.records, t.scores) if np.isfinite(s)]
@@ -140,13 +154,13 @@ def plot_sweep(
     ax.set_title("learning curves per trial")
     if len(trials) <= 20:
         ax.legend(fontsize=7, ncol=2)
-    _save(fig, directory / "learning_curves.png")
+    save_figure(fig, directory / "learning_curves.png")
     if importances:
         names = list(importances)[::-1]
         fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
         ax.barh(names, [importances[n] for n in names])
         ax.set_xlabel(f"importance for {metric} (fANOVA, Optuna)")
-        _save(fig, directory / "param_importance.png")
+        save_figure(fig, directory / "param_importance.png")
 
 
 def plot_comparison(
@@ -177,7 +191,7 @@ def plot_comparison(
     ax.set_ylabel(f"best {metric} so far")
     ax.set_title(f"best {metric} so far: sweeps compared on one budget axis")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_path_metrics(history: list[dict[str, Any]], path: Path) -> None:
@@ -196,7 +210,7 @@ def plot_path_metrics(history: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_evaluation(rows: Sequence[dict[str, Any]], correlations: dict[str, float], path: Path) -> None:
@@ -219,4 +233,4 @@ def plot_evaluation(rows: Sequence[dict[str, Any]], correlations: dict[str, floa
         ax.set_xlabel("val/score")
         ax.set_ylabel(key)
         ax.set_title(f"{key}: Spearman {correlations[key]:+.2f}")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -49,8 +49,14 @@ def _generator(run: RunDir, cfg: Config, data_size: int) -> nn.Module:
 
 def load_generator(run_dir: Path) -> tuple[nn.Module, dict]:
     """The run's final generator (or, for an unfinished run, its latest checkpoint's) and data.json."""
+    generator, _, data = load_run_generator(run_dir)
+    return generator, data
+
+
+def load_run_generator(run_dir: Path) -> tuple[nn.Module, Config, dict]:
+    """`load_generator`, with the run's config."""
     run, cfg, data = _run_files(run_dir)
-    return _generator(run, cfg, len(data["channels"])), data
+    return _generator(run, cfg, len(data["channels"])), cfg, data
 
 
 def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:

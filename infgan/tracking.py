@@ -155,7 +155,9 @@ class Tracker:
             self.run.summary["status"] = status
 
         if plots is not None and summary is not None:
-            images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted(plots.glob("*.png"))}
+            images: dict[str, Any] = {f"plots/{p.stem}": wandb.Image(str(p)) for p in sorted(plots.glob("*.png"))}
+            # The animation as W&B's video type (a gif file is logged as it is: no encoder needed).
+            images.update({f"plots/{p.stem}_animation": wandb.Video(str(p), format="gif") for p in plots.glob("*.gif")})
             if images:
                 self.run.log({"step": summary["steps"], **images})
         if summary is not None:

@@ -44,6 +44,11 @@ ARTEFACTS = [
     "plots/marginals.png",
     "plots/losses.png",
     "plots/val_score.png",
+    "plots/samples.gif",
+    "plots/correlation.png",
+    "plots/norms.png",
+    "plots/ks.png",
+    "samples_frames.npz",
 ]
 
 

@@ -236,6 +236,9 @@ def test_report_shows_path_metrics_and_evaluate_ranks_the_trials(sweep, capsys):
     assert main(["evaluate", str(run), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["val/disc"] == pytest.approx(float(evaluated[0]["val/disc"]))  # the same noise, the same value
+    assert all((run / "evaluate" / f).is_file() for f in ("correlation.png", "norms.png", "ks.png"))
+    # A trial's TensorBoard logs: `tensorboard --logdir` on the sweep finds each trial's.
+    assert all(list((t / "tensorboard").glob("events.out.tfevents.*")) for t in (exp / "trials").iterdir())
 
 
 def test_a_sweep_can_optimise_a_path_metric(ray_local, tmp_path, capsys):

@@ -50,6 +50,8 @@ def test_offline_run_holds_config_metrics_plots_and_best_values(tmp_path):
     assert run["summary"]["best/val/score"] == pytest.approx(summary["best_score"])
     assert run["summary"]["plots/samples._type"] == "image-file"
     assert list((out / "wandb").rglob("media/images/plots/samples_*.png"))
+    assert run["summary"]["plots/samples_animation._type"] == "video-file"
+    assert list((out / "wandb").rglob("media/videos/plots/samples_animation_*.gif"))
     # A resumed run continues the same W&B run id.
     assert run["id"] == (out / "wandb_run_id").read_text().strip()
 

@@ -79,8 +79,13 @@ def quality_metrics(
     return out
 
 
+GENERATE_CHUNK = 1024  # paths per generator call: the noise is drawn chunk by chunk
+
+
 @torch.no_grad()
-def generate(generator: torch.nn.Module, ts: torch.Tensor, n: int, seed: int, chunk: int = 1024) -> torch.Tensor:
+def generate(
+    generator: torch.nn.Module, ts: torch.Tensor, n: int, seed: int, chunk: int = GENERATE_CHUNK
+) -> torch.Tensor:
     """`n` generated paths (n, time, 1 + data) from noise fixed by `seed`, in chunks."""
     rng = torch.Generator().manual_seed(seed)
     return torch.cat([generator(ts, min(chunk, n - i), rng) for i in range(0, n, chunk)])

@@ -70,7 +70,9 @@ class Generator(nn.Module):
         init_noise = torch.randn(batch_size, self.cfg.initial_noise_size, generator=generator, device="cpu").to(device)
         x0 = self.initial(init_noise)
         self.func.time_scale = 1.0 / float(ts[-1]) if self.cfg.unit_time else 1.0
-        if self.cfg.adjoint:
+        if self.cfg.adjoint and torch.is_grad_enabled():
+            # Only a backward pass needs the adjoint; generating without gradients (evaluation,
+            # sampling, a critic step's fakes) takes the plain loop below: the same scheme.
             xs = self._solve_adjoint(x0, ts, generator)
         else:
             # Backpropagation through the solver: the same scheme as torchsde's, without its

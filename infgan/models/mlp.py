@@ -13,9 +13,13 @@ LIPSWISH = 0.909
 class LipSwish(nn.Module):
     """0.909 * SiLU: SiLU scaled to be 1-Lipschitz, so the clipped critic stays Lipschitz."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = LIPSWISH  # an attribute, not the global: TorchScript (infgan export) reads no globals
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (..., features) -> (..., features)
-        return LIPSWISH * nn.functional.silu(x)
+        return self.scale * nn.functional.silu(x)
 
 
 class MLP(nn.Sequential):

@@ -12,9 +12,12 @@ import torch
 from tqdm.auto import tqdm
 
 from infgan import metrics, plots
+from infgan.animation import FRAME_PATHS, FrameCanvas, SampleFrames
+from infgan.board import Board
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
+from infgan.diagnostics import plot_diagnostics
 from infgan.metrics.floors import VERSION as FLOORS_VERSION
 from infgan.metrics.floors import floors as metric_floors
 from infgan.objective import with_floor
@@ -88,7 +91,12 @@ def _load(state: TrainState, payload: dict[str, Any], ctx: RunContext) -> None:
 
 
 def _write_final(
-    run: RunDir, state: TrainState, dataset: Dataset, evaluator: Evaluator, history: list[dict[str, Any]]
+    run: RunDir,
+    state: TrainState,
+    dataset: Dataset,
+    evaluator: Evaluator,
+    history: list[dict[str, Any]],
+    frames: SampleFrames,
 ) -> None:
     """Final generator weights and every plot, from rank 0."""
     atomic_torch_save(
@@ -112,9 +120,29 @@ def _write_final(
         )
         real = dataset.denormalise(dataset.val_grid, dataset.val_anchors)
         plots.plot_marginals(real, fake, run.plots / "marginals.png", dataset.names)
+        plot_diagnostics(real, fake, run.plots, dataset.names)
+        frames.write_gif(real, run.plots / "samples.gif", dataset.names, dataset.time_unit)
     plots.plot_training_curves(history, run.plots / "losses.png")
     plots.plot_score(history, run.plots / "val_score.png")
     plots.plot_path_metrics(history, run.plots / "path_metrics.png")
+
+
+def _show(
+    evaluator: Evaluator,
+    dataset: Dataset,
+    record: dict[str, Any],
+    board: Board,
+    frames: SampleFrames,
+    canvas: FrameCanvas | None,
+) -> None:
+    """One evaluation's TensorBoard scalars and sample image, and its frame of the animation."""
+    fake = evaluator.last_fake
+    if fake is None or not bool(torch.isfinite(fake).all()):  # a diverging generator: numbers only
+        board.log(record)
+        return
+    shown = dataset.denormalise(fake[:FRAME_PATHS])
+    frames.add(record["step"], shown)
+    board.log(record, canvas.render(record["step"], shown.numpy()) if canvas is not None else None)
 
 
 def _postfix(record: dict[str, Any], progress: Progress) -> dict[str, str]:
@@ -162,6 +190,13 @@ def fit(
             run.create(cfg, {**dataset.describe(), "floors": floors, "floors_version": FLOORS_VERSION})
     tracker = tracker if ctx.is_main and tracker is not None else Tracker(Tracking(), run.root)
     tracker.start(cfg)
+    resumed_at = state.step if payload is not None else None
+    board = Board(run.root, ctx.is_main and cfg.eval.tensorboard, resumed_at)
+    frames = SampleFrames(run.frames_path, cfg.eval.gif_frames if ctx.is_main else 0)
+    if resumed_at is not None:
+        frames.load(resumed_at)
+    real = dataset.denormalise(dataset.val, dataset.val_anchors) if board.enabled else None
+    canvas = FrameCanvas(real, dataset.names, dataset.time_unit) if real is not None else None
 
     coeffs = dataset.coeffs(ctx.rank, ctx.world_size).to(ctx.device)
     ts = dataset.ts.to(ctx.device)
@@ -179,6 +214,7 @@ def fit(
             record = {"step": state.step, **quality, **means, "time/wall_s": wall, "time/unix": time.time()}
             run.append_metrics(record)
             tracker.log(record)
+            _show(evaluator, dataset, record, board, frames, canvas)
         record = ctx.broadcast(record)
         progress.note_score(record["val/score"], state.step)
         history.append(record)
@@ -243,6 +279,9 @@ def fit(
                 status, message = "diverged", _diverged(state.step, problem)
     finally:
         bar.close()
+        board.close()  # every evaluation is behind: flushed, also when interrupted
+        if canvas is not None:
+            canvas.close()
     if resumed_at_end:
         # Resumed with nothing left to train: hand on the last result again (a restarted Tune
         # trial must report something). Only rank 0 has read the run's history, and every Ray
@@ -268,7 +307,7 @@ def fit(
         tracker.finish(None)
         return json.loads(run.summary_path.read_text())  # finished before: leave its files as they are
     if ctx.is_main:
-        _write_final(run, state, dataset, evaluator, history)
+        _write_final(run, state, dataset, evaluator, history, frames)
         run.write_summary(summary)
     tracker.finish(summary, run.plots)
     return summary

@@ -47,6 +47,10 @@ class RunDir:
     def generator_path(self) -> Path:
         return self.root / "generator.pt"
 
+    @property
+    def frames_path(self) -> Path:
+        return self.root / "samples_frames.npz"
+
     def holds_run(self) -> bool:
         """Whether a run has already written here (Ray may have made an empty checkpoints/ first)."""
         return self.config_path.exists() or self.metrics_path.exists() or bool(checkpoints(self.checkpoints))

@@ -98,6 +98,10 @@ class TrainState:
         # than the averaging start is the untrained initial model (docs/model.md).
         return self.g_avg.module if int(self.g_avg.n_averaged) > 0 else self.generator
 
+    def eval_discriminator(self) -> nn.Module:
+        """The critic matching `eval_generator`: the averaged one once averaging has begun."""
+        return self.d_avg.module if int(self.d_avg.n_averaged) > 0 else self.discriminator
+
     def update_averages(self) -> None:
         """Fold the current weights into the running (stochastic weight) averages."""
         self.g_avg.update_parameters(self.generator)

@@ -1,0 +1,179 @@
+"""`infgan export`: a trained generator as one self-contained TorchScript file.
+
+    model = torch.jit.load("generator.ts")   # needs torch only: no infgan, torchsde or torchcde
+    paths = model(1000, 0)                   # (n, time, channels) in data units, from (n, seed)
+    t = model.times()                        # (time,) in the data's time units since the start
+    names = model.channels()                 # channel names
+
+The file holds the generator's weights and code, its solver (the reversible Heun loop over the
+fixed grid, increments drawn from a `torch.Generator` seeded by `seed`, in the order `infgan sample`
+draws them), the time grid, the normalisation and the value transforms with their anchor levels, so
+`model(n, seed)` equals `infgan sample RUN -n n --seed seed`'s `paths`.
+
+Why TorchScript and not `torch.export` (.pt2): generating from a seed needs a random generator
+seeded inside the program, and `torch.export` cannot trace one (seeding from an input is a
+data-dependent value it refuses; its graphs have no seeded RNG). TorchScript compiles the loop and
+the seeded `torch.Generator` as they are. TorchScript is deprecated in recent torch releases (it
+warns on save and load) but still loads everywhere torch does; `.pt2` is refused with this reason.
+"""
+
+# No `from __future__ import annotations`: TorchScript reads the class-body annotations as types.
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from infgan.config import ConfigError
+from infgan.metrics.marginal import GENERATE_CHUNK
+from infgan.models import Generator
+from infgan.models.solver import Grid
+
+SUFFIXES = (".ts", ".pt")
+
+
+class ExportedGenerator(nn.Module):
+    """Generated paths in data units from (n, seed), with nothing outside torch (scriptable)."""
+
+    # Declared here, not in __init__: TorchScript types attributes from the class body.
+    dts: list[float]
+    before: list[int]
+    after: list[int]
+    weight: list[float]
+    names: list[str]
+    kinds: list[str]
+    if TYPE_CHECKING:  # for mypy only: TorchScript types these from their values
+        grid_times: torch.Tensor
+        sqrt_dt: torch.Tensor
+        data_times: torch.Tensor
+        mean: torch.Tensor
+        std: torch.Tensor
+        anchor_pool: torch.Tensor
+
+    def __init__(self, generator: Generator, described: dict, dt: float, unit_time: bool):
+        super().__init__()
+        cfg = generator.cfg
+        self.initial = generator.initial
+        self.drift, self.diffusion = generator.func.drift, generator.func.diffusion
+        self.readout = generator.readout
+        self.hidden, self.noise, self.initial_noise = cfg.hidden_size, cfg.noise_size, cfg.initial_noise_size
+        self.chunk = GENERATE_CHUNK
+        ts = torch.tensor(described["times"], dtype=torch.get_default_dtype())
+        grid = Grid(ts, dt)
+        scale = 1.0 / float(ts[-1]) if unit_time else 1.0
+        self.register_buffer("grid_times", grid.times * scale)  # what the vector fields see
+        self.register_buffer("sqrt_dt", grid.dt.sqrt())
+        self.dts = grid.dt_list
+        self.before = [j for j, _, _ in grid.outputs]
+        self.after = [k for _, k, _ in grid.outputs]
+        self.weight = [w for _, _, w in grid.outputs]
+        self.register_buffer("data_times", ts * described.get("time_scale", 1.0))
+        self.names = list(described["channels"])
+        self.register_buffer("mean", torch.tensor(described["mean"], dtype=ts.dtype))
+        self.register_buffer("std", torch.tensor(described["std"], dtype=ts.dtype))
+        self.kinds = list(described.get("transform") or ["none"] * len(self.names))
+        pool = torch.tensor(described.get("anchors") or [[1.0] * len(self.names)], dtype=ts.dtype)
+        complete = pool[torch.isfinite(pool).all(dim=1)]  # as transforms.draw_anchors
+        self.register_buffer("anchor_pool", complete if complete.size(0) else torch.nan_to_num(pool))
+        self.open = self.names.index("Open") if "Open" in self.names else -1
+        self.close = self.names.index("Close") if "Close" in self.names else -1
+
+    @torch.jit.export
+    def times(self) -> torch.Tensor:
+        """The output times (time,), in the data's time units since the series' start."""
+        return self.data_times
+
+    @torch.jit.export
+    def channels(self) -> list[str]:
+        return self.names
+
+    def _field(self, k: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tx = torch.cat([self.grid_times[k].expand(x.size(0), 1), x], dim=1)
+        return self.drift(tx), self.diffusion(tx).view(x.size(0), self.hidden, self.noise)
+
+    def _hidden_paths(self, batch: int, g: torch.Generator) -> torch.Tensor:
+        """The reversible Heun solve (infgan/models/solver.py) at the output times (time, batch, hidden)."""
+        y = self.initial(torch.randn(batch, self.initial_noise, generator=g))
+        dw = torch.randn(len(self.dts), batch, self.noise, generator=g) * self.sqrt_dt.view(-1, 1, 1)
+        z = y
+        f0, g0 = self._field(0, y)
+        ys = [y]
+        for k in range(len(self.dts)):
+            dt = self.dts[k]
+            g0dw = torch.bmm(g0, dw[k].unsqueeze(-1)).squeeze(-1)
+            z1 = 2 * y - z + f0 * dt + g0dw
+            f1, g1 = self._field(k + 1, z1)
+            g1dw = torch.bmm(g1, dw[k].unsqueeze(-1)).squeeze(-1)
+            y = y + (f0 + f1) * (0.5 * dt) + (g0dw + g1dw) * 0.5
+            z, f0, g0 = z1, f1, g1
+            ys.append(y)
+        out = [
+            ys[k] if w == 1.0 else (1.0 - w) * ys[j] + w * ys[k]
+            for j, k, w in zip(self.before, self.after, self.weight)
+        ]
+        return torch.stack(out)
+
+    def _data_units(self, values: torch.Tensor, seed: int) -> torch.Tensor:
+        """Normalised (n, time, channels) to data units (infgan/data/dataset.py: to_data_units)."""
+        values = values * self.std + self.mean
+        g = torch.Generator()
+        g.manual_seed(seed)
+        anchors = self.anchor_pool[torch.randint(0, self.anchor_pool.size(0), (values.size(0),), generator=g)]
+        out = values.clone()
+        for c in range(len(self.kinds)):
+            kind, y, a = self.kinds[c], values[..., c], anchors[:, c : c + 1]
+            if kind == "log":
+                out[..., c] = torch.exp(y)
+            elif kind == "log_return":
+                out[..., c] = a * torch.exp(y)
+            elif kind == "relative":
+                out[..., c] = a * (1 + y)
+            elif kind == "diff":
+                out[..., c] = torch.where(torch.isnan(y), y, a + torch.nan_to_num(y).cumsum(dim=1))
+        for c in range(len(self.kinds)):
+            kind = self.kinds[c]
+            if kind == "high" or kind == "low":
+                top = torch.maximum(out[..., self.open], out[..., self.close])
+                bottom = torch.minimum(out[..., self.open], out[..., self.close])
+                y = values[..., c].abs()
+                out[..., c] = top * torch.exp(y) if kind == "high" else bottom * torch.exp(-y)
+        return out
+
+    def forward(self, n: int, seed: int) -> torch.Tensor:
+        """`n` paths (n, time, channels) in data units from noise fixed by `seed`."""
+        g = torch.Generator()
+        g.manual_seed(seed)
+        parts: list[torch.Tensor] = []
+        i = 0
+        while i < n:
+            batch = min(self.chunk, n - i)
+            parts.append(self.readout(self._hidden_paths(batch, g).transpose(0, 1)))
+            i += batch
+        return self._data_units(torch.cat(parts), seed)
+
+
+def export_generator(run_dir: Path, out: Path) -> Path:
+    """Write the run's generator (final, or the latest checkpoint's) as a TorchScript file at `out`."""
+    from infgan.sample import load_run_generator
+
+    if out.suffix == ".pt2":
+        raise ConfigError(
+            f"--out {out}: .pt2 (torch.export) cannot hold a generator seeded inside it; use .ts (TorchScript)"
+        )
+    if out.suffix not in SUFFIXES:
+        raise ConfigError(f"--out {out}: unknown suffix '{out.suffix}'; allowed: {', '.join(SUFFIXES)} (TorchScript)")
+    generator, cfg, described = load_run_generator(run_dir)
+    assert isinstance(generator, Generator)
+    module = ExportedGenerator(generator.eval(), described, cfg.model.dt, cfg.model.unit_time)
+    for p in module.parameters():
+        p.requires_grad_(False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # said once, in the docs
+        scripted = torch.jit.script(module)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        torch.jit.save(scripted, str(tmp))
+    tmp.replace(out)
+    return out

@@ -1,0 +1,129 @@
+"""`infgan score`: the trained critic's score of every series or window of a file, as anomaly scores.
+
+The critic learnt to score real paths above generated ones, so a path it scores low looks unlike
+the training data to it. Each series of the file is cut into windows as training cut them
+(`data.t_size` points every `data.stride` rows; a shorter series is one window), its times
+rescaled by the run's time unit, its values transformed and normalised with the run's own
+statistics (data.json) — the same path to the critic as a training window. The critic is the
+latest checkpoint's (its weight average once averaging has begun, as the evaluated generator).
+
+The held-out real windows of the run's own data are scored the same way; each score's
+`percentile` is the share of those held-out scores at or below it (low: more unusual than almost
+every real held-out window). Rows are ranked from the lowest score.
+
+What a critic score is not: a calibrated likelihood. A WGAN critic is trained only to separate real
+from generated paths, so its score ranks what it has learnt to look at; an anomaly unlike both can
+score anywhere. The percentile against held-out real windows is the yardstick to read it by.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from infgan.config import ConfigError
+from infgan.data import transforms
+from infgan.data.dataset import build_dataset, interpolation_coeffs, windows
+from infgan.data.files import DataError, Series, read_file
+from infgan.text import format_table
+from infgan.train.checkpoint import load_latest_intact
+from infgan.train.run_dir import RunDir
+from infgan.train.state import init_state
+
+CHUNK = 1024  # paths per critic call
+COLUMNS = ("rank", "series", "start", "end", "points", "score", "percentile")
+
+
+def _critic(run: RunDir, data_size: int) -> torch.nn.Module:
+    cfg = run.saved_config()
+    found = load_latest_intact(run.checkpoints)
+    if found is None:
+        raise ConfigError(f"{run.root}: no checkpoint holds a critic; train first (infgan train --out {run.root})")
+    state = init_state(cfg, data_size, torch.device("cpu"))
+    state.load_state_dict(found[1])
+    return state.eval_discriminator().eval()
+
+
+@torch.no_grad()
+def critic_scores(critic: torch.nn.Module, paths: torch.Tensor) -> np.ndarray:
+    """Scores (n,) of normalised paths (n, time, 1 + channels) with NaN gaps."""
+    coeffs = interpolation_coeffs(paths)
+    return torch.cat([critic(coeffs[i : i + CHUNK]) for i in range(0, coeffs.size(0), CHUNK)]).double().numpy()
+
+
+def _as_paths(ws: list[Series], t_size: int, described: dict, source: str) -> torch.Tensor:
+    """Windows as the critic's input: (n, t_size, 1 + channels), normalised like the run's data."""
+    unit = float(described.get("time_scale", 1.0))
+    out = np.full((len(ws), t_size, 1 + ws[0].values.shape[1]), np.nan)
+    for i, w in enumerate(ws):
+        n = len(w.times)
+        out[i, :n, 0] = (w.times - w.times[0]) / unit
+        out[i, n:, 0] = out[i, n - 1, 0]
+        out[i, :n, 1:] = w.values
+    paths = torch.tensor(out, dtype=torch.get_default_dtype())
+    kinds = described.get("transform") or ["none"] * (paths.size(-1) - 1)
+    paths[..., 1:] = transforms.forward(paths[..., 1:], kinds, described["channels"], source)
+    mean, std = torch.tensor(described["mean"]), torch.tensor(described["std"])
+    paths[..., 1:] = (paths[..., 1:] - mean.to(paths)) / std.to(paths)
+    return paths
+
+
+def score_file(run_dir: Path, data_path: Path) -> list[dict]:
+    """Every window of `data_path`, scored and ranked (lowest score first), with its percentile."""
+    import json
+
+    run = RunDir(Path(run_dir))
+    cfg = run.saved_config()
+    if not run.data_path.exists():
+        raise ConfigError(f"{run_dir}: no data.json; is this an infgan run directory?")
+    described = json.loads(run.data_path.read_text())
+    names = list(described["channels"])
+    # The run's own reading rules (columns, time and id columns), on the new file.
+    file_cfg = dataclasses.replace(cfg.data, path=str(data_path))
+    raw = read_file(file_cfg, str(data_path))
+    if raw.channels != names:
+        raise DataError(
+            f"{data_path}: channels {', '.join(raw.channels)} are not the run's {', '.join(names)}; "
+            "give a file with the run's channels (data.columns selects them)"
+        )
+    t_size, stride = cfg.data.t_size, cfg.data.stride or cfg.data.t_size
+    ws = [w for s in raw.series for w in windows(s, t_size, stride)]
+    critic = _critic(run, len(names))
+    scores = critic_scores(critic, _as_paths(ws, t_size, described, str(data_path)))
+    reference = np.sort(critic_scores(critic, build_dataset(cfg.data, cfg.seed).val))
+    rows: list[dict[str, Any]] = [
+        {
+            "series": w.label,
+            "start": float(w.times[0]),
+            "end": float(w.times[-1]),
+            "points": len(w.times),
+            "score": float(s),
+            "percentile": float(100.0 * np.searchsorted(reference, s, side="right") / len(reference)),
+        }
+        for w, s in zip(ws, scores)
+    ]
+    rows.sort(key=lambda r: r["score"])
+    return [{"rank": i + 1, **r} for i, r in enumerate(rows)]
+
+
+def write_scores(rows: list[dict], out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+def scores_table(rows: list[dict], top: int) -> str:
+    """The `top` lowest-scored windows as a table."""
+    shown = [
+        [str(r["rank"]), r["series"], f"{r['start']:g}", f"{r['end']:g}", f"{r['score']:.4g}", f"{r['percentile']:.1f}"]
+        for r in rows[:top]
+    ]
+    return format_table(["rank", "series", "start", "end", "critic score", "held-out percentile"], shown)
