@@ -75,6 +75,18 @@ class DataConfig:
         choices=("blocks", "windows"),
     )
     missing_rate: float = _opt(0.3, "ou only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1)
+    duplicate_times: str = _opt(
+        "error",
+        "files: what to do with several rows of one series at the same time: refuse the file, keep the first or "
+        "the last row, or average them (per channel, over the values present)",
+        choices=("error", "first", "last", "mean"),
+    )
+    bad_times: str = _opt(
+        "error",
+        "files: what to do with rows whose time (data.time_column) is empty or cannot be read: refuse the file, "
+        "or drop those rows",
+        choices=("error", "drop"),
+    )
     transform: tuple[str, ...] = _opt(
         (),
         "per-channel value transform before normalisation: none, log, log_return, relative, diff, or high/low "

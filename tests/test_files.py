@@ -326,3 +326,80 @@ def test_a_window_longer_than_the_one_series_is_refused(tmp_path, capsys):
     assert main(["data", "describe", *(x for s in sets for x in ("--set", s))]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data.t_size 5000 is longer than the series (300 points)" in err[0]
+
+
+def storm_frame() -> pd.DataFrame:
+    """Two storms of hourly records; storm A has two records at 02:00 (with a gap in one), as real track files do."""
+    rows = [
+        ("A", "2020-09-01 00:00", 1.0, 10.0),
+        ("A", "2020-09-01 01:00", 2.0, 11.0),
+        ("A", "2020-09-01 02:00", 3.0, np.nan),
+        ("A", "2020-09-01 02:00", 5.0, 13.0),
+        ("A", "2020-09-01 03:00", 4.0, 14.0),
+        ("B", "2020-09-02 00:00", 7.0, 20.0),
+        ("B", "2020-09-02 01:00", 8.0, 21.0),
+        ("B", "2020-09-02 02:00", 9.0, 22.0),
+    ]
+    return pd.DataFrame(rows, columns=["storm", "time", "wind", "pressure"])
+
+
+def read_storms(tmp_path, frame, *sets):
+    path = tmp_path / "storms.csv"
+    frame.to_csv(path, index=False)
+    cfg = tiny("data.dataset=csv", f"data.path={path}", "data.time_column=time", "data.id_column=storm", *sets)
+    return {s.label: s for s in read_file(cfg.data, str(path)).series}
+
+
+@pytest.mark.parametrize(
+    ("policy", "wind", "pressure"),
+    [("first", 3.0, np.nan), ("last", 5.0, 13.0), ("mean", 4.0, 13.0)],  # mean over the values present
+)
+def test_duplicate_times_are_merged_as_the_policy_says(tmp_path, policy, wind, pressure):
+    storms = read_storms(tmp_path, storm_frame(), f"data.duplicate_times={policy}")
+    a = storms["A"]
+    assert len(a.times) == 4 and len(storms["B"].times) == 3 and (np.diff(a.times) > 0).all()
+    assert a.values[2, 0] == wind and np.array_equal(a.values[2, 1], pressure, equal_nan=True)
+    assert a.values[3].tolist() == [4.0, 14.0]  # the rows around are untouched
+
+
+def test_duplicate_times_by_default_are_one_line_naming_the_policy(tmp_path, capsys):
+    path = tmp_path / "storms.csv"
+    storm_frame().to_csv(path, index=False)
+    sets = ["data.dataset=csv", f"data.path={path}", "data.time_column=time", "data.id_column=storm"]
+    assert main(["data", "describe", *(x for s in sets for x in ("--set", s))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "series 'A'" in err and "duplicate time" in err and "data.duplicate_times to first, last or mean" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", ["not a date", ""])
+def test_unreadable_times_are_refused_or_dropped(tmp_path, capsys, bad):
+    frame = storm_frame().drop(index=3).reset_index(drop=True)
+    frame.loc[1, "time"] = bad
+    path = tmp_path / "storms.csv"
+    frame.to_csv(path, index=False)
+    sets = ["data.dataset=csv", f"data.path={path}", "data.time_column=time", "data.id_column=storm"]
+    assert main(["data", "describe", *(x for s in sets for x in ("--set", s))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        "row 3: the time" in err and ("cannot be read" if bad else "is empty") in err and "data.bad_times: drop" in err
+    )
+    storms = read_storms(tmp_path, frame, "data.bad_times=drop")
+    assert len(storms["A"].times) == 3 and storms["A"].values[:, 0].tolist() == [1.0, 3.0, 4.0]
+
+
+def test_numeric_times_with_an_empty_cell_are_dropped_under_the_policy(tmp_path):
+    frame = pd.DataFrame({"id": ["a"] * 5, "t": [0.0, 1.0, np.nan, 3.0, 4.0], "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    path = tmp_path / "n.csv"
+    frame.to_csv(path, index=False)
+    cfg = tiny("data.dataset=csv", f"data.path={path}", "data.time_column=t", "data.id_column=id")
+    with pytest.raises(Exception, match="row 4: the time is empty"):
+        read_file(cfg.data, str(path))
+    dropped = read_file(
+        load_config(
+            None,
+            [f"data.path={path}", "data.dataset=csv", "data.time_column=t", "data.id_column=id", "data.bad_times=drop"],
+        ).data,
+        str(path),
+    )
+    assert dropped.series[0].times.tolist() == [0.0, 1.0, 3.0, 4.0]

@@ -105,6 +105,7 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
         ]
         if not channels:
             raise DataError(f"{source}: no numeric column to model besides time and id; set data.columns")
+    frame = apply_bad_times(cfg, frame, source)
     values = frame[channels].to_numpy(dtype=np.float64)
     for j, c in enumerate(channels):
         if np.isnan(values[:, j]).all():
@@ -124,7 +125,9 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
     series = []
     for label, idx in groups:
         t = times[idx] if cfg.time_column else np.arange(len(idx), dtype=np.float64)
-        series.append(_checked(Series(label, t, values[idx]), source, cfg.time_column, cfg.id_column))
+        series.append(
+            _checked(Series(label, t, values[idx]), source, cfg.time_column, cfg.id_column, cfg.duplicate_times)
+        )
     return RawData(source, [str(c) for c in channels], series, unit, by_id=bool(cfg.id_column))
 
 
@@ -157,15 +160,8 @@ def _times(frame, column: str, source: str) -> tuple[np.ndarray, str]:
         return col.to_numpy(dtype=np.float64), "time units"
     # One format for the whole column, inferred from its first date: month-first, else day-first
     # (13/01/2020 cannot be month-first); only then element by element (ISO dates of mixed precision).
-    for how in ({}, {"dayfirst": True}, {"format": "mixed"}):
-        try:
-            with warnings.catch_warnings():  # pandas warns when it falls back to element-wise parsing
-                warnings.simplefilter("ignore", UserWarning)
-                stamps = pd.to_datetime(col, utc=True, **how)
-            break
-        except (ValueError, TypeError):
-            continue
-    else:
+    stamps = _dates(col)
+    if stamps is None:
         bad = col.iloc[0]
         raise DataError(
             f"{source}: column {column!r} (data.time_column) holds neither numbers nor dates (e.g. {bad!r})"
@@ -177,8 +173,83 @@ def _times(frame, column: str, source: str) -> tuple[np.ndarray, str]:
     return seconds / size, name
 
 
-def _checked(s: Series, source: str, time_column: str, id_column: str) -> Series:
-    """`s`, or a DataError naming what is wrong with it."""
+def _dates(col):
+    """A column of dates as UTC timestamps (NaT where empty), or None when some cannot be read.
+
+    One format for the whole column, inferred from its first date: month-first, else day-first
+    (13/01/2020 cannot be month-first); only then element by element (ISO dates of mixed precision).
+    """
+    import pandas as pd
+
+    for how in ({}, {"dayfirst": True}, {"format": "mixed"}):
+        try:
+            with warnings.catch_warnings():  # pandas warns when it falls back to element-wise parsing
+                warnings.simplefilter("ignore", UserWarning)
+                return pd.to_datetime(col, utc=True, **how)
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return None
+
+
+def _bad_time_rows(frame, column: str) -> np.ndarray:
+    """Rows (a boolean mask) whose time is empty or unreadable while the column's other times are
+    numbers (or dates): what `data.bad_times` is about. Nothing when most of the column is unreadable."""
+    import pandas as pd
+
+    col = frame[column]
+    numbers = pd.to_numeric(col, errors="coerce")
+    if numbers.notna().mean() >= 0.5:
+        return numbers.isna().to_numpy()
+    stamps = _dates(col)  # every value readable in one format: only empty cells are bad
+    if stamps is None:  # else the format that reads the most of them
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            tries = [pd.to_datetime(col, utc=True, errors="coerce", dayfirst=first) for first in (False, True)]
+        stamps = max(tries, key=lambda t: int(t.notna().sum()))
+    if stamps.notna().mean() < 0.5:
+        return np.zeros(len(col), dtype=bool)  # not a few bad times: the column is not times at all
+    return stamps.isna().to_numpy()
+
+
+def apply_bad_times(cfg: DataConfig, frame, source: str):
+    """The frame without its rows of unreadable or empty times under `data.bad_times: drop`; a
+    one-line refusal naming the first such row and the policy under `error`."""
+    if not cfg.time_column:
+        return frame
+    bad = _bad_time_rows(frame, cfg.time_column)
+    if not bad.any():
+        return frame
+    if cfg.bad_times == "drop":
+        return frame.loc[~bad].reset_index(drop=True)
+    row = int(np.flatnonzero(bad)[0])
+    value = frame[cfg.time_column].iloc[row]
+    what = "is empty" if value is None or value != value or not str(value).strip() else f"{str(value)!r} cannot be read"
+    raise DataError(
+        f"{source}: column {cfg.time_column!r} (data.time_column) row {row + 2}: the time {what} "
+        f"({int(bad.sum())} such rows); data.bad_times: drop drops them (default: error)"
+    )
+
+
+def merge_duplicate_times(s: Series, policy: str) -> Series:
+    """`s` with each run of equal (sorted) times made one row: the first, the last, or the mean of
+    each channel over the values present (`data.duplicate_times`)."""
+    starts = np.flatnonzero(np.r_[True, np.diff(s.times) != 0])
+    if len(starts) == len(s.times):
+        return s
+    if policy == "first":
+        keep = starts
+    elif policy == "last":
+        keep = np.r_[starts[1:] - 1, len(s.times) - 1]
+    else:  # mean
+        sums = np.add.reduceat(np.nan_to_num(s.values), starts, axis=0)
+        counts = np.add.reduceat((~np.isnan(s.values)).astype(float), starts, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return Series(s.label, s.times[starts], np.where(counts > 0, sums / counts, np.nan))
+    return Series(s.label, s.times[keep], s.values[keep])
+
+
+def _checked(s: Series, source: str, time_column: str, id_column: str, duplicates: str = "error") -> Series:
+    """`s` (duplicate times merged as `duplicates` says), or a DataError naming what is wrong with it."""
     where = f"series {s.label!r} (data.id_column {id_column!r})" if id_column else s.label
     col = f"column {time_column!r}" if time_column else "times"
     if len(s.times) < 2:
@@ -188,18 +259,24 @@ def _checked(s: Series, source: str, time_column: str, id_column: str) -> Series
             f"{source}: {where}: {col} is missing at row {int(np.flatnonzero(np.isnan(s.times))[0]) + 1} of the series"
         )
     step = np.diff(s.times)
-    if (step == 0).any():
-        i = int(np.flatnonzero(step == 0)[0])
-        raise DataError(
-            f"{source}: {where}: duplicate time {s.times[i]:g} in {col} (rows {i + 1} and {i + 2} "
-            f"of the series); one observation per time"
-        )
     if (step < 0).any():
         i = int(np.flatnonzero(step < 0)[0])
         raise DataError(
             f"{source}: {where}: {col} is not sorted ({s.times[i]:g} then {s.times[i + 1]:g} at rows "
             f"{i + 1}-{i + 2} of the series); sort the file by time (or, if its dates are day-first and "
             "were read month-first, write them as YYYY-MM-DD)"
+        )
+    if (step == 0).any():
+        if duplicates != "error":
+            s = merge_duplicate_times(s, duplicates)
+            if len(s.times) < 2:
+                raise DataError(f"{source}: {where} has a single time once its duplicates are merged; it needs 2")
+            return s
+        i = int(np.flatnonzero(step == 0)[0])
+        raise DataError(
+            f"{source}: {where}: duplicate time {s.times[i]:g} in {col} (rows {i + 1} and {i + 2} of the series; "
+            f"{int((step == 0).sum())} such rows); set data.duplicate_times to first, last or mean to merge them "
+            "(default: error)"
         )
     return s
 
