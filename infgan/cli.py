@@ -243,9 +243,11 @@ def _train_config(args: argparse.Namespace, out: Path, tracker) -> Config:
         run = RunDir(out)
         cfg = run.saved_config()
         if args.config or args.sets:
-            # --set applies on top of the run's own config; a resumed run must stay the same run.
+            # --set applies on top of the run's own config; a resumed run must stay the same run,
+            # but may train for longer (or evaluate/checkpoint at another cadence).
             base = source_overrides(args.config) if args.config else to_dict(cfg)
-            run.check_same_config(from_dict(merge(base, parse_set(args.sets))))
+            cfg = run.check_resume_config(from_dict(merge(base, parse_set(args.sets))))
+            run.extend(cfg)
         return cfg
     if in_sweep_agent():
         RunDir(out).refuse_existing()

@@ -156,10 +156,32 @@ def test_existing_run_is_not_overwritten_and_resume_refuses_another_config(tmp_p
     assert main(["train", "--out", str(out), "--no-progress", *sets]) == 0
     before = (out / "metrics.jsonl").read_text()
     assert main(["train", "--out", str(out), "--no-progress", *sets]) == 2
-    assert main(["train", "--out", str(out), "--resume", "--set", "train.steps=99"]) == 2
+    assert main(["train", "--out", str(out), "--resume", "--set", "train.batch_size=16"]) == 2
+    assert main(["train", "--out", str(out), "--resume", "--set", "train.steps=8"]) == 2
     err = capsys.readouterr().err
-    assert "already holds a run" in err and "differs" in err and "train.steps" in err
+    assert "already holds a run" in err and "differs" in err and "train.batch_size" in err
+    assert "may change only train.steps, eval.every, checkpoint.every" in err
+    assert "train.steps 8 is below step 12, which the run has already reached" in err
     assert (out / "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.slow
+def test_a_finished_run_extended_with_more_steps_ends_as_one_trained_straight_to_them(tmp_path, capsys):
+    sets = sum((["--set", s] for s in TINY), [])
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    assert main(["train", "--out", str(straight), "--no-progress", *sets, "--set", "train.steps=20"]) == 0
+    assert main(["train", "--out", str(extended), "--no-progress", *sets]) == 0  # 12 steps, finished
+    assert json.loads((extended / "summary.json").read_text())["steps"] == 12
+    assert main(["train", "--out", str(extended), "--resume", "--no-progress", "--set", "train.steps=20"]) == 0
+    assert strip_time(metrics(extended)) == strip_time(metrics(straight))
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (straight, extended))
+    assert b["steps"] == 20 and b["final_score"] == a["final_score"] and b["best_score"] == a["best_score"]
+    assert b["resumed_from"] == [12]
+    ga, gb = (load_checkpoint(d / "generator.pt")["generator"] for d in (straight, extended))
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    assert "steps: 20" in (extended / "config.yaml").read_text()  # a later plain --resume continues from here
+    assert main(["train", "--out", str(extended), "--resume", "--no-progress"]) == 0
+    assert strip_time(metrics(extended)) == strip_time(metrics(straight))
 
 
 @pytest.mark.slow

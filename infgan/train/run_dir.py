@@ -12,6 +12,11 @@ from infgan.atomic import write_json_atomic, write_text_atomic
 from infgan.config import Config, ConfigError, flatten, from_dict, read_yaml, save_config, to_dict
 from infgan.train.checkpoint import checkpoints
 
+# What `--resume --set` may change: how long the run trains and how often it evaluates and
+# checkpoints. None of them changes a step's numbers, so an extended run matches one trained
+# straight to the new length.
+EXTENDABLE = ("train.steps", "eval.every", "checkpoint.every")
+
 
 @dataclass
 class RunDir:
@@ -74,15 +79,35 @@ class RunDir:
             raise ConfigError(f"{self.root}: no infgan run here (no config.yaml)")
         return from_dict(read_yaml(self.config_path))
 
-    def check_same_config(self, cfg: Config) -> None:
-        """Refuse to resume with a config other than the run's own (a resumed run must be the same run)."""
+    def check_resume_config(self, cfg: Config) -> Config:
+        """The config to resume with: the run's own, with only the changes a resume accepts
+        (`EXTENDABLE`: more training steps, another evaluation or checkpoint cadence); any other
+        difference is refused (a resumed run must be the same run), as is fewer steps than reached."""
         saved, given = flatten(to_dict(self.saved_config())), flatten(to_dict(cfg))
         diff = [k for k in given if given[k] != saved[k]]
-        if diff:
+        fixed = [k for k in diff if k not in EXTENDABLE]
+        if fixed:
             raise ConfigError(
-                f"--resume: the config differs from {self.config_path} in '{diff[0]}'; "
-                "resume without --config/--set, or start a new run with another --out"
+                f"--resume: the config differs from {self.config_path} in '{fixed[0]}'; a resume may change only "
+                f"{', '.join(EXTENDABLE)}; resume without other --config/--set, or start a new run with another --out"
             )
+        reached = self.reached_step()
+        if cfg.train.steps < reached:
+            raise ConfigError(
+                f"--resume: train.steps {cfg.train.steps} is below step {reached}, which the run has already reached; "
+                f"give train.steps of at least {reached}"
+            )
+        return cfg
+
+    def reached_step(self) -> int:
+        """The step of the run's latest checkpoint (0 when there is none)."""
+        found = checkpoints(self.checkpoints)
+        return int(found[-1].stem.split("_")[-1]) if found else 0
+
+    def extend(self, cfg: Config) -> None:
+        """Record the accepted changes of a resume in config.yaml (later resumes compare with them)."""
+        if to_dict(cfg) != to_dict(self.saved_config()):
+            save_config(cfg, self.config_path)
 
     def saved_floors(self) -> dict[str, float]:
         """The real-data floors stored with the run in data.json ({} if none, or from older metric protocols)."""
