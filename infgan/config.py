@@ -49,7 +49,21 @@ def _opt(
     )
 
 
-DATASETS = ("ou", "csv", "parquet", "npz", "goog", "stocks", "weather")
+DATASETS = (
+    "ou",
+    "gauss",
+    "trunc_gauss",
+    "cauchy",
+    "uniform",
+    "csv",
+    "parquet",
+    "npz",
+    "geolife",
+    "goog",
+    "stocks",
+    "weather",
+)
+SYNTHETIC = ("ou", "gauss", "trunc_gauss", "cauchy", "uniform")  # generated, not read
 FILE_DATASETS = ("csv", "parquet", "npz")
 
 
@@ -57,10 +71,11 @@ FILE_DATASETS = ("csv", "parquet", "npz")
 class DataConfig:
     dataset: str = _opt(
         "ou",
-        "which data: ou (synthetic), a csv/parquet/npz file at data.path, or goog/stocks/weather",
+        "which data: ou (synthetic), random walks with gauss/trunc_gauss/cauchy/uniform increments (synthetic), "
+        "a csv/parquet/npz file at data.path, GeoLife trajectories (a directory at data.path), or goog/stocks/weather",
         choices=DATASETS,
     )
-    path: str = _opt("", "data file, for dataset csv, parquet or npz")
+    path: str = _opt("", "data file, for dataset csv, parquet or npz; for geolife, the extracted directory")
     time_column: str = _opt("", "column of observation times (numbers or dates); empty = the row number")
     id_column: str = _opt("", "column naming the series each row belongs to; empty = one long series")
     columns: tuple[str, ...] = _opt((), "channels to model; empty = every numeric column but time and id")
@@ -74,7 +89,20 @@ class DataConfig:
         "windows, which overlap the training ones when data.stride < data.t_size (windows, TimeGAN's protocol)",
         choices=("blocks", "windows"),
     )
-    missing_rate: float = _opt(0.3, "ou only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1)
+    missing_rate: float = _opt(
+        0.3, "synthetic data only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1
+    )
+    dims: int = _opt(1, "random walks (gauss, trunc_gauss, cauchy, uniform): dimensions of each path", ge=1)
+    scale: float = _opt(
+        1.0,
+        "random walks: increment scale (gauss: std, trunc_gauss: std before truncation, cauchy: scale, "
+        "uniform: half-width)",
+        gt=0,
+    )
+    truncation: float = _opt(2.0, "trunc_gauss: increments truncated to +-truncation * scale", gt=0)
+    correlation: float = _opt(
+        0.0, "random walks: correlation between the dimensions of one increment (Gaussian copula)", gt=-1, lt=1
+    )
     duplicate_times: str = _opt(
         "error",
         "files: what to do with several rows of one series at the same time: refuse the file, keep the first or "
@@ -87,6 +115,13 @@ class DataConfig:
         "or drop those rows",
         choices=("error", "drop"),
     )
+    split_gap: float = _opt(
+        600.0, "geolife: a recording is cut into trips where points are this many seconds apart", gt=0
+    )
+    resample: float = _opt(
+        0.0, "geolife: interpolate each trip onto a regular grid of this many seconds; 0 = keep its own times", ge=0
+    )
+    modes: tuple[str, ...] = _opt((), "geolife: keep only trips of these transport modes (labels.txt); empty = all")
     transform: tuple[str, ...] = _opt(
         (),
         "per-channel value transform before normalisation: none, log, log_return, relative, diff, or high/low "
@@ -188,7 +223,19 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
-PRESETS = ("default", "reference", "seed", "goog", "stocks", "weather")
+PRESETS = (
+    "default",
+    "reference",
+    "seed",
+    "goog",
+    "stocks",
+    "weather",
+    "geolife",
+    "gauss",
+    "trunc_gauss",
+    "cauchy",
+    "uniform",
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,7 +323,15 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 def from_dict(data: Mapping[str, Any] | None) -> Config:
     """Build a Config from nested overrides (missing keys keep their defaults)."""
-    return _build(Config, data, "")
+    cfg = _build(Config, data, "")
+    d = cfg.data
+    if d.dims > 1 and d.correlation <= -1 / (d.dims - 1):
+        # Every pair at rho: the correlation matrix is positive definite only for rho > -1/(dims - 1).
+        raise ConfigError(
+            f"'data.correlation' {d.correlation:g} is impossible for {d.dims} dimensions all pairwise correlated; "
+            f"allowed: above {-1 / (d.dims - 1):.4g} and below 1"
+        )
+    return cfg
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from infgan.config import FILE_DATASETS, DataConfig
-from infgan.data import ou, transforms
+from infgan.config import FILE_DATASETS, SYNTHETIC, DataConfig
+from infgan.data import ou, transforms, walks
 from infgan.data.files import DataError, RawData, Series, read_file
 
 
@@ -122,8 +122,12 @@ def load_raw(cfg: DataConfig) -> RawData | None:
     """Every series of a file or named dataset before windowing; None for synthetic data."""
     if cfg.dataset in FILE_DATASETS:
         return read_file(cfg, cfg.path)
-    if cfg.dataset == "ou":
+    if cfg.dataset in SYNTHETIC:
         return None
+    if cfg.dataset == "geolife":
+        from infgan.data.geolife import read_geolife
+
+        return read_geolife(cfg)
     from infgan.data.named import read_named
 
     return read_named(cfg)
@@ -143,8 +147,12 @@ def dataset_from(cfg: DataConfig, raw: RawData | None, seed: int) -> Dataset:
 
 
 def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
-    """The OU data, observed on a regular grid with entries dropped at random."""
-    values, ts = ou.sample_ou(cfg.size, cfg.t_size, g), ou.times(cfg.t_size)
+    """The OU data or a random-walk family (`walks`), observed on a regular grid with entries dropped at random."""
+    ts = ou.times(cfg.t_size)
+    if cfg.dataset == "ou":
+        values, names = ou.sample_ou(cfg.size, cfg.t_size, g), ["y"]
+    else:
+        values, names = walks.sample(cfg, g), walks.channel_names(cfg.dims)
     n, t_size, _ = values.shape
     if cfg.missing_rate > 0:
         # As the reference does, to show that the CDE discriminator copes with irregular data.
@@ -153,10 +161,9 @@ def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
     order = torch.randperm(n, generator=g)
     n_val = max(1, round(cfg.val_fraction * n))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    names = ["y"]
-    kinds = transforms.per_channel(cfg.transform, names, "ou")
+    kinds = transforms.per_channel(cfg.transform, names, cfg.dataset)
     anchors = transforms.first_observed(values)
-    values = transforms.forward(values, kinds, names, "ou")
+    values = transforms.forward(values, kinds, names, cfg.dataset)
     mean, std = _normalisation(values[train_idx], kinds)
     with_time = torch.cat([ts.view(1, t_size, 1).expand(n, t_size, 1), (values - mean) / std], dim=2)
     val = with_time[val_idx]
@@ -198,7 +205,7 @@ def windows(s: Series, t_size: int, stride: int) -> list[Series]:
     if len(s.times) <= t_size:
         return [s]
     return [
-        Series(s.label, s.times[i : i + t_size], s.values[i : i + t_size])
+        Series(s.label, s.times[i : i + t_size], s.values[i : i + t_size], s.group, s.static)
         for i in range(0, len(s.times) - t_size + 1, stride)
     ]
 
@@ -247,9 +254,18 @@ def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[lis
         raise DataError(
             f"{raw.source}: {len(raw.series[0].times)} points are too few to split into training and held-out parts"
         )
-    order = torch.randperm(len(series), generator=g).tolist()[: cfg.size]
-    n_val = _held_out(cfg, len(order))
     stride = cfg.stride or cfg.t_size
+    groups = sorted({s.group for s in series})
+    if len(groups) >= 2:  # whole groups held out (GeoLife: users), in proportion to their groups
+        chosen = torch.randperm(len(groups), generator=g).tolist()
+        held = {groups[i] for i in chosen[: _held_out(cfg, len(groups))]}
+        order = [i for i in torch.randperm(len(series), generator=g).tolist() if series[i].group in held]
+        n_val = len(order)
+        order += [i for i in torch.randperm(len(series), generator=g).tolist() if series[i].group not in held]
+        order = order[: max(cfg.size, n_val + 1)]
+    else:
+        order = torch.randperm(len(series), generator=g).tolist()[: cfg.size]
+        n_val = _held_out(cfg, len(order))
     val = [w for i in sorted(order[:n_val]) for w in windows(series[i], cfg.t_size, stride)]
     train = [w for i in sorted(order[n_val:]) for w in windows(series[i], cfg.t_size, stride)]
     total = len(train) + len(val)

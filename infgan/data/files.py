@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,8 @@ class Series:
     label: str
     times: np.ndarray
     values: np.ndarray
+    group: str = ""  # series of one group (a GeoLife user) are held out together
+    static: dict = field(default_factory=dict)  # per-series attributes (a GeoLife trip's transport mode)
 
 
 @dataclass
@@ -244,8 +246,9 @@ def merge_duplicate_times(s: Series, policy: str) -> Series:
         sums = np.add.reduceat(np.nan_to_num(s.values), starts, axis=0)
         counts = np.add.reduceat((~np.isnan(s.values)).astype(float), starts, axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return Series(s.label, s.times[starts], np.where(counts > 0, sums / counts, np.nan))
-    return Series(s.label, s.times[keep], s.values[keep])
+            merged = np.where(counts > 0, sums / counts, np.nan)
+        return Series(s.label, s.times[starts], merged, s.group, s.static)
+    return Series(s.label, s.times[keep], s.values[keep], s.group, s.static)
 
 
 def _checked(s: Series, source: str, time_column: str, id_column: str, duplicates: str = "error") -> Series:
