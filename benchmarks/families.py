@@ -64,7 +64,7 @@ def main() -> None:
             "status": summary["status"],
             "val/score": summary["final_score"],
             "val/score_floor": summary["floors"].get("val/score_floor"),
-            **{k: v for k, v in summary["path_metrics"].items()},
+            **summary["path_metrics"],
             **{f"{k}_floor": summary["floors"].get(f"{k}_floor") for k in summary["path_metrics"]},
             "quantile_error": round(quantile_error(fake, reference), 4),
             "quantile_error_floor": round(quantile_error(other, reference), 4),
