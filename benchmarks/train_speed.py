@@ -81,7 +81,7 @@ def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[],
             fake = interpolation_coeffs(state.generator(ts, batch, state.rng))
             g_fwd = now() - start
             start = now()
-            state.discriminator(torch.cat([sample_batch(coeffs, batch, state.rng), fake]))
+            state.discriminator(torch.cat([sample_batch(coeffs, batch, state.rng)[0], fake]))
             d_fwd = now() - start
         return {"s_generator_forward": round(g_fwd, 4), "s_discriminator_forward_real_and_fake": round(d_fwd, 4)}
 

@@ -202,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=1000, help="number of paths (default 1000)")
     p.add_argument("--out", required=True, metavar="FILE.npz")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument(
+        "--condition",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a conditional run: every path under this condition (repeat for each condition column); "
+        "default: conditions drawn from the training series'",
+    )
 
     p = sub.add_parser(
         "export", help="write a trained run's generator as one TorchScript file that needs only torch to sample"
@@ -467,7 +475,8 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         return _fail(f"-n must be a positive number of paths, got {args.n}")
-    path = write_samples(Path(args.run_dir), args.n, check_output(Path(args.out), "file", "--out"), args.seed)
+    out = check_output(Path(args.out), "file", "--out")
+    path = write_samples(Path(args.run_dir), args.n, out, args.seed, args.condition)
     print(f"wrote {args.n} paths to {path}")
     return 0
 

@@ -122,6 +122,14 @@ class DataConfig:
         0.0, "geolife: interpolate each trip onto a regular grid of this many seconds; 0 = keep its own times", ge=0
     )
     modes: tuple[str, ...] = _opt((), "geolife: keep only trips of these transport modes (labels.txt); empty = all")
+    condition_columns: tuple[str, ...] = _opt(
+        (),
+        "static per-series columns (numeric or categorical) the generator and critic are conditioned on; files "
+        "with data.id_column, weather (origin) or geolife (mode, user); empty = unconditional",
+    )
+    conditional: bool = _opt(
+        True, "condition on data.condition_columns (false: the same data, unconditioned; a search-space switch)"
+    )
     transform: tuple[str, ...] = _opt(
         (),
         "per-channel value transform before normalisation: none, log, log_return, relative, diff, or high/low "

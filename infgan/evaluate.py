@@ -33,6 +33,8 @@ def evaluate_run(
     `datasets` caches built datasets by data config, for the trials of one sweep. `plots`: a
     directory for the distribution diagnostics (correlation, norms, KS by time) of these paths.
     """
+    import torch
+
     from infgan.data import build_dataset
     from infgan.metrics import generate, path_metrics, quality_metrics
     from infgan.metrics.floors import floors
@@ -51,7 +53,11 @@ def evaluate_run(
         cache[key] = build_dataset(cfg.data, cfg.seed)
     dataset = cache[key]
     seed = rank_seed(cfg.seed, 0, "eval")  # the noise the run evaluated with
-    fake = generate(generator, dataset.ts, n or dataset.val.size(0), seed).cpu()
+    count = n or dataset.val.size(0)
+    cond = None
+    if dataset.cond_val is not None:  # each held-out path's conditions, cycled when --n asks for more
+        cond = dataset.cond_val[torch.arange(count) % dataset.cond_val.size(0)]
+    fake = generate(generator, dataset.ts, count, seed, cond=cond).cpu()
     saved = run.saved_floors()
     found = saved if "val/pred_trtr" in saved else floors(dataset, cfg.data, cfg.seed, path_level=True)
     out = {k: v for k, v in quality_metrics(dataset.val_grid, fake).items() if k.count("/") == 1}
@@ -96,7 +102,10 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True) -> dict
         anchors = torch.cat([dataset.anchors, dataset.val_anchors])
     real_units = dataset.denormalise(real, anchors)[..., 1:]
     seed = rank_seed(cfg.seed, 0, "eval")
-    fake = generate(generator, dataset.ts, real.size(0), seed).cpu()
+    cond = None
+    if dataset.cond_train is not None and dataset.cond_val is not None:  # as `real`: training, then held out
+        cond = torch.cat([dataset.cond_train, dataset.cond_val])
+    fake = generate(generator, dataset.ts, real.size(0), seed, cond=cond).cpu()
     shuffle = torch.Generator().manual_seed(seed)
     pool = None if anchors is None else anchors[torch.randperm(anchors.size(0), generator=shuffle)]
     fake_units = dataset.denormalise(fake, pool)[..., 1:]

@@ -27,9 +27,11 @@ import torch
 from torch import nn
 
 from infgan.config import ConfigError
+from infgan.data import conditions
 from infgan.metrics.marginal import GENERATE_CHUNK
 from infgan.models import Generator
 from infgan.models.solver import Grid
+from infgan.sample import CONDITION_STREAM
 
 SUFFIXES = (".ts", ".pt")
 
@@ -44,6 +46,11 @@ class ExportedGenerator(nn.Module):
     weight: list[float]
     names: list[str]
     kinds: list[str]
+    cond_names: list[str]
+    cond_kinds: list[str]
+    cond_values: list[list[str]]
+    cond_mean: list[float]
+    cond_std: list[float]
     if TYPE_CHECKING:  # for mypy only: TorchScript types these from their values
         grid_times: torch.Tensor
         sqrt_dt: torch.Tensor
@@ -51,6 +58,7 @@ class ExportedGenerator(nn.Module):
         mean: torch.Tensor
         std: torch.Tensor
         anchor_pool: torch.Tensor
+        cond_pool: torch.Tensor
 
     def __init__(self, generator: Generator, described: dict, dt: float, unit_time: bool):
         super().__init__()
@@ -79,6 +87,18 @@ class ExportedGenerator(nn.Module):
         self.register_buffer("anchor_pool", complete if complete.size(0) else torch.nan_to_num(pool))
         self.open = self.names.index("Open") if "Open" in self.names else -1
         self.close = self.names.index("Close") if "Close" in self.names else -1
+        # A conditional generator: the encoding of data.condition_columns and the training pool
+        # (infgan/data/conditions.py), so conditions are drawn, or encoded from text, as infgan does.
+        specs = described.get("conditions") or []
+        self.cond_width = conditions.width(specs)
+        self.condition_stream = CONDITION_STREAM  # an attribute: TorchScript reads no globals
+        self.cond_names = [sp["name"] for sp in specs]
+        self.cond_kinds = [sp["kind"] for sp in specs]
+        self.cond_values = [list(sp.get("values", [])) for sp in specs]
+        self.cond_mean = [float(sp.get("mean", 0.0)) for sp in specs]
+        self.cond_std = [float(sp.get("std", 1.0)) for sp in specs]
+        pool = conditions.encode(specs, described["condition_pool"]) if specs else torch.zeros(1, 0)
+        self.register_buffer("cond_pool", pool.to(ts.dtype))
 
     @torch.jit.export
     def times(self) -> torch.Tensor:
@@ -89,22 +109,27 @@ class ExportedGenerator(nn.Module):
     def channels(self) -> list[str]:
         return self.names
 
-    def _field(self, k: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tx = torch.cat([self.grid_times[k].expand(x.size(0), 1), x], dim=1)
+    @torch.jit.export
+    def condition_names(self) -> list[str]:
+        """The condition columns of a conditional generator ([] otherwise)."""
+        return self.cond_names
+
+    def _field(self, k: int, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tx = torch.cat([self.grid_times[k].expand(x.size(0), 1), x, c], dim=1)
         return self.drift(tx), self.diffusion(tx).view(x.size(0), self.hidden, self.noise)
 
-    def _hidden_paths(self, batch: int, g: torch.Generator) -> torch.Tensor:
+    def _hidden_paths(self, batch: int, g: torch.Generator, c: torch.Tensor) -> torch.Tensor:
         """The reversible Heun solve (infgan/models/solver.py) at the output times (time, batch, hidden)."""
-        y = self.initial(torch.randn(batch, self.initial_noise, generator=g))
+        y = self.initial(torch.cat([torch.randn(batch, self.initial_noise, generator=g), c], dim=1))
         dw = torch.randn(len(self.dts), batch, self.noise, generator=g) * self.sqrt_dt.view(-1, 1, 1)
         z = y
-        f0, g0 = self._field(0, y)
+        f0, g0 = self._field(0, y, c)
         ys = [y]
         for k in range(len(self.dts)):
             dt = self.dts[k]
             g0dw = torch.bmm(g0, dw[k].unsqueeze(-1)).squeeze(-1)
             z1 = 2 * y - z + f0 * dt + g0dw
-            f1, g1 = self._field(k + 1, z1)
+            f1, g1 = self._field(k + 1, z1, c)
             g1dw = torch.bmm(g1, dw[k].unsqueeze(-1)).squeeze(-1)
             y = y + (f0 + f1) * (0.5 * dt) + (g0dw + g1dw) * 0.5
             z, f0, g0 = z1, f1, g1
@@ -141,17 +166,45 @@ class ExportedGenerator(nn.Module):
                 out[..., c] = top * torch.exp(y) if kind == "high" else bottom * torch.exp(-y)
         return out
 
-    def forward(self, n: int, seed: int) -> torch.Tensor:
-        """`n` paths (n, time, channels) in data units from noise fixed by `seed`."""
+    def _paths(self, n: int, seed: int, cond: torch.Tensor) -> torch.Tensor:
         g = torch.Generator()
         g.manual_seed(seed)
         parts: list[torch.Tensor] = []
         i = 0
         while i < n:
             batch = min(self.chunk, n - i)
-            parts.append(self.readout(self._hidden_paths(batch, g).transpose(0, 1)))
+            parts.append(self.readout(self._hidden_paths(batch, g, cond[i : i + batch]).transpose(0, 1)))
             i += batch
         return self._data_units(torch.cat(parts), seed)
+
+    def forward(self, n: int, seed: int) -> torch.Tensor:
+        """`n` paths (n, time, channels) in data units from noise fixed by `seed` (a conditional
+        generator's conditions drawn from its training series', as `infgan sample` draws them)."""
+        if self.cond_width == 0:
+            return self._paths(n, seed, torch.zeros(n, 0))
+        g = torch.Generator()
+        g.manual_seed(seed + self.condition_stream)
+        return self._paths(n, seed, self.cond_pool[torch.randint(0, self.cond_pool.size(0), (n,), generator=g)])
+
+    @torch.jit.export
+    def conditioned(self, n: int, seed: int, condition: dict[str, str]) -> torch.Tensor:
+        """`n` paths under one condition, {column: value} as `infgan sample --condition` takes it."""
+        row = torch.zeros(self.cond_width)
+        col = 0
+        for j in range(len(self.cond_names)):
+            name = self.cond_names[j]
+            if name not in condition:
+                raise ValueError("missing condition " + name)
+            if self.cond_kinds[j] == "number":
+                row[col] = (float(condition[name]) - self.cond_mean[j]) / self.cond_std[j]
+                col += 1
+            else:
+                values = self.cond_values[j]
+                if condition[name] not in values:
+                    raise ValueError("condition " + name + ": " + condition[name] + " was never seen in training")
+                row[col + values.index(condition[name])] = 1.0
+                col += len(values)
+        return self._paths(n, seed, row.unsqueeze(0).expand(n, self.cond_width))
 
 
 def export_generator(run_dir: Path, out: Path) -> Path:

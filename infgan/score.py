@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from infgan.config import ConfigError
-from infgan.data import transforms
+from infgan.data import conditions, transforms
 from infgan.data.dataset import build_dataset, interpolation_coeffs, windows
 from infgan.data.files import DataError, Series, read_file
 from infgan.text import format_table
@@ -39,21 +39,25 @@ CHUNK = 1024  # paths per critic call
 COLUMNS = ("rank", "series", "start", "end", "points", "score", "percentile")
 
 
-def _critic(run: RunDir, data_size: int) -> torch.nn.Module:
+def _critic(run: RunDir, data_size: int, cond_width: int) -> torch.nn.Module:
     cfg = run.saved_config()
     found = load_latest_intact(run.checkpoints)
     if found is None:
         raise ConfigError(f"{run.root}: no checkpoint holds a critic; train first (infgan train --out {run.root})")
-    state = init_state(cfg, data_size, torch.device("cpu"))
+    state = init_state(cfg, data_size, torch.device("cpu"), cond_width=cond_width)
     state.load_state_dict(found[1])
     return state.eval_discriminator().eval()
 
 
 @torch.no_grad()
-def critic_scores(critic: torch.nn.Module, paths: torch.Tensor) -> np.ndarray:
-    """Scores (n,) of normalised paths (n, time, 1 + channels) with NaN gaps."""
+def critic_scores(critic: torch.nn.Module, paths: torch.Tensor, cond: torch.Tensor | None = None) -> np.ndarray:
+    """Scores (n,) of normalised paths (n, time, 1 + channels) with NaN gaps (and their conditions)."""
     coeffs = interpolation_coeffs(paths)
-    return torch.cat([critic(coeffs[i : i + CHUNK]) for i in range(0, coeffs.size(0), CHUNK)]).double().numpy()
+    parts = [
+        critic(coeffs[i : i + CHUNK]) if cond is None else critic(coeffs[i : i + CHUNK], cond=cond[i : i + CHUNK])
+        for i in range(0, coeffs.size(0), CHUNK)
+    ]
+    return torch.cat(parts).double().numpy()
 
 
 def _as_paths(ws: list[Series], t_size: int, described: dict, source: str) -> torch.Tensor:
@@ -93,9 +97,12 @@ def score_file(run_dir: Path, data_path: Path) -> list[dict]:
         )
     t_size, stride = cfg.data.t_size, cfg.data.stride or cfg.data.t_size
     ws = [w for s in raw.series for w in windows(s, t_size, stride)]
-    critic = _critic(run, len(names))
-    scores = critic_scores(critic, _as_paths(ws, t_size, described, str(data_path)))
-    reference = np.sort(critic_scores(critic, build_dataset(cfg.data, cfg.seed).val))
+    specs = described.get("conditions") or []
+    critic = _critic(run, len(names), conditions.width(specs))
+    cond = conditions.encode(specs, [w.static for w in ws]) if specs else None  # the file's own conditions
+    scores = critic_scores(critic, _as_paths(ws, t_size, described, str(data_path)), cond)
+    held_out = build_dataset(cfg.data, cfg.seed)
+    reference = np.sort(critic_scores(critic, held_out.val, held_out.cond_val))
     rows: list[dict[str, Any]] = [
         {
             "series": w.label,

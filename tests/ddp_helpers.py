@@ -30,17 +30,17 @@ BATCH = 8
 def case_setup(kind: str):
     cfg = tiny(f"loss.kind={kind}", f"train.batch_size={BATCH}")
     data = build_dataset(cfg.data, cfg.seed)
-    real = sample_batch(data.coeffs(), BATCH, torch.Generator().manual_seed(11))
+    real, _ = sample_batch(data.coeffs(), BATCH, torch.Generator().manual_seed(11))
     return cfg, data, real
 
 
 def run_step(which: str, cfg, state, players, real, ts) -> None:
     if which == "joint":
-        joint_step(cfg, state, players, real, ts)
+        joint_step(cfg, state, players, (real, None), ts)
     elif which == "critic":
-        critic_step(cfg, state, players, real, ts)
+        critic_step(cfg, state, players, (real, None), ts)
     else:
-        generator_step(cfg, state, players, real.size(0), ts)
+        generator_step(cfg, state, players, real.size(0), ts, None)
 
 
 def rank_main(rank: int, world: int, port: int, out_dir: str) -> None:

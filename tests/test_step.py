@@ -23,7 +23,7 @@ def setup(*sets):
     data = build_dataset(cfg.data, cfg.seed)
     state = init_state(cfg, data.channels, torch.device("cpu"))
     coeffs = data.coeffs()
-    real = sample_batch(coeffs, cfg.train.batch_size, torch.Generator().manual_seed(5))
+    real, _ = sample_batch(coeffs, cfg.train.batch_size, torch.Generator().manual_seed(5))
     return cfg, data, state, coeffs, real
 
 
@@ -62,7 +62,7 @@ def test_critic_steps_raise_real_minus_fake_score(kind):
 
     before = gap()
     for _ in range(5):
-        critic_step(cfg, state, players, real, data.ts)
+        critic_step(cfg, state, players, (real, None), data.ts)
     assert gap() > before
 
 
@@ -70,7 +70,7 @@ def test_gradient_penalty_is_finite_and_nonzero():
     cfg, data, state, coeffs, real = setup("loss.kind=wgan_gp")
     with torch.no_grad():
         fake = interpolation_coeffs(state.generator(data.ts, real.size(0), torch.Generator().manual_seed(1)))
-    terms = _critic_terms(cfg, state.discriminator, real, fake, torch.Generator().manual_seed(2))
+    terms = _critic_terms(cfg, state.discriminator, real, fake, torch.Generator().manual_seed(2), None)
     gp = terms["gp"]
     assert torch.isfinite(gp) and gp.item() > 0
     terms["critic_loss"].backward()
@@ -83,11 +83,11 @@ def test_generator_step_leaves_critic_untouched_and_vice_versa(kind):
     cfg, data, state, coeffs, real = setup(f"loss.kind={kind}", "train.n_critic=3")
     players = Players(state.generator, state.discriminator)
     g0, d0 = params(state.generator), params(state.discriminator)
-    generator_step(cfg, state, players, real.size(0), data.ts)
+    generator_step(cfg, state, players, real.size(0), data.ts, None)
     assert same(params(state.discriminator), d0) and not same(params(state.generator), g0)
     assert all(p.grad is None for p in state.discriminator.parameters())  # no gradient leaks into the critic
     g1 = params(state.generator)
-    critic_step(cfg, state, players, real, data.ts)
+    critic_step(cfg, state, players, (real, None), data.ts)
     assert same(params(state.generator), g1) and not same(params(state.discriminator), d0)
     # The critic step zeroed the critic's gradients first: what it applied came from this batch only.
     state.d_opt.zero_grad(set_to_none=True)
@@ -115,10 +115,15 @@ def test_joint_step_equals_separate_critic_and_generator_updates(kind):
     """The 1:1 simultaneous step updates each player exactly as its own step would, from the same noise."""
     cfg, data, state, coeffs, real = setup(f"loss.kind={kind}")
     critic_only, generator_only = copy.deepcopy(state), copy.deepcopy(state)
-    joint_step(cfg, state, Players(state.generator, state.discriminator), real, data.ts)
-    critic_step(cfg, critic_only, Players(critic_only.generator, critic_only.discriminator), real, data.ts)
+    joint_step(cfg, state, Players(state.generator, state.discriminator), (real, None), data.ts)
+    critic_step(cfg, critic_only, Players(critic_only.generator, critic_only.discriminator), (real, None), data.ts)
     generator_step(
-        cfg, generator_only, Players(generator_only.generator, generator_only.discriminator), real.size(0), data.ts
+        cfg,
+        generator_only,
+        Players(generator_only.generator, generator_only.discriminator),
+        real.size(0),
+        data.ts,
+        None,
     )
     for a, b in zip(params(state.discriminator), params(critic_only.discriminator)):
         assert torch.allclose(a, b, atol=1e-6)

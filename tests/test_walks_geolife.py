@@ -105,13 +105,17 @@ def test_geolife_trips_are_split_at_gaps_in_metres_from_their_start(tmp_path):
     assert raw.channels == ["x_m", "y_m"] and raw.time_unit == "seconds" and raw.by_id
     assert len(raw.series) == 8  # 4 users x 2 trips
     first = raw.series[0]
-    assert first.label == "000/20081023000000#0" and first.group == "000" and first.static == {"mode": "walk"}
+    assert (
+        first.label == "000/20081023000000#0"
+        and first.group == "000"
+        and first.static == {"mode": "walk", "user": "000"}
+    )
     assert len(first.times) == 39  # the duplicated timestamp kept once
     assert np.allclose(first.values[0], 0) and np.abs(first.values[:, 0]).max() < 0.5  # no eastward movement
     # Walking north at 1.4 m/s: y grows by 7 m per 5 s point.
     # (PLT files keep 6 decimals of a degree: 0.11 m, so 0.02 m/s over 5 s.)
     assert np.allclose(np.diff(first.values[:, 1]) / np.diff(first.times), 1.4, atol=0.03)
-    assert raw.series[1].static == {"mode": "bus"} and raw.series[2].static == {"mode": ""}
+    assert raw.series[1].static["mode"] == "bus" and raw.series[2].static["mode"] == ""
     only_bus = read_geolife(geolife(tmp_path, "data.modes=[bus]"))
     assert [s.label for s in only_bus.series] == ["000/20081023000000#1"]
     regular = read_geolife(geolife(tmp_path, "data.resample=10"))

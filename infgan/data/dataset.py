@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from infgan.config import FILE_DATASETS, SYNTHETIC, DataConfig
-from infgan.data import ou, transforms, walks
+from infgan.data import conditions, ou, transforms, walks
 from infgan.data.files import DataError, RawData, Series, read_file
 
 
@@ -33,6 +33,11 @@ class Dataset:
     transform: list[str] | None = None  # per channel (transforms.KINDS); None: none for every channel
     anchors: torch.Tensor | None = None  # (n_train, channels) each training window's first values, data units
     val_anchors: torch.Tensor | None = None  # (n_val, channels) the same for the held-out windows
+    condition_specs: list[dict] | None = None  # data.condition_columns' encoding (infgan/data/conditions.py)
+    cond_train: torch.Tensor | None = None  # (n_train, width) each training window's condition vector
+    cond_val: torch.Tensor | None = None  # (n_val, width)
+    cond_rows: list[dict] | None = None  # (n_train) the training windows' raw conditions
+    cond_val_rows: list[dict] | None = None  # (n_val) the held-out windows' raw conditions
 
     @property
     def channels(self) -> int:
@@ -42,6 +47,15 @@ class Dataset:
     def coeffs(self, rank: int = 0, world_size: int = 1) -> torch.Tensor:
         """Linear-interpolation coefficients of this rank's shard of the training paths."""
         return interpolation_coeffs(self.train[rank::world_size])
+
+    @property
+    def cond_width(self) -> int:
+        """Size of a path's condition vector (0: unconditional)."""
+        return 0 if self.cond_train is None else self.cond_train.size(1)
+
+    def conditions(self, rank: int = 0, world_size: int = 1) -> torch.Tensor | None:
+        """This rank's shard of the training windows' condition vectors (None: unconditional)."""
+        return None if self.cond_train is None else self.cond_train[rank::world_size]
 
     def denormalise(self, paths: torch.Tensor, anchors: torch.Tensor | None = None) -> torch.Tensor:
         """Paths (n, time, 1 + channels) from normalised to data units (time since the series' start).
@@ -68,6 +82,10 @@ class Dataset:
             if self.anchors is not None and any(k in transforms.ANCHORED for k in self.transform):
                 step = max(1, self.anchors.size(0) // ANCHOR_POOL)
                 out["anchors"] = self.anchors[::step][:ANCHOR_POOL].tolist()
+        if self.condition_specs and self.cond_rows:
+            out["conditions"] = self.condition_specs
+            step = max(1, len(self.cond_rows) // conditions.POOL)
+            out["condition_pool"] = self.cond_rows[::step][: conditions.POOL]
         return out
 
 
@@ -148,6 +166,11 @@ def dataset_from(cfg: DataConfig, raw: RawData | None, seed: int) -> Dataset:
 
 def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
     """The OU data or a random-walk family (`walks`), observed on a regular grid with entries dropped at random."""
+    if cfg.condition_columns:
+        raise DataError(
+            f"data.condition_columns: {cfg.dataset} data has no per-series columns to condition on; use a file "
+            "with data.id_column, weather (origin) or geolife (mode, user)"
+        )
     ts = ou.times(cfg.t_size)
     if cfg.dataset == "ou":
         values, names = ou.sample_ou(cfg.size, cfg.t_size, g), ["y"]
@@ -334,6 +357,20 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
     train[..., 1:] = (train[..., 1:] - mean) / std
     val[..., 1:] = (val[..., 1:] - mean) / std
     same_times = val.size(1) == ts.numel() and bool((val[..., 0] == ts).all())
+    specs = cond_train = cond_val = rows = val_rows = None
+    if cfg.condition_columns and cfg.conditional:
+        missing = [c for c in cfg.condition_columns if c not in train_w[0].static]
+        if missing:
+            known = ", ".join(train_w[0].static) or "none"
+            raise DataError(f"{raw.source}: no condition column {missing[0]!r}; its per-series columns: {known}")
+        rows, val_rows = [dict(w.static) for w in train_w], [dict(w.static) for w in val_w]
+        specs = conditions.fit_specs(cfg.condition_columns, rows)
+        if not _seen(specs, val_rows):
+            raise DataError(
+                f"{raw.source}: a held-out series has a condition value no training series has (whole series are "
+                "held out); set data.split: windows to hold out windows of every series, or lower data.val_fraction"
+            )
+        cond_train, cond_val = conditions.encode(specs, rows), conditions.encode(specs, val_rows)
     return Dataset(
         ts=ts,
         train=train,
@@ -347,10 +384,23 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
         transform=kinds,
         anchors=anchors,
         val_anchors=val_anchors,
+        condition_specs=specs,
+        cond_train=cond_train,
+        cond_val=cond_val,
+        cond_rows=rows,
+        cond_val_rows=val_rows,
     )
 
 
-def sample_batch(coeffs: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """A batch of coefficient rows drawn uniformly (with replacement) by `generator`."""
-    idx = torch.randint(0, coeffs.size(0), (batch_size,), generator=generator)
-    return coeffs[idx.to(coeffs.device)]
+def _seen(specs: list[dict], rows: list[dict]) -> bool:
+    """Whether every categorical value of `rows` is one the encoding knows."""
+    return all(str(r[s["name"]]) in s["values"] for s in specs if s["kind"] == "category" for r in rows)
+
+
+def sample_batch(
+    coeffs: torch.Tensor, batch_size: int, generator: torch.Generator, cond: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch of coefficient rows drawn uniformly (with replacement) by `generator`, and the same
+    rows of the condition vectors `cond` (None for an unconditional run)."""
+    idx = torch.randint(0, coeffs.size(0), (batch_size,), generator=generator).to(coeffs.device)
+    return coeffs[idx], None if cond is None else cond[idx]

@@ -90,7 +90,17 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
     ):
         if col and col not in frame.columns:
             raise DataError(f"{source}: no column {col!r} ({role}); columns: {', '.join(map(str, frame.columns))}")
-    special = {cfg.time_column, cfg.id_column} - {""}
+    for col in cfg.condition_columns:
+        if col not in frame.columns:
+            raise DataError(
+                f"{source}: no column {col!r} (data.condition_columns); columns: {', '.join(map(str, frame.columns))}"
+            )
+    if cfg.condition_columns and not cfg.id_column:
+        raise DataError(
+            f"{source}: data.condition_columns are per-series values, and one long series has one of each; "
+            "set data.id_column to tell the series apart"
+        )
+    special = {cfg.time_column, cfg.id_column, *cfg.condition_columns} - {""}
     if cfg.columns:
         channels = list(cfg.columns)
         for c in channels:
@@ -127,10 +137,32 @@ def read_table(cfg: DataConfig, frame, source: str) -> RawData:
     series = []
     for label, idx in groups:
         t = times[idx] if cfg.time_column else np.arange(len(idx), dtype=np.float64)
+        static = _static(frame, idx, cfg.condition_columns, label, source)
         series.append(
-            _checked(Series(label, t, values[idx]), source, cfg.time_column, cfg.id_column, cfg.duplicate_times)
+            _checked(
+                Series(label, t, values[idx], static=static),
+                source,
+                cfg.time_column,
+                cfg.id_column,
+                cfg.duplicate_times,
+            )
         )
     return RawData(source, [str(c) for c in channels], series, unit, by_id=bool(cfg.id_column))
+
+
+def _static(frame, idx: np.ndarray, columns, label: str, source: str) -> dict:
+    """A series' condition values: each column must hold one value throughout the series."""
+    out = {}
+    for col in columns:
+        values = frame[col].iloc[idx].dropna().unique()
+        if len(values) != 1:
+            what = "no value" if len(values) == 0 else f"{len(values)} values ({', '.join(map(str, values[:3]))})"
+            raise DataError(
+                f"{source}: series {label!r}: condition column {col!r} has {what}; a condition is one value per series"
+            )
+        value = values[0]
+        out[col] = value.item() if hasattr(value, "item") else value
+    return out
 
 
 # Beyond this, squares and variances overflow float64 while the data are normalised.

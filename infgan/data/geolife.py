@@ -122,7 +122,9 @@ def read_geolife(cfg: DataConfig) -> RawData:
                 if cfg.modes and mode not in cfg.modes:
                     continue
                 label = f"{user}/{plt.stem}#{k}"
-                trip = Series(label, times[part], to_metres(lat[part], lon[part]), group=user, static={"mode": mode})
+                trip = Series(
+                    label, times[part], to_metres(lat[part], lon[part]), group=user, static={"mode": mode, "user": user}
+                )
                 trip = _regular(_unique(trip, cfg.duplicate_times, str(plt)), cfg.resample)
                 if len(trip.times) >= MIN_POINTS:
                     series.append(trip)

@@ -10,7 +10,7 @@ fixed held-out set of real paths and generated paths from fixed noise, in normal
 `sequence` holds what the path-level metrics share; `path_level` runs them together.
 """
 
-from infgan.metrics.marginal import generate, lags, quality_metrics
+from infgan.metrics.marginal import generate, lags, per_condition, quality_metrics
 from infgan.metrics.path_level import PATH_METRICS, path_metrics
 
-__all__ = ["PATH_METRICS", "generate", "lags", "path_metrics", "quality_metrics"]
+__all__ = ["PATH_METRICS", "generate", "lags", "path_metrics", "per_condition", "quality_metrics"]

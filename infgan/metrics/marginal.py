@@ -21,6 +21,7 @@ show which channel a generator gets wrong; the averaged metrics above include ev
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,8 +85,32 @@ GENERATE_CHUNK = 1024  # paths per generator call: the noise is drawn chunk by c
 
 @torch.no_grad()
 def generate(
-    generator: torch.nn.Module, ts: torch.Tensor, n: int, seed: int, chunk: int = GENERATE_CHUNK
+    generator: torch.nn.Module,
+    ts: torch.Tensor,
+    n: int,
+    seed: int,
+    chunk: int = GENERATE_CHUNK,
+    cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`n` generated paths (n, time, 1 + data) from noise fixed by `seed`, in chunks."""
+    """`n` generated paths (n, time, 1 + data) from noise fixed by `seed`, in chunks; a conditional
+    generator takes `cond` (n, width), one condition vector per path."""
     rng = torch.Generator().manual_seed(seed)
-    return torch.cat([generator(ts, min(chunk, n - i), rng) for i in range(0, n, chunk)])
+    if cond is None:
+        return torch.cat([generator(ts, min(chunk, n - i), rng) for i in range(0, n, chunk)])
+    return torch.cat([generator(ts, min(chunk, n - i), rng, cond[i : i + chunk]) for i in range(0, n, chunk)])
+
+
+def per_condition(dataset: Any, fake: torch.Tensor) -> dict[str, float]:
+    """`val/score` per value of each categorical condition (`val/cond/NAME=VALUE/score`): the held-out
+    paths of that value against the generated paths made under it (row-aligned with them)."""
+    out: dict[str, float] = {}
+    if not dataset.condition_specs:
+        return out
+    from infgan.data.conditions import categories
+
+    for name, values in categories(dataset.condition_specs, dataset.cond_val_rows).items():
+        for value in sorted(set(values)):
+            rows = torch.tensor([v == value for v in values])
+            if int(rows.sum()) >= 2:
+                out[f"val/cond/{name}={value}/score"] = quality_metrics(dataset.val_grid[rows], fake[rows])["val/score"]
+    return out

@@ -29,21 +29,29 @@ class _VectorField(nn.Module):
 class Discriminator(nn.Module):
     """Scores each path (batch, time, 1 + data) with a neural CDE; one score per path."""
 
-    def __init__(self, data_size: int, cfg: ModelConfig):
+    def __init__(self, data_size: int, cfg: ModelConfig, cond_width: int = 0):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.cond_width = cfg, cond_width
         channels = 1 + data_size  # time is channel 0
-        self.initial = MLP(channels, cfg.hidden_size, cfg.mlp_size, cfg.num_layers, tanh=False)
+        # A conditional critic sees the condition vector beside the path's first value.
+        self.initial = MLP(channels + cond_width, cfg.hidden_size, cfg.mlp_size, cfg.num_layers, tanh=False)
         self.func = _VectorField(channels, cfg.hidden_size, cfg.mlp_size, cfg.num_layers)
         self.readout = nn.Linear(cfg.hidden_size, 1)
 
-    def forward(self, coeffs: torch.Tensor, adjoint: bool | None = None) -> torch.Tensor:
-        # coeffs: (batch, time, 1 + data) linear-interpolation coefficients -> (batch,)
+    def _initial(self, first: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        if (cond is None) != (self.cond_width == 0):
+            raise ValueError(f"this critic takes {self.cond_width} condition inputs; got {cond is not None}")
+        return self.initial(first if cond is None else torch.cat([first, cond], dim=1))
+
+    def forward(
+        self, coeffs: torch.Tensor, adjoint: bool | None = None, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # coeffs: (batch, time, 1 + data) linear-interpolation coefficients, cond: (batch, cond_width) -> (batch,)
         adjoint = self.cfg.adjoint if adjoint is None else adjoint
         if not adjoint:
-            return self.readout(self._final_state(coeffs)).squeeze(-1)
+            return self.readout(self._final_state(coeffs, cond)).squeeze(-1)
         path = torchcde.LinearInterpolation(coeffs)
-        h0 = self.initial(path.evaluate(path.interval[0]))
+        h0 = self._initial(path.evaluate(path.interval[0]), cond)
         self.func.time_scale = 1.0 / float(path.interval[-1]) if self.cfg.unit_time else 1.0
         kwargs = (
             {"adjoint_method": "adjoint_reversible_heun", "adjoint_params": (coeffs,) + tuple(self.func.parameters())}
@@ -63,7 +71,7 @@ class Discriminator(nn.Module):
         )
         return self.readout(hs[:, -1]).squeeze(-1)
 
-    def _final_state(self, coeffs: torch.Tensor) -> torch.Tensor:
+    def _final_state(self, coeffs: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The CDE's state at the last time (batch, hidden), as torchcde's `cdeint` with torchsde's
         reversible Heun computes it (an ODE with drift f(t, h) X'(t), X' piecewise constant and
         taken at each step's time, knots at 0 .. time - 1), by backpropagation through a plain
@@ -81,7 +89,7 @@ class Discriminator(nn.Module):
         def field(k: int, h: torch.Tensor) -> tuple[torch.Tensor, None]:
             return slopes(mlp(k, h)[0], k), None  # f(t_k, h) X'(t_k): (batch, hidden, channels) times (batch, channels)
 
-        h0 = self.initial(coeffs[:, 0])
+        h0 = self._initial(coeffs[:, 0], cond)
         return reversible_heun(field, h0, grid, None, final_only=True)
 
     @torch.no_grad()

@@ -17,16 +17,18 @@ class _VectorFields(nn.Module):
     sde_type = "stratonovich"
     noise_type = "general"
 
-    def __init__(self, hidden_size: int, noise_size: int, mlp_size: int, num_layers: int):
+    def __init__(self, hidden_size: int, noise_size: int, mlp_size: int, num_layers: int, cond_width: int = 0):
         super().__init__()
         self.hidden_size, self.noise_size = hidden_size, noise_size
         self.time_scale = 1.0  # set per solve: 1 / (last time) with model.unit_time
-        self.drift = MLP(1 + hidden_size, hidden_size, mlp_size, num_layers, tanh=True)
-        self.diffusion = MLP(1 + hidden_size, hidden_size * noise_size, mlp_size, num_layers, tanh=True)
+        self.condition: torch.Tensor | None = None  # set per solve: (batch, cond_width), a constant input
+        self.drift = MLP(1 + hidden_size + cond_width, hidden_size, mlp_size, num_layers, tanh=True)
+        self.diffusion = MLP(1 + hidden_size + cond_width, hidden_size * noise_size, mlp_size, num_layers, tanh=True)
 
     def _with_time(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        # t: (), x: (batch, hidden) -> (batch, 1 + hidden)
-        return torch.cat([(t * self.time_scale).expand(x.size(0), 1), x], dim=1)
+        # t: (), x: (batch, hidden) -> (batch, 1 + hidden [+ cond_width])
+        parts = [(t * self.time_scale).expand(x.size(0), 1), x]
+        return torch.cat(parts if self.condition is None else [*parts, self.condition], dim=1)
 
     def f_and_g(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # t: (), x: (batch, hidden) -> drift (batch, hidden), diffusion (batch, hidden, noise)
@@ -42,18 +44,22 @@ class _VectorFields(nn.Module):
     def on_grid(self, times: torch.Tensor):
         """`f_and_g` at grid index k instead of time t, for the times of a grid: the same values,
         drift and diffusion computed together (`fused_on_grid`)."""
-        both = fused_on_grid([self.drift, self.diffusion], times * self.time_scale)
+        both = fused_on_grid([self.drift, self.diffusion], times * self.time_scale, self.condition)
         return lambda k, x: tuple(both(k, x))  # (drift, diffusion flat (batch, hidden * noise))
 
 
 class Generator(nn.Module):
     """Maps (times, batch size, noise seed) to sample paths with time as channel 0."""
 
-    def __init__(self, data_size: int, cfg: ModelConfig):
+    def __init__(self, data_size: int, cfg: ModelConfig, cond_width: int = 0):
         super().__init__()
-        self.cfg = cfg
-        self.initial = MLP(cfg.initial_noise_size, cfg.hidden_size, cfg.mlp_size, cfg.num_layers, tanh=False)
-        self.func = _VectorFields(cfg.hidden_size, cfg.noise_size, cfg.mlp_size, cfg.num_layers)
+        self.cfg, self.cond_width = cfg, cond_width
+        # A conditional generator (cond_width > 0) takes the condition vector beside its initial
+        # noise and as a constant input of both vector fields.
+        self.initial = MLP(
+            cfg.initial_noise_size + cond_width, cfg.hidden_size, cfg.mlp_size, cfg.num_layers, tanh=False
+        )
+        self.func = _VectorFields(cfg.hidden_size, cfg.noise_size, cfg.mlp_size, cfg.num_layers, cond_width)
         self.readout = nn.Linear(cfg.hidden_size, data_size)
         # Why: the reference scales the initial MLP up (diverse starting points, as the data's
         # Y0 ~ U(-1, 1) is wide) and the vector fields down (a gentle SDE at init), which
@@ -64,11 +70,16 @@ class Generator(nn.Module):
             for p in self.func.parameters():
                 p.mul_(cfg.field_scale)
 
-    def forward(self, ts: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        # ts: (time,), -> (batch, time, 1 + data)
+    def forward(
+        self, ts: torch.Tensor, batch_size: int, generator: torch.Generator, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # ts: (time,), cond: (batch, cond_width) for a conditional generator -> (batch, time, 1 + data)
         device = ts.device
         init_noise = torch.randn(batch_size, self.cfg.initial_noise_size, generator=generator, device="cpu").to(device)
-        x0 = self.initial(init_noise)
+        if (cond is None) != (self.cond_width == 0):
+            raise ValueError(f"this generator takes {self.cond_width} condition inputs; got {cond is not None}")
+        self.func.condition = cond
+        x0 = self.initial(init_noise if cond is None else torch.cat([init_noise, cond], dim=1))
         self.func.time_scale = 1.0 / float(ts[-1]) if self.cfg.unit_time else 1.0
         if self.cfg.adjoint and torch.is_grad_enabled():
             # Only a backward pass needs the adjoint; generating without gradients (evaluation,

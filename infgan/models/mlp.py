@@ -42,10 +42,13 @@ class MLP(nn.Sequential):
 BLOCK_DIAGONAL_MAX = 8192
 
 
-def fused_on_grid(mlps: list[MLP], times: torch.Tensor) -> Callable[[int, torch.Tensor], list[torch.Tensor]]:
-    """MLPs of the same shape that all take (t, x), as one function of (grid index k, x) giving each
-    one's output: the same values as `[m(cat(t_k, x)) for m in mlps]`, in fewer operations per
-    call, for the many small calls of a solver.
+def fused_on_grid(
+    mlps: list[MLP], times: torch.Tensor, const: torch.Tensor | None = None
+) -> Callable[[int, torch.Tensor], list[torch.Tensor]]:
+    """MLPs of the same shape that all take (t, x) (or (t, x, c) with a `const` input c (batch, e)
+    fixed for the solve), as one function of (grid index k, x) giving each one's output: the same
+    values as `[m(cat(t_k, x[, c])) for m in mlps]`, in fewer operations per call, for the many
+    small calls of a solver.
 
     Built once per solve: the first layers' weights stacked (one product for all of them) with
     their time term at every grid time precomputed (no concatenation of t and x per call); later
@@ -58,7 +61,10 @@ def fused_on_grid(mlps: list[MLP], times: torch.Tensor) -> Callable[[int, torch.
     sizes = [layers[-1].out_features for layers in linears]
     weight = torch.cat([layers[0].weight for layers in linears])  # (sum of widths, 1 + x)
     bias = torch.cat([layers[0].bias for layers in linears])
-    first_x = weight[:, 1:].t()
+    extra = 0 if const is None else const.size(1)
+    first_x = weight[:, 1 : weight.size(1) - extra].t()
+    # The constant input's term, once per solve (batch, sum of widths).
+    const_term = None if const is None else const @ weight[:, weight.size(1) - extra :].t()
     widths = [layers[0].out_features for layers in linears]
     # One row per grid time, unbound once (indexing per call would cost a zero fill per backward).
     first_bias = (bias + times.unsqueeze(-1) * weight[:, 0]).unbind(0)
@@ -81,7 +87,7 @@ def fused_on_grid(mlps: list[MLP], times: torch.Tensor) -> Callable[[int, torch.
         later = [[((LIPSWISH * layers[d].weight).t(), layers[d].bias) for d in range(1, depth)] for layers in linears]
 
     def run(k: int, x: torch.Tensor) -> list[torch.Tensor]:
-        first = torch.addmm(first_bias[k], x, first_x)
+        first = torch.addmm(first_bias[k] if const_term is None else const_term + first_bias[k], x, first_x)
         outs = []
         for a, chain in zip([first] if fused else first.split(widths, dim=1), later):
             for w, b in chain:

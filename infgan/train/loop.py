@@ -44,9 +44,13 @@ class Evaluator:
         self.last_fake: torch.Tensor | None = None
 
     def __call__(self, state: TrainState, final: bool) -> dict[str, float]:
-        fake = metrics.generate(state.eval_generator(), self.ts, self.dataset.val.size(0), self.seed).cpu()
+        ds = self.dataset
+        # A conditional generator makes each held-out path's twin: the same conditions, row by row.
+        cond = None if ds.cond_val is None else ds.cond_val.to(self.ts.device)
+        fake = metrics.generate(state.eval_generator(), self.ts, ds.val.size(0), self.seed, cond=cond).cpu()
         self.last_fake = fake
-        out = metrics.quality_metrics(self.dataset.val_grid, fake, self.dataset.names)
+        out = metrics.quality_metrics(ds.val_grid, fake, ds.names)
+        out.update(metrics.per_condition(ds, fake))
         if self.when == "every" or (self.when == "end" and final):
             trtr = self.floors.get("val/pred_trtr", math.nan)
             out.update(metrics.path_metrics(self.dataset.val_grid, fake, float(self.dataset.ts[-1]), self.seed, trtr))
@@ -169,7 +173,7 @@ def fit(
         torch.set_num_threads(cfg.train.threads)
     run = RunDir(Path(out_dir))
     dataset = build_dataset(cfg.data, cfg.seed)
-    state = init_state(cfg, dataset.channels, ctx.device, ctx.rank)
+    state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width)
     players = Players(ctx.wrap(state.generator), ctx.wrap(state.discriminator))
 
     payload = ctx.restore(run.root, resume)
@@ -199,6 +203,8 @@ def fit(
     canvas = FrameCanvas(real, dataset.names, dataset.time_unit) if real is not None else None
 
     coeffs = dataset.coeffs(ctx.rank, ctx.world_size).to(ctx.device)
+    conds = dataset.conditions(ctx.rank, ctx.world_size)
+    conds = None if conds is None else conds.to(ctx.device)
     ts = dataset.ts.to(ctx.device)
     local_batch = cfg.train.batch_size // ctx.world_size
     evaluator = Evaluator(cfg, dataset, ts, floors)
@@ -250,7 +256,7 @@ def fit(
     )
     try:
         while status == "completed" and state.step < cfg.train.steps:
-            out = train_step(cfg, state, players, lambda: sample_batch(coeffs, local_batch, state.rng), ts)
+            out = train_step(cfg, state, players, lambda: sample_batch(coeffs, local_batch, state.rng, conds), ts)
             problem = _non_finite(out)
             if ctx.any_true(problem is not None):
                 status = "diverged"

@@ -134,11 +134,11 @@ class TrainState:
         self.progress = Progress.from_dict(sd["progress"] if "progress" in sd else sd.get("extra", {}))
 
 
-def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0) -> TrainState:
+def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0, cond_width: int = 0) -> TrainState:
     """Fresh models and optimisers; initial weights depend on the seed only, noise on (seed, rank)."""
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    generator = Generator(data_size, cfg.model).to(device)
-    discriminator = Discriminator(data_size, cfg.model).to(device)
+    generator = Generator(data_size, cfg.model, cond_width).to(device)
+    discriminator = Discriminator(data_size, cfg.model, cond_width).to(device)
     t = cfg.train
     g_opt = make_optimizer(
         t.generator_optimizer, generator.parameters(), t.generator_lr, t.generator_weight_decay, t.adam_betas

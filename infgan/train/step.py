@@ -27,13 +27,27 @@ class Players:
     discriminator: nn.Module
 
 
-def _fake(players: Players, ts: torch.Tensor, batch_size: int, rng: torch.Generator) -> torch.Tensor:
+# A training batch: real paths' interpolation coefficients and, for a conditional run, their
+# condition vectors (the fakes of the step are generated under the same conditions).
+Batch = tuple[torch.Tensor, torch.Tensor | None]
+
+
+def _fake(
+    players: Players, ts: torch.Tensor, batch_size: int, rng: torch.Generator, cond: torch.Tensor | None
+) -> torch.Tensor:
     """Generated paths as interpolation coefficients (batch, time, 1 + data)."""
-    return interpolation_coeffs(players.generator(ts, batch_size, rng))
+    if cond is None:  # the unconditional call, as before conditions existed
+        return interpolation_coeffs(players.generator(ts, batch_size, rng))
+    return interpolation_coeffs(players.generator(ts, batch_size, rng, cond))
 
 
 def _critic_terms(
-    cfg: Config, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator
+    cfg: Config,
+    discriminator: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    rng: torch.Generator,
+    cond: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
     """Scores of real and fake paths (and the gradient penalty) from ONE critic forward pass."""
     # One forward over the concatenation, not one per input: cheaper, and under DDP each
@@ -43,9 +57,10 @@ def _critic_terms(
     if kind == "wgan_gp":
         parts.append(interpolate(real, fake, rng))
     inputs = torch.cat(parts)
+    extra = {} if cond is None else {"cond": torch.cat([cond] * len(parts))}
     # Double backward (the penalty's gradient of a gradient) does not go through torchsde's
     # adjoint, so the critic backpropagates through its solver under wgan_gp.
-    scores = discriminator(inputs, adjoint=False) if kind == "wgan_gp" else discriminator(inputs)
+    scores = discriminator(inputs, adjoint=False, **extra) if kind == "wgan_gp" else discriminator(inputs, **extra)
     real_s, fake_s = scores[:n], scores[n : 2 * n]
     critic_loss, generator_loss = adversarial_losses(kind, real_s, fake_s)
     gp = gradient_penalty(scores[2 * n :], inputs) if kind == "wgan_gp" else torch.zeros((), device=real.device)
@@ -66,26 +81,27 @@ def _finish_critic(cfg: Config, state: TrainState) -> None:
 
 
 def critic_step(
-    cfg: Config, state: TrainState, players: Players, real: torch.Tensor, ts: torch.Tensor
+    cfg: Config, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Update the critic only, against a fresh fake batch, from zeroed gradients."""
+    real, cond = batch
     with torch.no_grad():
-        fake = _fake(players, ts, real.size(0), state.rng)
+        fake = _fake(players, ts, real.size(0), state.rng, cond)
     state.d_opt.zero_grad(set_to_none=True)
-    terms = _critic_terms(cfg, players.discriminator, real, fake, state.rng)
+    terms = _critic_terms(cfg, players.discriminator, real, fake, state.rng, cond)
     terms["critic_loss"].backward()
     _finish_critic(cfg, state)
     return {k: v.detach() for k, v in terms.items()}
 
 
 def generator_step(
-    cfg: Config, state: TrainState, players: Players, batch_size: int, ts: torch.Tensor
+    cfg: Config, state: TrainState, players: Players, batch_size: int, ts: torch.Tensor, cond: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
-    """Update the generator only; no gradient reaches the critic's parameters."""
+    """Update the generator only (under the conditions `cond`); no gradient reaches the critic's parameters."""
     state.g_opt.zero_grad(set_to_none=True)
-    fake = _fake(players, ts, batch_size, state.rng)
+    fake = _fake(players, ts, batch_size, state.rng, cond)
     # The plain critic, not a DDP wrapper: it takes no gradient here, so no reducer may wait.
-    scores = state.discriminator(fake)
+    scores = state.discriminator(fake) if cond is None else state.discriminator(fake, cond=cond)
     _, generator_loss = adversarial_losses(cfg.loss.kind, scores, scores)
     generator_loss.backward(inputs=list(state.generator.parameters()))
     state.g_opt.step()
@@ -93,13 +109,14 @@ def generator_step(
 
 
 def joint_step(
-    cfg: Config, state: TrainState, players: Players, real: torch.Tensor, ts: torch.Tensor
+    cfg: Config, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The reference's 1:1 simultaneous update: both players step from the same fake batch."""
+    real, cond = batch
     state.g_opt.zero_grad(set_to_none=True)
     state.d_opt.zero_grad(set_to_none=True)
-    fake = _fake(players, ts, real.size(0), state.rng)
-    terms = _critic_terms(cfg, players.discriminator, real, fake, state.rng)
+    fake = _fake(players, ts, real.size(0), state.rng, cond)
+    terms = _critic_terms(cfg, players.discriminator, real, fake, state.rng, cond)
     if cfg.loss.kind in ZERO_SUM:
         # For Wasserstein losses the generator's loss is minus the critic's (the penalty uses
         # detached fakes), so one backward pass gives both gradients: negate the generator's.
@@ -116,14 +133,15 @@ def joint_step(
 
 
 def train_step(
-    cfg: Config, state: TrainState, players: Players, next_real: Callable[[], torch.Tensor], ts: torch.Tensor
+    cfg: Config, state: TrainState, players: Players, next_real: Callable[[], Batch], ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """One generator step: joint when n_critic == 1, else n_critic critic steps then a generator step."""
     if cfg.train.n_critic == 1:
         return joint_step(cfg, state, players, next_real(), ts)
     for _ in range(cfg.train.n_critic):
         # Each critic step: a fresh real batch, a fresh fake batch, zeroed gradients.
-        real = next_real()
-        out = critic_step(cfg, state, players, real, ts)
-    out.update(generator_step(cfg, state, players, real.size(0), ts))
+        batch = next_real()
+        out = critic_step(cfg, state, players, batch, ts)
+    real, cond = batch  # the generator step takes the last real batch's size and conditions
+    out.update(generator_step(cfg, state, players, real.size(0), ts, cond))
     return out
