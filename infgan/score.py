@@ -28,7 +28,7 @@ import torch
 
 from infgan.config import ConfigError
 from infgan.data import conditions, transforms
-from infgan.data.dataset import build_dataset, interpolation_coeffs, windows
+from infgan.data.dataset import build_dataset, interpolation_coeffs, stack_windows, windows
 from infgan.data.files import DataError, Series, read_file
 from infgan.text import format_table
 from infgan.train.checkpoint import load_latest_intact
@@ -62,14 +62,7 @@ def critic_scores(critic: torch.nn.Module, paths: torch.Tensor, cond: torch.Tens
 
 def _as_paths(ws: list[Series], t_size: int, described: dict, source: str) -> torch.Tensor:
     """Windows as the critic's input: (n, t_size, 1 + channels), normalised like the run's data."""
-    unit = float(described.get("time_scale", 1.0))
-    out = np.full((len(ws), t_size, 1 + ws[0].values.shape[1]), np.nan)
-    for i, w in enumerate(ws):
-        n = len(w.times)
-        out[i, :n, 0] = (w.times - w.times[0]) / unit
-        out[i, n:, 0] = out[i, n - 1, 0]
-        out[i, :n, 1:] = w.values
-    paths = torch.tensor(out, dtype=torch.get_default_dtype())
+    paths = stack_windows(ws, t_size, float(described.get("time_scale", 1.0)))
     kinds = described.get("transform") or ["none"] * (paths.size(-1) - 1)
     paths[..., 1:] = transforms.forward(paths[..., 1:], kinds, described["channels"], source)
     mean, std = torch.tensor(described["mean"]), torch.tensor(described["std"])

@@ -304,7 +304,7 @@ def median_interval(raw: RawData) -> float:
     return float(np.median(np.concatenate([np.diff(s.times) for s in raw.series])))
 
 
-def _stack(ws: list[Series], t_size: int, unit: float) -> torch.Tensor:
+def stack_windows(ws: list[Series], t_size: int, unit: float) -> torch.Tensor:
     """Windows as (n, t_size, 1 + channels): time since the window's start in `unit`s, padded at the end."""
     out = np.full((len(ws), t_size, 1 + ws[0].values.shape[1]), np.nan)
     for i, w in enumerate(ws):
@@ -344,7 +344,7 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
             f"{raw.source}: no training or held-out window of data.t_size {cfg.t_size} points; "
             f"lower data.t_size or data.val_fraction"
         )
-    train, val = _stack(train_w, cfg.t_size, unit), _stack(val_w, cfg.t_size, unit)
+    train, val = stack_windows(train_w, cfg.t_size, unit), stack_windows(val_w, cfg.t_size, unit)
     kinds = transforms.per_channel(cfg.transform, raw.channels, raw.source)
     anchors, val_anchors = transforms.first_observed(train[..., 1:]), transforms.first_observed(val[..., 1:])
     train[..., 1:] = transforms.forward(train[..., 1:], kinds, raw.channels, raw.source)
