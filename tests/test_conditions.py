@@ -50,7 +50,8 @@ def test_conditions_are_encoded_per_series_and_refused_when_unknown(tmp_path):
     specs = ds.condition_specs
     assert specs[0] == {"name": "kind", "kind": "category", "values": ["down", "up"]} and specs[1]["kind"] == "number"
     assert ds.cond_train.shape == (ds.train.size(0), 3) and ds.cond_val.shape == (ds.val.size(0), 3)
-    off = build_dataset(cfg_for(tmp_path / "d.csv", "data.conditional=false").data, 0)  # the search-space switch
+    switched = cfg_for(tmp_path / "d.csv", "data.condition_columns=[kind, size]", "data.conditional=false")
+    off = build_dataset(switched.data, 0)  # the search-space switch: the same data, no conditions
     assert off.cond_train is None and off.cond_width == 0 and torch.equal(off.train, ds.train)
     ups = [r["kind"] == "up" for r in ds.cond_rows]
     assert torch.equal(ds.cond_train[:, 1], torch.tensor(ups, dtype=torch.float32))

@@ -232,3 +232,15 @@ def test_a_score_blow_up_under_clipped_losses_ends_the_run_as_diverged(tmp_path,
     off = ["--set", "eval.diverge_factor=0"]
     assert main(["train", "--out", str(tmp_path / "o"), "--no-progress", *args, *off]) == 0
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["steps"] == 40
+
+
+def test_the_step_reached_is_read_from_both_checkpoint_layouts(tmp_path):
+    """Ours (step_N.pt) and Ray Train's (step_N/state.pt): a resumed --workers run has the latter."""
+    from infgan.train.run_dir import RunDir
+
+    run = RunDir(tmp_path)
+    assert run.reached_step() == 0
+    (tmp_path / "checkpoints" / "step_000040").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step_000040" / "state.pt").write_bytes(b"x")
+    (tmp_path / "checkpoints" / "step_000020.pt").write_bytes(b"x")
+    assert run.reached_step() == 40

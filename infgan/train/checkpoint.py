@@ -37,6 +37,15 @@ def checkpoints(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def step_of(path: Path) -> int:
+    """The step of a checkpoint `checkpoints` found: from `step_NNNNNN.pt`, or from the directory
+    of Ray Train's `step_NNNNNN/state.pt`."""
+    m = _NAME.match(path.name) or _NAME.match(path.parent.name)
+    if m is None:
+        raise ValueError(f"{path} is not a checkpoint of infgan's naming")
+    return int(m.group(1))
+
+
 def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """Write the checkpoint of `step` and delete all but the newest `keep`."""
     path = directory / f"step_{step:06d}.pt"

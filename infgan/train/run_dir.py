@@ -10,7 +10,7 @@ from typing import Any
 
 from infgan.atomic import write_json_atomic, write_text_atomic
 from infgan.config import Config, ConfigError, flatten, from_dict, read_yaml, save_config, to_dict
-from infgan.train.checkpoint import checkpoints
+from infgan.train.checkpoint import checkpoints, step_of
 
 # What `--resume --set` may change: how long the run trains and how often it evaluates and
 # checkpoints. None of them changes a step's numbers, so an extended run matches one trained
@@ -102,7 +102,7 @@ class RunDir:
     def reached_step(self) -> int:
         """The step of the run's latest checkpoint (0 when there is none)."""
         found = checkpoints(self.checkpoints)
-        return int(found[-1].stem.split("_")[-1]) if found else 0
+        return step_of(found[-1]) if found else 0
 
     def extend(self, cfg: Config) -> None:
         """Record the accepted changes of a resume in config.yaml (later resumes compare with them)."""
