@@ -27,7 +27,6 @@ import math
 
 import numpy as np
 import torch
-from scipy import stats
 
 from infgan.config import DataConfig
 
@@ -57,7 +56,7 @@ def increments(cfg: DataConfig, n: int, g: torch.Generator) -> torch.Tensor:
     if cfg.dataset == "cauchy":
         return s * torch.tan(math.pi * (u - 0.5))
     a = cfg.truncation  # trunc_gauss: the normal's quantile function restricted to [-a, a]
-    lo = stats.norm.cdf(-a)
+    lo = float(torch.special.ndtr(torch.tensor(-a, dtype=torch.float64)))
     return s * torch.special.ndtri(lo + u * (1 - 2 * lo))
 
 
@@ -75,6 +74,8 @@ def reference_quantiles(
 ) -> tuple[np.ndarray, str]:
     """Quantiles (t_size, len(qs)) of every point of one dimension of the family's walk, and how
     they were found ("closed form" or "Monte Carlo")."""
+    from scipy import stats  # here, not at import: scipy.stats costs 15 MB of every process that loads data
+
     k = np.arange(1, cfg.t_size + 1)[:, None]  # increments summed at each point
     q = np.asarray(qs)[None, :]
     if cfg.dataset == "gauss":
