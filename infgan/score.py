@@ -80,6 +80,8 @@ def score_file(run_dir: Path, data_path: Path) -> list[dict]:
         raise ConfigError(f"{run_dir}: no data.json; is this an infgan run directory?")
     described = json.loads(run.data_path.read_text())
     names = list(described["channels"])
+    if not Path(data_path).is_file():
+        raise ConfigError(f"--data {data_path}: no such file; give a file in the run's data format (csv/parquet/npz)")
     # The run's own reading rules (columns, time and id columns), on the new file.
     file_cfg = dataclasses.replace(cfg.data, path=str(data_path))
     raw = read_file(file_cfg, str(data_path))

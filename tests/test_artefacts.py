@@ -218,6 +218,8 @@ def test_score_refuses_a_file_with_other_channels_and_a_run_without_a_critic(tmp
     assert main(["score", str(run), "--data", str(tmp_path / "two.npz")]) == 2
     err = capsys.readouterr().err.strip()
     assert "channels a, b are not the run's y" in err and len(err.splitlines()) == 1
+    assert main(["score", str(run), "--data", str(tmp_path / "none.csv")]) == 2
+    assert "--data " in capsys.readouterr().err
     for p in (run / "checkpoints").iterdir():
         p.unlink()
     np.savez(tmp_path / "one.npz", paths=np.zeros((3, 8, 1)), channels=np.array(["y"]))
