@@ -166,3 +166,13 @@ def test_asha_judges_the_value_at_the_rung_or_the_best_so_far(tmp_path, judge, m
     else:
         assert seen == ([3.0, 1.0, 1.0] if mode == "min" else [3.0, 3.0, 3.0])
     assert asha.judged("t2", {"step": 1}) == {"step": 1}  # a record without the metric passes as it is
+
+
+def test_a_base_value_outside_its_domain_is_left_to_the_searcher():
+    """families.yaml sweeps data.dataset over four families from a base on ou: its first point keeps
+    the base's learning rates but not its dataset, which Optuna then samples (it refused 'ou')."""
+    space = load_space("search_spaces/families.yaml")
+    (first,) = space.first_points()
+    assert "data.dataset" not in first and set(first) == {"train.generator_lr", "train.discriminator_lr"}
+    assert all(p.contains(first[p.path]) for p in space.params if p.path in first)
+    assert not next(p for p in space.params if p.path == "data.dataset").contains("ou")

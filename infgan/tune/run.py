@@ -146,7 +146,7 @@ def run_sweep(
         from infgan.limits import check_run_memory
 
         check_local("one trial", *trial_cost(space))
-        first = space.trial_config(space.first_points()[0])
+        first = space.trial_config((space.first_points() or [{}])[0])
         check_run_memory(first, channels=max(1, len(first.data.columns)))
     with ray_session(address):
         import ray
