@@ -58,6 +58,11 @@ def test_bounds_written_as_yaml_strings_are_numbers():
         (("base", "overrides"), {"train": 5}, "'train' must be a mapping"),
         (("parameters", "model.hidden_size"), {"type": "uniform", "low": 1.0, "high": 2.0}, "is an integer"),
         (("parameters", "loss.kind"), {"type": "choice", "values": ["hinge"]}, "'loss.kind' must be one of"),
+        (
+            ("points",),
+            [{"loss.kind": "gan"}],
+            "points: 'loss.kind' 'gan' is not one of its values (wgan_clip, wgan_gp)",
+        ),
         (("parameters", "loss.kind"), {"type": "choice", "values": []}, "non-empty list"),
         (
             ("parameters", "loss.gp_weight"),

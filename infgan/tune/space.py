@@ -346,6 +346,9 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
             if k not in params:
                 raise ConfigError(f"{name}: points: '{k}' is not a searched parameter")
             check_value(k, paths[k][0], v, paths[k][1])
+            if params[k].type == "choice" and not params[k].contains(v):
+                allowed = ", ".join(map(str, params[k].values))
+                raise ConfigError(f"{name}: points: '{k}' {v!r} is not one of its values ({allowed})")
     # Each trial trains the budget and evaluates (and checkpoints) at every report; a sweep that
     # optimises a path-level metric needs it at every evaluation, not only at the end.
     evaluation: dict[str, Any] = {"every": eval_every}
