@@ -31,7 +31,7 @@ from infgan.data import conditions
 from infgan.metrics.marginal import GENERATE_CHUNK
 from infgan.models import Generator
 from infgan.models.solver import Grid
-from infgan.sample import CONDITION_STREAM
+from infgan.sample import CONDITION_STREAM, load_run_generator
 
 SUFFIXES = (".ts", ".pt")
 
@@ -209,8 +209,6 @@ class ExportedGenerator(nn.Module):
 
 def export_generator(run_dir: Path, out: Path) -> Path:
     """Write the run's generator (final, or the latest checkpoint's) as a TorchScript file at `out`."""
-    from infgan.sample import load_run_generator
-
     if out.suffix == ".pt2":
         raise ConfigError(
             f"--out {out}: .pt2 (torch.export) cannot hold a generator seeded inside it; use .ts (TorchScript)"

@@ -23,6 +23,7 @@ uniform, whose sums have no simple closed form.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -82,6 +83,6 @@ def reference_quantiles(
         return cfg.scale * np.sqrt(k) * stats.norm.ppf(q), "closed form"
     if cfg.dataset == "cauchy":
         return cfg.scale * k * np.tan(np.pi * (q - 0.5)), "closed form"
-    mc = DataConfig(**{**cfg.__dict__, "dims": 1, "correlation": 0.0})
+    mc = dataclasses.replace(cfg, dims=1, correlation=0.0)
     paths = increments(mc, MONTE_CARLO_PATHS, torch.Generator().manual_seed(0)).cumsum(1)[..., 0].numpy()
     return np.quantile(paths, qs, axis=0).T, "Monte Carlo"

@@ -53,7 +53,7 @@ class Evaluator:
         out.update(metrics.per_condition(ds, fake))
         if self.when == "every" or (self.when == "end" and final):
             trtr = self.floors.get("val/pred_trtr", math.nan)
-            out.update(metrics.path_metrics(self.dataset.val_grid, fake, float(self.dataset.ts[-1]), self.seed, trtr))
+            out.update(metrics.path_metrics(ds.val_grid, fake, float(ds.ts[-1]), self.seed, trtr))
         return {**out, **self.floors}
 
 
