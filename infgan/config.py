@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from infgan.losses import KINDS as LOSS_KINDS
+
 
 class ConfigError(ValueError):
     """A bad config key or value; the message is one line for the user.
@@ -42,11 +44,12 @@ def _opt(
     gt: float | None = None,
     lt: float | None = None,
     pattern: str | None = None,
+    critic: bool = False,
 ) -> Any:
-    """A config field with its documentation and the values it allows."""
-    return field(
-        default=default, metadata={"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt, "pattern": pattern}
-    )
+    """A config field with its documentation and the values it allows; `critic`: it concerns the CDE
+    critic only, and a loss kind without one refuses it."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt, "pattern": pattern, "critic": critic}
+    return field(default=default, metadata=meta)
 
 
 DATASETS = (
@@ -158,8 +161,37 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: str = _opt("gan", "adversarial loss", choices=("wgan_clip", "wgan_gp", "gan"))
-    gp_weight: float = _opt(10.0, "gradient-penalty weight (wgan_gp only)", ge=0)
+    kind: str = _opt(
+        "gan",
+        "what the generator is trained on: a CDE critic's adversarial loss (gan, wgan_clip, wgan_gp), or the "
+        "signature-kernel score against each real batch with no critic (sig_score)",
+        choices=tuple(LOSS_KINDS),
+    )
+    gp_weight: float = _opt(10.0, "gradient-penalty weight (wgan_gp only)", ge=0, critic=True)
+    sig_weight: float = _opt(
+        0.0,
+        "adversarial kinds: weight of the signature-kernel score added to the generator's loss (0 = none)",
+        ge=0,
+        critic=True,
+    )
+    sig_kernel: str = _opt("rbf", "signature kernel's static kernel on path points", choices=("rbf", "linear"))
+    sig_sigma: float = _opt(1.0, "RBF static kernel's scale: exp(-|a - b|^2 / sig_sigma)", gt=0)
+    sig_scale: float = _opt(1.0, "the normalised path values are multiplied by this before the kernel", gt=0)
+    sig_dyadic_order: int = _opt(0, "signature kernel PDE grid refined by 2^order per axis", ge=0)
+    sig_time_aug: bool = _opt(True, "the kernel sees time (rescaled to [0, 1]) as a channel")
+    sig_basepoint: bool = _opt(True, "the kernel sees each path start from the origin (so it sees the start)")
+    sig_points: int = _opt(
+        16,
+        "time points the kernel sees per step: the first and a random subset, drawn afresh each step "
+        "(the cost grows with their square); 0 = every point",
+        ge=0,
+    )
+    fdm_pairs: int = _opt(64, "fdm: pairs of times whose joint law is matched per step", ge=1)
+    fdm_kernel: str = _opt(
+        "rbf",
+        "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / sig_sigma)) or energy (-|a - b|, the energy score)",
+        choices=("rbf", "energy"),
+    )
 
 
 _OPTIMISERS = ("adadelta", "adam", "rmsprop")
@@ -169,13 +201,15 @@ _OPTIMISERS = ("adadelta", "adam", "rmsprop")
 class TrainConfig:
     steps: int = _opt(1000, "generator steps", ge=1)
     batch_size: int = _opt(128, "global batch size (split across workers)", ge=1)
-    n_critic: int = _opt(1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1)
+    n_critic: int = _opt(
+        1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1, critic=True
+    )
     generator_lr: float = _opt(4.6e-2, "generator learning rate", gt=0)
-    discriminator_lr: float = _opt(0.12, "discriminator learning rate", gt=0)
+    discriminator_lr: float = _opt(0.12, "discriminator learning rate", gt=0, critic=True)
     generator_optimizer: str = _opt("adadelta", "generator optimiser", choices=_OPTIMISERS)
-    discriminator_optimizer: str = _opt("adadelta", "discriminator optimiser", choices=_OPTIMISERS)
+    discriminator_optimizer: str = _opt("adadelta", "discriminator optimiser", choices=_OPTIMISERS, critic=True)
     generator_weight_decay: float = _opt(0.01, "generator weight decay", ge=0)
-    discriminator_weight_decay: float = _opt(0.01, "discriminator weight decay", ge=0)
+    discriminator_weight_decay: float = _opt(0.01, "discriminator weight decay", ge=0, critic=True)
     adam_betas: tuple[float, float] = _opt((0.5, 0.9), "Adam betas (adam only)")
     swa_start: int = _opt(500, "step from which weights are averaged (evaluation uses the average)", ge=0)
     ema_decay: float = _opt(
@@ -332,6 +366,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 def from_dict(data: Mapping[str, Any] | None) -> Config:
     """Build a Config from nested overrides (missing keys keep their defaults)."""
     cfg = _build(Config, data, "")
+    if cfg.loss.sig_points == 1:
+        raise ConfigError("'loss.sig_points' must be 0 (every point) or at least 2, got 1")
     d = cfg.data
     if d.dims > 1 and d.correlation <= -1 / (d.dims - 1):
         # Every pair at rho: the correlation matrix is positive definite only for rho > -1/(dims - 1).
@@ -466,11 +502,46 @@ def check_sections(data: Mapping[str, Any], where: str) -> None:
             raise ConfigError(f"{where}: '{key}' must be a mapping of keys to values, got {value!r}")
 
 
+def critic_paths() -> list[str]:
+    """The dotted paths of the settings that concern the CDE critic only."""
+    return [path for path, (_, meta) in config_paths().items() if meta.get("critic")]
+
+
+def check_applies(overrides: Mapping[str, Any], cfg: Config, where: str) -> None:
+    """Refuse critic settings given (in `overrides`) for a loss kind that trains no critic."""
+    from infgan.losses import needs_critic
+
+    if needs_critic(cfg.loss.kind):
+        return
+    critic = critic_paths()
+    given = [key for key in flatten(overrides) if key in critic]
+    if given:
+        raise ConfigError(
+            f"{where}: '{given[0]}' is a critic setting, and loss.kind {cfg.loss.kind} trains no critic; "
+            f"remove it (critic settings: {', '.join(critic)})"
+        )
+
+
+def applicable_dict(cfg: Config) -> dict[str, Any]:
+    """`to_dict(cfg)` without the critic settings when the loss kind trains no critic."""
+    from infgan.losses import needs_critic
+
+    flat = flatten(to_dict(cfg))
+    if not needs_critic(cfg.loss.kind):
+        for key in critic_paths():
+            flat.pop(key, None)
+    return unflatten(flat)
+
+
 def load_config(source: str | None = None, sets: Iterable[str] = ()) -> Config:
     """Defaults, then a file or preset, then `--set` overrides; validated."""
-    return from_dict(merge(source_overrides(source), parse_set(sets)))
+    overrides = merge(source_overrides(source), parse_set(sets))
+    cfg = from_dict(overrides)
+    check_applies(overrides, cfg, "--config/--set" if source is None else f"{source} and --set")
+    return cfg
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the resolved config so `infgan train --config PATH` reproduces the run."""
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Write the resolved config so `infgan train --config PATH` reproduces the run (the settings
+    that apply to its loss kind)."""
+    Path(path).write_text(yaml.safe_dump(applicable_dict(cfg), sort_keys=False))

@@ -1,7 +1,14 @@
 """`infgan score`: the trained critic's score of every series or window of a file, as anomaly scores.
 
 The critic learnt to score real paths above generated ones, so a path it scores low looks unlike
-the training data to it. Each series of the file is cut into windows as training cut them
+the training data to it. A run trained without a critic (`sig_score`, `fdm`) scores each path by
+its signature-kernel score against the generator's paths instead (the run's `loss.sig_*`
+settings), negated so that here too low means unusual: -phi(P, y) = 2 E k(X, y) - E k(X, X'), P
+the trained generator's law (`SAMPLE` paths from a fixed seed; for a conditional run, under
+conditions drawn from the training windows', so the score is against the generator's mixture over
+conditions).
+
+Each series of the file is cut into windows as training cut them
 (`data.t_size` points every `data.stride` rows; a shorter series is one window), its times
 rescaled by the run's time unit, its values transformed and normalised with the run's own
 statistics (data.json) — the same path to the critic as a training window. The critic is the
@@ -20,6 +27,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +39,8 @@ from infgan.config import ConfigError
 from infgan.data import conditions, transforms
 from infgan.data.dataset import build_dataset, interpolation_coeffs, stack_windows, windows
 from infgan.data.files import DataError, Series, read_file
+from infgan.losses.sig_kernel import SignatureScore
+from infgan.metrics import generate
 from infgan.text import format_table
 from infgan.train.checkpoint import load_latest_intact
 from infgan.train.run_dir import RunDir
@@ -39,14 +50,31 @@ CHUNK = 1024  # paths per critic call
 COLUMNS = ("rank", "series", "start", "end", "points", "score", "percentile")
 
 
-def _critic(run: RunDir, data_size: int, cond_width: int) -> torch.nn.Module:
+Scorer = Callable[[torch.Tensor, "torch.Tensor | None"], np.ndarray]
+SAMPLE = 512  # generated paths a kernel score is taken against
+
+
+def _scorer(run: RunDir, data_size: int, cond_width: int) -> Scorer:
+    """The run's scores of normalised paths: its critic's, or (no critic) its kernel score's."""
     cfg = run.saved_config()
     found = load_latest_intact(run.checkpoints)
     if found is None:
-        raise ConfigError(f"{run.root}: no checkpoint holds a critic; train first (infgan train --out {run.root})")
+        raise ConfigError(f"{run.root}: no checkpoint to score with; train first (infgan train --out {run.root})")
     state = init_state(cfg, data_size, torch.device("cpu"), cond_width=cond_width)
     state.load_state_dict(found[1])
-    return state.eval_discriminator().eval()
+    critic = state.eval_discriminator()
+    if critic is not None:
+        return lambda paths, cond: critic_scores(critic.eval(), paths, cond)
+    described = json.loads(run.data_path.read_text())
+    ts = torch.tensor(described["times"], dtype=torch.get_default_dtype())
+    cond = None
+    if cond_width:
+        pool = described["condition_pool"]
+        rows = [pool[i] for i in torch.randint(0, len(pool), (SAMPLE,), generator=torch.Generator().manual_seed(0))]
+        cond = conditions.encode(described["conditions"], rows)
+    sample = generate(state.eval_generator().eval(), ts, SAMPLE, 0, cond=cond)
+    kernel = SignatureScore(cfg.loss)
+    return lambda paths, _: (-kernel.per_path(sample, interpolation_coeffs(paths))).double().numpy()
 
 
 @torch.no_grad()
@@ -72,8 +100,6 @@ def _as_paths(ws: list[Series], t_size: int, described: dict, source: str) -> to
 
 def score_file(run_dir: Path, data_path: Path) -> list[dict]:
     """Every window of `data_path`, scored and ranked (lowest score first), with its percentile."""
-    import json
-
     run = RunDir(Path(run_dir))
     cfg = run.saved_config()
     if not run.data_path.exists():
@@ -93,11 +119,11 @@ def score_file(run_dir: Path, data_path: Path) -> list[dict]:
     t_size, stride = cfg.data.t_size, cfg.data.stride or cfg.data.t_size
     ws = [w for s in raw.series for w in windows(s, t_size, stride)]
     specs = described.get("conditions") or []
-    critic = _critic(run, len(names), conditions.width(specs))
+    score = _scorer(run, len(names), conditions.width(specs))
     cond = conditions.encode(specs, [w.static for w in ws]) if specs else None  # the file's own conditions
-    scores = critic_scores(critic, _as_paths(ws, t_size, described, str(data_path)), cond)
+    scores = score(_as_paths(ws, t_size, described, str(data_path)), cond)
     held_out = build_dataset(cfg.data, cfg.seed)
-    reference = np.sort(critic_scores(critic, held_out.val, held_out.cond_val))
+    reference = np.sort(score(held_out.val, held_out.cond_val))
     rows: list[dict[str, Any]] = [
         {
             "series": w.label,
@@ -128,4 +154,4 @@ def scores_table(rows: list[dict], top: int) -> str:
         [str(r["rank"]), r["series"], f"{r['start']:g}", f"{r['end']:g}", f"{r['score']:.4g}", f"{r['percentile']:.1f}"]
         for r in rows[:top]
     ]
-    return format_table(["rank", "series", "start", "end", "critic score", "held-out percentile"], shown)
+    return format_table(["rank", "series", "start", "end", "score", "held-out percentile"], shown)

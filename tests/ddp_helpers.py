@@ -7,11 +7,12 @@ import os
 import torch
 import torch.distributed as dist
 
+from infgan import losses
 from infgan.data import build_dataset
-from infgan.data.dataset import sample_batch
+from infgan.data.dataset import Batch, sample_batch
 from infgan.train.context import DistributedContext
 from infgan.train.state import init_state
-from infgan.train.step import Players, critic_step, generator_step, joint_step
+from infgan.train.step import Players, critic_step, direct_step, generator_step, joint_step
 
 from conftest import tiny
 
@@ -24,23 +25,47 @@ CASES = [
     ("generator", "wgan_gp"),
     ("generator", "gan"),
 ]
+# Losses that couple the paths of a batch (a kernel over pairs): the ranks' gradients averaged must be
+# the gradient over the whole batch, which no average of per-half gradients gives.
+COUPLED = [("direct", "sig_score"), ("direct", "fdm"), ("joint", "gan+sig"), ("generator", "wgan_clip+sig")]
 BATCH = 8
 
 
 def case_setup(kind: str):
-    cfg = tiny(f"loss.kind={kind}", f"train.batch_size={BATCH}")
+    """The config, data and the real batch (with its observed mask) of a case; `KIND+sig` adds a kernel term."""
+    name, _, sig = kind.partition("+")
+    cfg = tiny(f"loss.kind={name}", f"train.batch_size={BATCH}", *(["loss.sig_weight=0.5"] if sig else []))
     data = build_dataset(cfg.data, cfg.seed)
-    real, _ = sample_batch(data.coeffs(), BATCH, torch.Generator().manual_seed(11))
-    return cfg, data, real
+    batch = sample_batch(data.coeffs(), BATCH, torch.Generator().manual_seed(11), None, data.observed())
+    return cfg, data, batch
 
 
-def run_step(which: str, cfg, state, players, real, ts) -> None:
+def run_step(which: str, cfg, state, players, batch: Batch, ts) -> None:
+    loss = losses.build(cfg.loss)
     if which == "joint":
-        joint_step(cfg, state, players, (real, None), ts)
+        joint_step(loss, state, players, batch, ts)
     elif which == "critic":
-        critic_step(cfg, state, players, (real, None), ts)
+        critic_step(loss, state, players, batch, ts)
+    elif which == "direct":
+        direct_step(loss, state, players, batch, ts)
     else:
-        generator_step(cfg, state, players, real.size(0), ts, None)
+        generator_step(loss, state, players, batch, ts)
+
+
+def half(batch: Batch, rank: int, world: int) -> Batch:
+    """Rank `rank`'s share of `batch`."""
+    share = BATCH // world
+    return Batch(*(None if x is None else x[rank * share : (rank + 1) * share] for x in batch))
+
+
+def params_of(state) -> dict:
+    """Parameters after a step, and the generator's gradients of it (Adadelta's first step hardly
+    changes with the gradient's scale: the gradients themselves say whether it was right)."""
+    return {
+        "g": [p.detach() for p in state.generator.parameters()],
+        "grad": [p.grad.detach().clone() for p in state.generator.parameters() if p.grad is not None],
+        "d": [] if state.discriminator is None else [p.detach() for p in state.discriminator.parameters()],
+    }
 
 
 def rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
@@ -49,21 +74,15 @@ def rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        for which, kind in CASES:
-            cfg, data, real = case_setup(kind)
+        for which, kind in CASES + COUPLED:
+            cfg, data, batch = case_setup(kind)
             ctx = DistributedContext(rank=rank, world_size=world)
             state = init_state(cfg, data.channels, torch.device("cpu"), rank)
-            players = Players(ctx.wrap(state.generator), ctx.wrap(state.discriminator))
-            share = BATCH // world
-            run_step(which, cfg, state, players, real[rank * share : (rank + 1) * share], data.ts)
+            critic = None if state.discriminator is None else ctx.wrap(state.discriminator)
+            players = Players(ctx.wrap(state.generator), critic, ctx.shard())
+            run_step(which, cfg, state, players, half(batch, rank, world), data.ts)
             if rank == 0:
-                torch.save(
-                    {
-                        "g": [p.detach() for p in state.generator.parameters()],
-                        "d": [p.detach() for p in state.discriminator.parameters()],
-                    },
-                    os.path.join(out_dir, f"{which}-{kind}.pt"),
-                )
+                torch.save(params_of(state), os.path.join(out_dir, f"{which}-{kind}.pt"))
             dist.barrier()
     finally:
         dist.destroy_process_group()

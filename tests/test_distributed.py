@@ -9,11 +9,12 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch import nn
 
 from infgan.train.state import init_state
 from infgan.train.step import Players
 
-from ddp_helpers import BATCH, CASES, case_setup, fit_rank_main, rank_main, run_step
+from ddp_helpers import CASES, COUPLED, case_setup, fit_rank_main, half, params_of, rank_main, run_step
 
 pytestmark = pytest.mark.slow  # spawns a process group of two ranks
 
@@ -28,16 +29,15 @@ def free_port() -> int:
 
 def one_worker_reference(which: str, kind: str) -> dict[str, list[torch.Tensor]]:
     """One process: each rank's half (with that rank's noise stream) gives a gradient; average them and step once."""
-    cfg, data, real = case_setup(kind)
+    cfg, data, batch = case_setup(kind)
     target = init_state(cfg, data.channels, torch.device("cpu"), 0)
-    share = BATCH // WORLD
     g_sum = [torch.zeros_like(p) for p in target.generator.parameters()]
     d_sum = [torch.zeros_like(p) for p in target.discriminator.parameters()]
     for rank in range(WORLD):
         s = init_state(cfg, data.channels, torch.device("cpu"), rank)  # same weights, rank's noise
         s.g_opt.step = s.d_opt.step = lambda: None  # gradients only
         s.discriminator.clip_weights = lambda: None
-        run_step(which, cfg, s, Players(s.generator, s.discriminator), real[rank * share : (rank + 1) * share], data.ts)
+        run_step(which, cfg, s, Players(s.generator, s.discriminator), half(batch, rank, WORLD), data.ts)
         for acc, p in zip(g_sum, s.generator.parameters()):
             acc += p.grad / WORLD if p.grad is not None else 0
         for acc, p in zip(d_sum, s.discriminator.parameters()):
@@ -63,7 +63,37 @@ def one_worker_reference(which: str, kind: str) -> dict[str, list[torch.Tensor]]
 def ddp_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     mp.start_processes(rank_main, args=(WORLD, free_port(), str(out)), nprocs=WORLD, join=True, start_method="spawn")
-    return {case: torch.load(out / f"{case[0]}-{case[1]}.pt") for case in CASES}
+    return {case: torch.load(out / f"{case[0]}-{case[1]}.pt") for case in CASES + COUPLED}
+
+
+class RankStreams(nn.Module):
+    """One process's generator that draws each rank's half of the batch from that rank's own noise
+    stream, as the ranks of a DDP run do: the whole batch of the DDP step, in one process."""
+
+    def __init__(self, generator, rngs):
+        super().__init__()
+        self.generator, self.rngs = generator, rngs
+
+    def forward(self, ts, batch_size, rng):
+        share = batch_size // len(self.rngs)
+        return torch.cat([self.generator(ts, share, g) for g in self.rngs])
+
+
+@pytest.mark.parametrize("which, kind", COUPLED)
+def test_coupled_losses_update_like_one_process_on_the_same_paths(ddp_results, which, kind):
+    """A kernel over every pair of the batch: two ranks with half the batch each step exactly as one
+    process scoring the whole batch of the same generated and real paths."""
+    cfg, data, batch = case_setup(kind)
+    state = init_state(cfg, data.channels, torch.device("cpu"), 0)
+    rngs = [init_state(cfg, data.channels, torch.device("cpu"), r).rng for r in range(WORLD)]
+    run_step(which, cfg, state, Players(RankStreams(state.generator, rngs), state.discriminator), batch, data.ts)
+    got, want = ddp_results[(which, kind)], params_of(state)
+    assert len(got["grad"]) == len(want["grad"]) > 0
+    for part in ("g", "d", "grad"):
+        for a, b in zip(got[part], want[part]):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), (part, (a - b).abs().max())
+    init = init_state(cfg, data.channels, torch.device("cpu"), 0)
+    assert any(not torch.equal(a, p.detach()) for a, p in zip(got["g"], init.generator.parameters()))
 
 
 @pytest.mark.parametrize("which, kind", CASES)

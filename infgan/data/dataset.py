@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -47,6 +48,11 @@ class Dataset:
     def coeffs(self, rank: int = 0, world_size: int = 1) -> torch.Tensor:
         """Linear-interpolation coefficients of this rank's shard of the training paths."""
         return interpolation_coeffs(self.train[rank::world_size])
+
+    def observed(self, rank: int = 0, world_size: int = 1) -> torch.Tensor | None:
+        """Where this rank's shard of the training values was observed (n, time, channels); None: everywhere."""
+        observed = ~torch.isnan(self.train[rank::world_size, :, 1:])
+        return None if bool(observed.all()) else observed
 
     @property
     def cond_width(self) -> int:
@@ -121,13 +127,20 @@ def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:
     observed = ~torch.isnan(paths)
     if observed.all():
         return paths
+    return fill_gaps(paths, observed)
+
+
+def fill_gaps(paths: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """`paths` (batch, time, channels) with the entries where `observed` is false filled as
+    `interpolation_coeffs` fills NaNs; differentiable in the observed entries (a generated path
+    given a real path's gaps is filled exactly as that real path was)."""
     t_size = paths.size(-2)
     idx = torch.arange(t_size, device=paths.device).view(1, t_size, 1).expand_as(paths)
     prev = torch.where(observed, idx, -1).cummax(dim=-2).values  # last observed at or before
     nxt = torch.where(observed, idx, t_size).flip(-2).cummin(dim=-2).values.flip(-2)  # first observed at or after
     has_prev, has_next = prev >= 0, nxt < t_size
     prev, nxt = torch.where(has_prev, prev, nxt), torch.where(has_next, nxt, prev)
-    filled = torch.nan_to_num(paths)
+    filled = torch.where(observed, paths, torch.zeros_like(paths))
     v_prev = filled.gather(-2, prev.clamp(0, t_size - 1))
     v_next = filled.gather(-2, nxt.clamp(0, t_size - 1))
     span = (nxt - prev).clamp_min(1)
@@ -394,10 +407,22 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
     )
 
 
+class Batch(NamedTuple):
+    """A training batch of real paths."""
+
+    coeffs: torch.Tensor  # (batch, time, 1 + channels) interpolation coefficients: gaps filled linearly
+    cond: torch.Tensor | None = None  # (batch, width) condition vectors of a conditional run
+    observed: torch.Tensor | None = None  # (batch, time, channels) bool: where values were observed; None: all
+
+
 def sample_batch(
-    coeffs: torch.Tensor, batch_size: int, generator: torch.Generator, cond: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+    coeffs: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    cond: torch.Tensor | None = None,
+    observed: torch.Tensor | None = None,
+) -> Batch:
     """A batch of coefficient rows drawn uniformly (with replacement) by `generator`, and the same
-    rows of the condition vectors `cond` (None for an unconditional run)."""
+    rows of the condition vectors `cond` (None for an unconditional run) and of the observed mask."""
     idx = torch.randint(0, coeffs.size(0), (batch_size,), generator=generator).to(coeffs.device)
-    return coeffs[idx], None if cond is None else cond[idx]
+    return Batch(coeffs[idx], None if cond is None else cond[idx], None if observed is None else observed[idx])

@@ -17,6 +17,7 @@ are reported to. Ray is imported lazily, only by the Ray contexts' methods.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This rank's place in the global batch, as a loss sees it: the batch is split across ranks, and
+    a loss whose value couples paths (a kernel over pairs) needs every rank's paths.
+
+    `gather` concatenates a tensor over ranks in rank order, with gradients flowing back to each
+    rank's own rows (the identity in one process).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    gather: Callable[[torch.Tensor], torch.Tensor] = field(default=_same)
+
+
 @dataclass
 class RunContext:
     """A single plain process: rank 0 of 1, no wrapping, checkpoints as files in the run directory."""
@@ -55,6 +74,10 @@ class RunContext:
     def wrap(self, module: nn.Module) -> nn.Module:
         """The module as the training step should call it (DDP in a multi-worker context)."""
         return module
+
+    def shard(self) -> Shard:
+        """This rank's place in the global batch, for the training step's losses."""
+        return Shard()
 
     def reduce_mean(self, values: dict[str, float]) -> dict[str, float]:
         """Average scalar diagnostics over ranks (a collective: every rank must call it)."""
@@ -96,6 +119,9 @@ class DistributedContext(RunContext):
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
 
+    def shard(self) -> Shard:
+        return Shard(self.rank, self.world_size, _gather_rows)
+
     def reduce_mean(self, values: dict[str, float]) -> dict[str, float]:
         if not values:
             return values
@@ -125,6 +151,40 @@ class DistributedContext(RunContext):
         box = [obj]
         dist.broadcast_object_list(box, src=0, device=self.device)
         return box[0]
+
+
+class _GatherRows(torch.autograd.Function):
+    """All-gather along dim 0 (equal sizes on every rank) whose backward hands each rank the sum,
+    over ranks, of the gradients with respect to its own rows: every rank's loss depends on every
+    rank's rows. An all-reduce of the whole gradient, then this rank's slice: gloo has no
+    reduce-scatter."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        ctx.rank, ctx.rows = dist.get_rank(), x.size(0)
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
+def _gather_rows(x: torch.Tensor) -> torch.Tensor:
+    if not x.requires_grad:
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+    return _GatherRows.apply(x)
 
 
 @dataclass

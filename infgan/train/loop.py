@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from infgan import metrics, plots
+from infgan import losses, metrics, plots
 from infgan.animation import FRAME_PATHS, FrameCanvas, SampleFrames
 from infgan.board import Board
 from infgan.config import Config
@@ -28,7 +28,7 @@ from infgan.train.run_dir import RunDir
 from infgan.train.state import Progress, TrainState, init_state, rank_seed
 from infgan.train.step import Players, train_step
 
-DIAGNOSTICS = ("critic_loss", "generator_loss", "score_real", "score_fake", "gp")
+DIAGNOSTICS = ("critic_loss", "generator_loss", "score_real", "score_fake", "gp", "sig_score")
 
 
 class Evaluator:
@@ -174,7 +174,9 @@ def fit(
     run = RunDir(Path(out_dir))
     dataset = build_dataset(cfg.data, cfg.seed)
     state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width)
-    players = Players(ctx.wrap(state.generator), ctx.wrap(state.discriminator))
+    critic = None if state.discriminator is None else ctx.wrap(state.discriminator)
+    players = Players(ctx.wrap(state.generator), critic, ctx.shard())
+    loss = losses.build(cfg.loss)
 
     payload = ctx.restore(run.root, resume)
     if payload is not None:
@@ -205,6 +207,8 @@ def fit(
     coeffs = dataset.coeffs(ctx.rank, ctx.world_size).to(ctx.device)
     conds = dataset.conditions(ctx.rank, ctx.world_size)
     conds = None if conds is None else conds.to(ctx.device)
+    observed = dataset.observed(ctx.rank, ctx.world_size)
+    observed = None if observed is None else observed.to(ctx.device)
     ts = dataset.ts.to(ctx.device)
     local_batch = cfg.train.batch_size // ctx.world_size
     evaluator = Evaluator(cfg, dataset, ts, floors)
@@ -256,7 +260,14 @@ def fit(
     )
     try:
         while status == "completed" and state.step < cfg.train.steps:
-            out = train_step(cfg, state, players, lambda: sample_batch(coeffs, local_batch, state.rng, conds), ts)
+            out = train_step(
+                loss,
+                state,
+                players,
+                lambda: sample_batch(coeffs, local_batch, state.rng, conds, observed),
+                ts,
+                cfg.train.n_critic,
+            )
             problem = _non_finite(out)
             if ctx.any_true(problem is not None):
                 status = "diverged"

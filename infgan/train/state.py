@@ -14,6 +14,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from infgan.config import Config
+from infgan.losses import needs_critic
 from infgan.models import Discriminator, Generator
 
 
@@ -80,14 +81,18 @@ class Progress:
 
 @dataclass
 class TrainState:
-    """The mutable state of a run; `state_dict` holds all of it, so a resume is exact."""
+    """The mutable state of a run; `state_dict` holds all of it, so a resume is exact.
+
+    A loss kind without a critic (`sig_score`) has no discriminator, no critic optimiser and no
+    critic average: those are None, and a checkpoint holds none of them.
+    """
 
     generator: Generator
-    discriminator: Discriminator
+    discriminator: Discriminator | None
     g_opt: torch.optim.Optimizer
-    d_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer | None
     g_avg: AveragedModel
-    d_avg: AveragedModel
+    d_avg: AveragedModel | None
     rng: torch.Generator  # this rank's batches, generator noise and GP interpolation
     step: int = 0
     progress: Progress = field(default_factory=Progress)
@@ -98,37 +103,33 @@ class TrainState:
         # than the averaging start is the untrained initial model (docs/model.md).
         return self.g_avg.module if int(self.g_avg.n_averaged) > 0 else self.generator
 
-    def eval_discriminator(self) -> nn.Module:
-        """The critic matching `eval_generator`: the averaged one once averaging has begun."""
+    def eval_discriminator(self) -> nn.Module | None:
+        """The critic matching `eval_generator`: the averaged one once averaging has begun (None: no critic)."""
+        if self.discriminator is None or self.d_avg is None:
+            return None
         return self.d_avg.module if int(self.d_avg.n_averaged) > 0 else self.discriminator
 
     def update_averages(self) -> None:
         """Fold the current weights into the running (stochastic weight) averages."""
         self.g_avg.update_parameters(self.generator)
-        self.d_avg.update_parameters(self.discriminator)
+        if self.d_avg is not None and self.discriminator is not None:
+            self.d_avg.update_parameters(self.discriminator)
+
+    def _parts(self) -> dict[str, Any]:
+        """The checkpointed objects with a state dict, by name (the critic's only when there is one)."""
+        parts = {"generator": self.generator, "g_opt": self.g_opt, "g_avg": self.g_avg}
+        critic = {"discriminator": self.discriminator, "d_opt": self.d_opt, "d_avg": self.d_avg}
+        return {**parts, **{k: v for k, v in critic.items() if v is not None}}
 
     def state_dict(self) -> dict[str, Any]:
         """All state, CPU tensors, for a checkpoint."""
-        return {
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "g_opt": self.g_opt.state_dict(),
-            "d_opt": self.d_opt.state_dict(),
-            "g_avg": self.g_avg.state_dict(),
-            "d_avg": self.d_avg.state_dict(),
-            "rng": self.rng.get_state(),
-            "step": self.step,
-            "progress": self.progress.to_dict(),
-        }
+        out = {name: part.state_dict() for name, part in self._parts().items()}
+        return {**out, "rng": self.rng.get_state(), "step": self.step, "progress": self.progress.to_dict()}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
-        self.generator.load_state_dict(sd["generator"])
-        self.discriminator.load_state_dict(sd["discriminator"])
-        self.g_opt.load_state_dict(sd["g_opt"])
-        self.d_opt.load_state_dict(sd["d_opt"])
-        self.g_avg.load_state_dict(sd["g_avg"])
-        self.d_avg.load_state_dict(sd["d_avg"])
+        for name, part in self._parts().items():
+            part.load_state_dict(sd[name])
         self.rng.set_state(sd["rng"])
         self.step = int(sd["step"])
         self.progress = Progress.from_dict(sd["progress"] if "progress" in sd else sd.get("extra", {}))
@@ -138,11 +139,17 @@ def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0,
     """Fresh models and optimisers; initial weights depend on the seed only, noise on (seed, rank)."""
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     generator = Generator(data_size, cfg.model, cond_width).to(device)
-    discriminator = Discriminator(data_size, cfg.model, cond_width).to(device)
     t = cfg.train
     g_opt = make_optimizer(
         t.generator_optimizer, generator.parameters(), t.generator_lr, t.generator_weight_decay, t.adam_betas
     )
+    rng = torch.Generator().manual_seed(rank_seed(cfg.seed, rank, "train"))
+    # Why EMA as an option: the equal-weight average keeps early, poor weights for the rest of a
+    # short run; an exponential one forgets them (docs/quality.md measures both).
+    ema = {"multi_avg_fn": get_ema_multi_avg_fn(t.ema_decay)} if t.ema_decay > 0 else {}
+    if not needs_critic(cfg.loss.kind):
+        return TrainState(generator, None, g_opt, None, AveragedModel(generator, **ema), None, rng)
+    discriminator = Discriminator(data_size, cfg.model, cond_width).to(device)
     d_opt = make_optimizer(
         t.discriminator_optimizer,
         discriminator.parameters(),
@@ -150,9 +157,5 @@ def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0,
         t.discriminator_weight_decay,
         t.adam_betas,
     )
-    rng = torch.Generator().manual_seed(rank_seed(cfg.seed, rank, "train"))
-    # Why EMA as an option: the equal-weight average keeps early, poor weights for the rest of a
-    # short run; an exponential one forgets them (docs/quality.md measures both).
-    ema = {"multi_avg_fn": get_ema_multi_avg_fn(t.ema_decay)} if t.ema_decay > 0 else {}
     averages = AveragedModel(generator, **ema), AveragedModel(discriminator, **ema)
     return TrainState(generator, discriminator, g_opt, d_opt, *averages, rng)

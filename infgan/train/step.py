@@ -2,70 +2,74 @@
 
 No I/O here: a step takes the state, draws what it needs from the state's RNG and returns
 detached diagnostics. `players` lets a caller pass DDP-wrapped models; the state holds the
-plain ones.
+plain ones. What differs between loss kinds is the loss object's (`infgan/losses/`): the step
+reads the same for every kind.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from infgan.config import Config
-from infgan.data.dataset import interpolation_coeffs
-from infgan.losses import ZERO_SUM, adversarial_losses, gradient_penalty, interpolate
-from infgan.train.state import TrainState
+from infgan.data.dataset import Batch, interpolation_coeffs
+from infgan.losses.base import AdversarialLoss, DirectLoss, Loss
+from infgan.train.context import Shard
+from infgan.train.state import TrainState, rank_seed
 
 
 @dataclass
 class Players:
-    """The modules a step calls: possibly DDP-wrapped versions of the state's models."""
+    """The modules a step calls: possibly DDP-wrapped versions of the state's models (no critic for
+    a loss kind without one), and this rank's place in the global batch."""
 
     generator: nn.Module
-    discriminator: nn.Module
+    discriminator: nn.Module | None
+    shard: Shard = field(default_factory=Shard)
 
 
-# A training batch: real paths' interpolation coefficients and, for a conditional run, their
-# condition vectors (the fakes of the step are generated under the same conditions).
-Batch = tuple[torch.Tensor, torch.Tensor | None]
-
-
-def _fake(
-    players: Players, ts: torch.Tensor, batch_size: int, rng: torch.Generator, cond: torch.Tensor | None
-) -> torch.Tensor:
-    """Generated paths as interpolation coefficients (batch, time, 1 + data)."""
-    if cond is None:  # the unconditional call, as before conditions existed
+def _fake(players: Players, ts: torch.Tensor, batch_size: int, rng: torch.Generator, batch: Batch) -> torch.Tensor:
+    """Generated paths as interpolation coefficients (batch, time, 1 + data), under the batch's conditions."""
+    if batch.cond is None:  # the unconditional call, as before conditions existed
         return interpolation_coeffs(players.generator(ts, batch_size, rng))
-    return interpolation_coeffs(players.generator(ts, batch_size, rng, cond))
+    return interpolation_coeffs(players.generator(ts, batch_size, rng, batch.cond))
+
+
+def _shared_seed(state: TrainState) -> int:
+    """A seed the same on every rank, new each step (a kernel's time points)."""
+    return rank_seed(state.step, 0, "loss")
 
 
 def _critic_terms(
-    cfg: Config,
+    loss: AdversarialLoss,
     discriminator: nn.Module,
     real: torch.Tensor,
     fake: torch.Tensor,
     rng: torch.Generator,
     cond: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
-    """Scores of real and fake paths (and the gradient penalty) from ONE critic forward pass."""
+    """Scores of real and fake paths (and the penalty) from ONE critic forward pass."""
     # One forward over the concatenation, not one per input: cheaper, and under DDP each
     # module runs forward once per backward, as its gradient reducer expects.
-    kind, n = cfg.loss.kind, real.size(0)
-    parts = [real, fake]
-    if kind == "wgan_gp":
-        parts.append(interpolate(real, fake, rng))
-    inputs = torch.cat(parts)
-    extra = {} if cond is None else {"cond": torch.cat([cond] * len(parts))}
-    # Double backward (the penalty's gradient of a gradient) does not go through torchsde's
-    # adjoint, so the critic backpropagates through its solver under wgan_gp.
-    scores = discriminator(inputs, adjoint=False, **extra) if kind == "wgan_gp" else discriminator(inputs, **extra)
+    n = real.size(0)
+    extra = loss.extra_inputs(real, fake, rng)
+    parts = [real, fake, *extra]
+    kwargs: dict[str, Any] = {} if cond is None else {"cond": torch.cat([cond] * len(parts))}
+    if not loss.critic_adjoint:
+        kwargs["adjoint"] = False
+    scores = discriminator(torch.cat(parts), **kwargs)
     real_s, fake_s = scores[:n], scores[n : 2 * n]
-    critic_loss, generator_loss = adversarial_losses(kind, real_s, fake_s)
-    gp = gradient_penalty(scores[2 * n :], inputs) if kind == "wgan_gp" else torch.zeros((), device=real.device)
+    critic_loss, generator_loss = loss.losses(real_s, fake_s)
+    gp = loss.penalty(scores[2 * n :], extra)
+    if gp is None:
+        gp = torch.zeros((), device=real.device)
+    else:
+        critic_loss = critic_loss + loss.cfg.gp_weight * gp
     return {
-        "critic_loss": critic_loss + cfg.loss.gp_weight * gp,
+        "critic_loss": critic_loss,
         "generator_loss": generator_loss,
         "score_real": real_s.mean(),
         "score_fake": fake_s.mean(),
@@ -73,75 +77,113 @@ def _critic_terms(
     }
 
 
-def _finish_critic(cfg: Config, state: TrainState) -> None:
-    """Step the critic's optimiser and, for wgan_clip, clip its weights."""
+def _with_kernel(
+    loss: AdversarialLoss, terms: dict[str, torch.Tensor], fake: torch.Tensor, batch: Batch, players: Players, seed: int
+) -> torch.Tensor | None:
+    """The kernel term of the generator's loss (`loss.sig_weight`), recorded in `terms`; None without one."""
+    extra = loss.generator_extra(fake, batch, players.shard, seed)
+    if extra is not None:
+        terms["sig_score"] = extra / loss.cfg.sig_weight
+    return extra
+
+
+def _finish_critic(loss: AdversarialLoss, state: TrainState) -> None:
+    """Step the critic's optimiser and do what follows it (clipping)."""
+    assert state.d_opt is not None and state.discriminator is not None
     state.d_opt.step()
-    if cfg.loss.kind == "wgan_clip":
-        state.discriminator.clip_weights()
+    loss.after_critic_step(state.discriminator)
 
 
 def critic_step(
-    cfg: Config, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
+    loss: AdversarialLoss, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Update the critic only, against a fresh fake batch, from zeroed gradients."""
-    real, cond = batch
+    assert state.d_opt is not None and players.discriminator is not None
     with torch.no_grad():
-        fake = _fake(players, ts, real.size(0), state.rng, cond)
+        fake = _fake(players, ts, batch.coeffs.size(0), state.rng, batch)
     state.d_opt.zero_grad(set_to_none=True)
-    terms = _critic_terms(cfg, players.discriminator, real, fake, state.rng, cond)
+    terms = _critic_terms(loss, players.discriminator, batch.coeffs, fake, state.rng, batch.cond)
     terms["critic_loss"].backward()
-    _finish_critic(cfg, state)
+    _finish_critic(loss, state)
     return {k: v.detach() for k, v in terms.items()}
 
 
 def generator_step(
-    cfg: Config, state: TrainState, players: Players, batch_size: int, ts: torch.Tensor, cond: torch.Tensor | None
+    loss: AdversarialLoss, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Update the generator only (under the conditions `cond`); no gradient reaches the critic's parameters."""
+    """Update the generator only (under the batch's conditions); no gradient reaches the critic's parameters."""
+    assert state.discriminator is not None
     state.g_opt.zero_grad(set_to_none=True)
-    fake = _fake(players, ts, batch_size, state.rng, cond)
+    fake = _fake(players, ts, batch.coeffs.size(0), state.rng, batch)
     # The plain critic, not a DDP wrapper: it takes no gradient here, so no reducer may wait.
-    scores = state.discriminator(fake) if cond is None else state.discriminator(fake, cond=cond)
-    _, generator_loss = adversarial_losses(cfg.loss.kind, scores, scores)
-    generator_loss.backward(inputs=list(state.generator.parameters()))
+    scores = state.discriminator(fake) if batch.cond is None else state.discriminator(fake, cond=batch.cond)
+    _, generator_loss = loss.losses(scores, scores)
+    terms = {"generator_loss": generator_loss}
+    extra = _with_kernel(loss, terms, fake, batch, players, _shared_seed(state))
+    total = generator_loss if extra is None else generator_loss + extra
+    total.backward(inputs=list(state.generator.parameters()))
     state.g_opt.step()
-    return {"generator_loss": generator_loss.detach()}
+    return {k: v.detach() for k, v in terms.items()}
 
 
 def joint_step(
-    cfg: Config, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
+    loss: AdversarialLoss, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The reference's 1:1 simultaneous update: both players step from the same fake batch."""
-    real, cond = batch
+    assert state.d_opt is not None and state.discriminator is not None and players.discriminator is not None
     state.g_opt.zero_grad(set_to_none=True)
     state.d_opt.zero_grad(set_to_none=True)
-    fake = _fake(players, ts, real.size(0), state.rng, cond)
-    terms = _critic_terms(cfg, players.discriminator, real, fake, state.rng, cond)
-    if cfg.loss.kind in ZERO_SUM:
+    fake = _fake(players, ts, batch.coeffs.size(0), state.rng, batch)
+    terms = _critic_terms(loss, players.discriminator, batch.coeffs, fake, state.rng, batch.cond)
+    extra = _with_kernel(loss, terms, fake, batch, players, _shared_seed(state))
+    if loss.zero_sum:
         # For Wasserstein losses the generator's loss is minus the critic's (the penalty uses
         # detached fakes), so one backward pass gives both gradients: negate the generator's.
-        terms["critic_loss"].backward()
+        # The kernel term does not reach the critic; subtracted here, it is added once negated.
+        (terms["critic_loss"] if extra is None else terms["critic_loss"] - extra).backward()
         for p in state.generator.parameters():
             if p.grad is not None:
                 p.grad.neg_()
     else:
         terms["critic_loss"].backward(inputs=list(state.discriminator.parameters()), retain_graph=True)
-        terms["generator_loss"].backward(inputs=list(state.generator.parameters()))
+        total = terms["generator_loss"] if extra is None else terms["generator_loss"] + extra
+        total.backward(inputs=list(state.generator.parameters()))
     state.g_opt.step()
-    _finish_critic(cfg, state)
+    _finish_critic(loss, state)
     return {k: v.detach() for k, v in terms.items()}
 
 
-def train_step(
-    cfg: Config, state: TrainState, players: Players, next_real: Callable[[], Batch], ts: torch.Tensor
+def direct_step(
+    loss: DirectLoss, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """One generator step: joint when n_critic == 1, else n_critic critic steps then a generator step."""
-    if cfg.train.n_critic == 1:
-        return joint_step(cfg, state, players, next_real(), ts)
-    for _ in range(cfg.train.n_critic):
+    """A generator step on a scoring rule against the real batch: no critic."""
+    state.g_opt.zero_grad(set_to_none=True)
+    fake = _fake(players, ts, batch.coeffs.size(0), state.rng, batch)
+    generator_loss = loss.objective(fake, batch, players.shard, _shared_seed(state))
+    generator_loss.backward()
+    state.g_opt.step()
+    return {"generator_loss": generator_loss.detach()}
+
+
+def train_step(
+    loss: Loss,
+    state: TrainState,
+    players: Players,
+    next_real: Callable[[], Batch],
+    ts: torch.Tensor,
+    n_critic: int = 1,
+) -> dict[str, torch.Tensor]:
+    """One generator step: direct for a loss without a critic; else joint when n_critic == 1, or
+    n_critic critic steps then a generator step."""
+    if isinstance(loss, DirectLoss):
+        return direct_step(loss, state, players, next_real(), ts)
+    assert isinstance(loss, AdversarialLoss)
+    if n_critic == 1:
+        return joint_step(loss, state, players, next_real(), ts)
+    for _ in range(n_critic):
         # Each critic step: a fresh real batch, a fresh fake batch, zeroed gradients.
         batch = next_real()
-        out = critic_step(cfg, state, players, batch, ts)
-    real, cond = batch  # the generator step takes the last real batch's size and conditions
-    out.update(generator_step(cfg, state, players, real.size(0), ts, cond))
+        out = critic_step(loss, state, players, batch, ts)
+    # The generator step takes the last real batch (its size, conditions and, for a kernel term, paths).
+    out.update(generator_step(loss, state, players, batch, ts))
     return out

@@ -1,0 +1,146 @@
+"""The loss kinds without a critic: the signature-kernel score and finite-dimensional matching, their
+estimators against direct computations, and the config refusing critic settings for them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from infgan import losses
+from infgan.config import ConfigError, load_config
+from infgan.data import build_dataset
+from infgan.data.dataset import Batch, interpolation_coeffs
+from infgan.losses.sig_kernel import SignatureScore, channel_spread
+from infgan.train.context import Shard
+
+from conftest import tiny
+
+
+def paths(n: int, t: int, seed: int, vol: float = 1.0) -> torch.Tensor:
+    """Random walks (n, t, 1 + 1) with time as channel 0, float64."""
+    g = torch.Generator().manual_seed(seed)
+    values = (torch.randn(n, t, 1, generator=g, dtype=torch.float64) * vol).cumsum(1)
+    times = torch.arange(t, dtype=torch.float64).view(1, t, 1).expand(n, t, 1)
+    return torch.cat([times, values], dim=-1)
+
+
+def score_config(*sets: str):
+    return load_config(None, ["loss.kind=sig_score", *sets]).loss
+
+
+def direct_score(fake: torch.Tensor, real: torch.Tensor, kernel: SignatureScore) -> torch.Tensor:
+    """The expected signature kernel score, pair by pair, from pysiglib's single-pair kernel."""
+    import pysiglib
+    from pysiglib.torch_api import sig_kernel
+
+    index = torch.arange(fake.size(1))
+    spread = channel_spread(real)
+    x = kernel.inputs(fake, index, float(fake[0, -1, 0].detach()), spread)
+    y = kernel.inputs(real, index, float(fake[0, -1, 0].detach()), spread)
+    rbf = pysiglib.RBFKernel(kernel.cfg.sig_sigma)
+
+    def k(a, b):
+        return sig_kernel(a, b, dyadic_order=kernel.cfg.sig_dyadic_order, static_kernel=rbf)
+
+    m, n = x.size(0), y.size(0)
+    same = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    cross = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return (same - 2 * cross).reshape(())
+
+
+def test_signature_score_and_its_gradient_match_a_direct_computation():
+    cfg = score_config("loss.sig_points=0", "loss.sig_dyadic_order=1")
+    kernel = SignatureScore(cfg)
+    fake = paths(5, 6, 0, vol=0.7).requires_grad_(True)
+    real = paths(4, 6, 1)
+    got = kernel(fake, Batch(real), Shard(), seed=0)
+    (g_got,) = torch.autograd.grad(got, fake)
+    want = direct_score(fake, real, kernel)
+    (g_want,) = torch.autograd.grad(want, fake)
+    assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(g_got, g_want, rtol=1e-7, atol=1e-10)
+    assert g_got[..., 1:].abs().sum() > 0  # the values get a gradient
+
+
+def test_signature_score_gradient_is_the_derivative_of_its_value():
+    kernel = SignatureScore(score_config("loss.sig_points=0"))
+    real = paths(4, 5, 1)
+    values = paths(4, 5, 0)[..., 1:].clone().requires_grad_(True)
+
+    def f(v):
+        return kernel(torch.cat([real[..., :1], v], dim=-1), Batch(real), Shard(), seed=0)
+
+    assert torch.autograd.gradcheck(f, (values,), eps=1e-6, atol=1e-5)
+
+
+def test_fakes_take_the_gaps_of_their_real_pairs():
+    """With real entries missing, a generated path paired with a real one is filled as that real one was."""
+    kernel = SignatureScore(score_config("loss.sig_points=0"))
+    real = paths(3, 6, 1)
+    observed = torch.ones(3, 6, 1, dtype=torch.bool)
+    observed[:, 2:4] = False
+    gappy = real.clone()
+    gappy[:, 2:4, 1:] = float("nan")
+    coeffs = interpolation_coeffs(gappy)
+    fake = paths(3, 6, 2)
+    filled = interpolation_coeffs(torch.where(observed.expand(-1, -1, 1).repeat(1, 1, 1), fake[..., 1:], float("nan")))
+    manual = torch.cat([fake[..., :1], filled], dim=-1)
+    with_gaps = kernel(fake, Batch(coeffs, None, observed), Shard(), seed=0)
+    as_filled = kernel(manual, Batch(coeffs), Shard(), seed=0)
+    assert torch.allclose(with_gaps, as_filled)
+    assert not torch.allclose(with_gaps, kernel(fake, Batch(coeffs), Shard(), seed=0))
+
+
+SETTINGS = {"sig_score": ["data.t_size=64"], "fdm": ["data.t_size=16"]}
+
+
+@pytest.mark.parametrize("kind", ["sig_score", "fdm"])
+def test_scores_are_near_zero_between_real_sets_and_clearly_above_for_shuffled_increments(kind):
+    """The expected score of a sample against real paths, less that of a second real sample: an
+    estimate of the squared MMD to the data, near 0 for real samples, well above for real paths whose
+    increments are shuffled in time (same increments, wrong order)."""
+    cfg = tiny("data.size=2048", "data.missing_rate=0", f"loss.kind={kind}", *SETTINGS[kind])
+    train = build_dataset(cfg.data, cfg.seed).train
+    loss = losses.build(cfg.loss)
+    score = loss.score if kind == "sig_score" else loss.objective
+    ref, baseline = train[:600], train[600:900]
+
+    def mmd(sample):
+        with torch.no_grad():
+            return float(score(sample, Batch(ref), Shard(), 0) - score(baseline, Batch(ref), Shard(), 0))
+
+    real_gaps = [abs(mmd(train[i : i + 300])) for i in (900, 1200, 1490)]
+    sample = train[900:1200]
+    g = torch.Generator().manual_seed(0)
+    increments = torch.diff(sample[..., 1:], dim=1)
+    shuffled = sample.clone()
+    shuffled[:, 1:, 1:] = sample[:, :1, 1:] + increments[:, torch.randperm(increments.size(1), generator=g)].cumsum(1)
+    gap = mmd(shuffled)
+    # The estimate is noisy (kernel values are heavy-tailed): clearly above every real draw, and far
+    # above a typical one.
+    assert gap > 2 * max(real_gaps) and gap > 5 * sorted(real_gaps)[1], (gap, real_gaps)
+
+
+def test_critic_settings_are_refused_for_a_loss_without_a_critic():
+    for key in ("train.n_critic=2", "train.discriminator_lr=0.1", "loss.sig_weight=1", "loss.gp_weight=3"):
+        with pytest.raises(ConfigError, match=f"'{key.split('=')[0]}' is a critic setting.*trains no critic"):
+            load_config(None, ["loss.kind=sig_score", key])
+    load_config(None, ["loss.kind=gan", "loss.sig_weight=1", "train.n_critic=2"])  # fine beside a critic
+    with pytest.raises(ConfigError, match="sig_points"):
+        load_config(None, ["loss.kind=sig_score", "loss.sig_points=1"])
+
+
+def test_a_saved_sig_score_config_loads_back(tmp_path):
+    from infgan.config import save_config
+
+    cfg = load_config(None, ["loss.kind=sig_score", "loss.sig_sigma=0.5"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert "discriminator_lr" not in (tmp_path / "c.yaml").read_text()
+    assert load_config(str(tmp_path / "c.yaml")) == cfg
+
+
+def test_the_registry_names_each_kind_once_and_says_which_need_a_critic():
+    assert {k for k in losses.KINDS if losses.needs_critic(k)} == {"gan", "wgan_clip", "wgan_gp"}
+    assert not losses.needs_critic("sig_score") and not losses.needs_critic("fdm")
+    with pytest.raises(ValueError, match="unknown loss kind"):
+        losses.loss_class("nope")
