@@ -17,6 +17,11 @@ Discriminator and data at its defaults (batch 1024, 64 times, hidden 16), its ow
 (one simultaneous update, weight clipping), rounds alternating with infgan's, so that machine noise
 hits both alike. The ratio `reference_s_per_step / s_per_step` is the speed-up.
 
+`--losses gan,sig_score,fdm,gan+sig` times each loss variant of every preset in turn (a
+`KIND+sig` variant adds the signature-kernel term beside the critic, `loss.sig_weight=1`), each in
+its own subprocess for its own peak memory, and ends with one line of each variant's seconds per
+step and peak memory against the first variant's.
+
 `--share N` runs one copy alone, then N copies at once (as N trials placed on one GPU with
 `gpus_per_worker: 1/N`), and reports the aggregate steps/s of the N against the one. The copies
 overlap for most of their run, not all of it (each starts, loads and warms up on its own).
@@ -55,6 +60,7 @@ def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[],
     """infgan's training step for `preset`, ready to call, and what it ran."""
     import torch
 
+    from infgan import losses
     from infgan.config import load_config
     from infgan.data import build_dataset
     from infgan.data.dataset import sample_batch
@@ -65,12 +71,17 @@ def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[],
     data = build_dataset(cfg.data, cfg.seed)
     dev = torch.device(device)
     coeffs, ts = data.coeffs().to(dev), data.ts.to(dev)
+    observed = data.observed()
+    observed = None if observed is None else observed.to(dev)
     state = init_state(cfg, data.channels, dev)
     players = Players(state.generator, state.discriminator)
+    loss = losses.build(cfg.loss)
     batch = cfg.train.batch_size
 
     def step() -> None:
-        train_step(cfg, state, players, lambda: sample_batch(coeffs, batch, state.rng), ts)
+        next_real = lambda: sample_batch(coeffs, batch, state.rng, None, observed)  # noqa: E731
+        train_step(loss, state, players, next_real, ts, cfg.train.n_critic)
+        state.step += 1  # a kernel's time points change from step to step, as in a run
 
     def forwards() -> dict:
         from infgan.data.dataset import interpolation_coeffs
@@ -80,8 +91,10 @@ def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[],
             start = now()
             fake = interpolation_coeffs(state.generator(ts, batch, state.rng))
             g_fwd = now() - start
+            if state.discriminator is None:
+                return {"s_generator_forward": round(g_fwd, 4)}
             start = now()
-            state.discriminator(torch.cat([sample_batch(coeffs, batch, state.rng)[0], fake]))
+            state.discriminator(torch.cat([sample_batch(coeffs, batch, state.rng).coeffs, fake]))
             d_fwd = now() - start
         return {"s_generator_forward": round(g_fwd, 4), "s_discriminator_forward_real_and_fake": round(d_fwd, 4)}
 
@@ -89,6 +102,7 @@ def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[],
         "batch_size": batch,
         "n_critic": cfg.train.n_critic,
         "loss": cfg.loss.kind,
+        "sig_weight": cfg.loss.sig_weight,
         "adjoint": cfg.model.adjoint,
         "t_size": cfg.data.t_size,
         "hidden_size": cfg.model.hidden_size,
@@ -204,6 +218,11 @@ def main() -> None:
         help="also run N copies at once on the device (as N trials sharing one GPU) and report the "
         "aggregate steps/s against one copy alone",
     )
+    parser.add_argument(
+        "--losses",
+        metavar="KIND[,KIND+sig...]",
+        help="compare loss variants per preset, e.g. gan,sig_score,fdm,gan+sig (KIND+sig: loss.sig_weight=1)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compare_reference and not args.compare_reference.is_file():
@@ -215,6 +234,9 @@ def main() -> None:
         result = measure(presets[0], args.steps, args.repeats, args.sets, args.device, args.compare_reference)
         print(json.dumps(result), flush=True)
         return
+    if args.losses:
+        compare_losses(presets, args.losses.split(","), args)
+        return
     for preset in presets:
         cmd = [sys.executable, __file__, "--child", "--preset", preset, "--device", args.device]
         cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats)]
@@ -225,6 +247,43 @@ def main() -> None:
         if args.compare_reference:
             cmd += ["--compare-reference", str(args.compare_reference)]
         subprocess.run(cmd, check=True)
+
+
+def loss_sets(variant: str) -> list[str]:
+    """The --set items of a loss variant: `KIND`, or `KIND+sig` with the kernel term beside the critic."""
+    kind, _, extra = variant.partition("+")
+    if extra not in ("", "sig"):
+        raise SystemExit(f"train_speed.py: error: --losses {variant!r}: write KIND or KIND+sig")
+    return [f"loss.kind={kind}"] + (["loss.sig_weight=1"] if extra else [])
+
+
+def compare_losses(presets: list[str], variants: list[str], args: argparse.Namespace) -> None:
+    """Each preset under each loss variant, one subprocess each; then a line of ratios to the first."""
+    for preset in presets:
+        results = []
+        for variant in variants:
+            cmd = [sys.executable, __file__, "--child", "--preset", preset, "--device", args.device]
+            cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats)]
+            cmd += [x for s in [*args.sets, *loss_sets(variant)] for x in ("--set", s)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+            print(json.dumps({"variant": variant, **results[-1]}), flush=True)
+        first = results[0]
+        summary = {
+            "preset": preset,
+            "device": args.device,
+            "against": variants[0],
+            "variants": {
+                v: {
+                    "s_per_step": r["s_per_step"],
+                    "time_ratio": round(r["s_per_step"] / first["s_per_step"], 2),
+                    "peak_rss_mb": r["peak_rss_mb"],
+                    **({"peak_cuda_mb": r["peak_cuda_mb"]} if "peak_cuda_mb" in r else {}),
+                }
+                for v, r in zip(variants, results)
+            },
+        }
+        print(json.dumps(summary), flush=True)
 
 
 def share(cmd: list[str], n: int) -> dict:

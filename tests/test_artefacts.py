@@ -224,4 +224,4 @@ def test_score_refuses_a_file_with_other_channels_and_a_run_without_a_critic(tmp
         p.unlink()
     np.savez(tmp_path / "one.npz", paths=np.zeros((3, 8, 1)), channels=np.array(["y"]))
     assert main(["score", str(run), "--data", str(tmp_path / "one.npz")]) == 2
-    assert "no checkpoint holds a critic" in capsys.readouterr().err
+    assert "no checkpoint to score with" in capsys.readouterr().err

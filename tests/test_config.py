@@ -63,7 +63,7 @@ def test_set_overrides_parse_yaml_values():
         (["train.n_critic=0"], ["'train.n_critic' must be >= 1"]),
         (["train.steps=1.5"], ["'train.steps' must be an integer"]),
         (["train.steps=true"], ["'train.steps' must be an integer"]),
-        (["loss.kind=hinge"], ["'loss.kind' must be one of wgan_clip, wgan_gp, gan"]),
+        (["loss.kind=hinge"], ["'loss.kind' must be one of gan, wgan_clip, wgan_gp, sig_score, fdm"]),
         (["model.adjoint=3"], ["'model.adjoint' must be true or false"]),
         (["train.adam_betas=[0.5]"], ["'train.adam_betas' must be a list of 2 numbers"]),
         (["train.device=gpu"], ["'train.device' must match"]),

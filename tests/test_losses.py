@@ -3,6 +3,8 @@ estimators against direct computations, and the config refusing critic settings 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -144,3 +146,99 @@ def test_the_registry_names_each_kind_once_and_says_which_need_a_critic():
     assert not losses.needs_critic("sig_score") and not losses.needs_critic("fdm")
     with pytest.raises(ValueError, match="unknown loss kind"):
         losses.loss_class("nope")
+
+
+def test_a_critic_setting_searched_under_a_kind_without_a_critic_is_refused(tmp_path):
+    from infgan.tune.space import parse_space
+
+    params = {
+        "loss.kind": {"type": "choice", "values": ["gan", "sig_score"]},
+        "train.discriminator_lr": {"type": "loguniform", "low": 0.01, "high": 0.1},
+    }
+    with pytest.raises(ConfigError, match=r"train.discriminator_lr: a critic setting.*when: \{loss.kind: \[gan\]\}"):
+        parse_space({"parameters": params}, "s")
+    params["train.discriminator_lr"]["when"] = {"loss.kind": "gan"}
+    parse_space({"parameters": params}, "s")  # conditioned on the kind with a critic: fine
+    with pytest.raises(ConfigError, match="remove it"):
+        parse_space(
+            {
+                "base": {"overrides": {"loss": {"kind": "fdm"}}},
+                "parameters": {"loss.sig_weight": {"type": "uniform", "low": 0.0, "high": 1.0}},
+            },
+            "s",
+        )
+    with pytest.raises(ConfigError, match="'train.n_critic' is a critic setting"):
+        parse_space(
+            {
+                "base": {"overrides": {"loss": {"kind": "fdm"}, "train": {"n_critic": 2}}},
+                "parameters": {"loss.sig_sigma": {"type": "uniform", "low": 0.5, "high": 1.0}},
+            },
+            "s",
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sig_score", "fdm"])
+def test_a_tiny_run_without_a_critic_learns_and_resumes_exactly(tmp_path, monkeypatch, kind):
+    """val/score falls at least half of the way to its floor; killed and resumed, the run ends as the uninterrupted one."""
+    import infgan.train.loop as loop
+    from infgan.train.context import RunContext
+    from infgan.train.loop import fit
+
+    cfg = tiny(
+        f"loss.kind={kind}",
+        "train.steps=60",
+        "train.swa_start=30",
+        "eval.every=20",
+        "checkpoint.every=20",
+        "train.generator_lr=1.0",
+        "data.size=1024",
+    )
+    full = fit(cfg, tmp_path / "full", RunContext(progress=False))
+    records = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert full["status"] == "completed"
+    floor = records[0]["val/score_floor"]  # what two real sets of this small size differ by
+    assert records[-1]["val/score"] - floor <= 0.5 * (records[0]["val/score"] - floor), [
+        r["val/score"] for r in records
+    ]
+    assert "discriminator" not in torch.load(tmp_path / "full" / "checkpoints" / "step_000060.pt", weights_only=False)
+
+    real_step, calls = loop.train_step, {"n": 0}
+
+    def dies_at_step_30(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", dies_at_step_30)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tmp_path / "cut", RunContext(progress=False))
+    monkeypatch.setattr(loop, "train_step", real_step)
+    resumed = fit(cfg, tmp_path / "cut", RunContext(progress=False), resume=True)
+    assert resumed["final_score"] == full["final_score"] and resumed["resumed_from"] == [20]
+    a = torch.load(tmp_path / "full" / "generator.pt", weights_only=False)["generator"]
+    b = torch.load(tmp_path / "cut" / "generator.pt", weights_only=False)["generator"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_score_ranks_by_the_kernel_score_without_a_critic(tmp_path):
+    """`infgan score` on a run trained without a critic: held-out paths with a jump rank above clean ones."""
+    import csv
+
+    import numpy as np
+
+    from infgan.cli import main
+    from infgan.train.context import RunContext
+    from infgan.train.loop import fit
+
+    from test_artefacts import with_anomalies
+
+    sets = ["loss.kind=fdm", "data.t_size=32", "data.size=512", "train.steps=100", "eval.every=100"]
+    fit(tiny(*sets), tmp_path / "run", RunContext(progress=False))
+    k = with_anomalies(tmp_path / "run", tmp_path / "a.npz")
+    out = tmp_path / "s.csv"
+    assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / "a.npz"), "--out", str(out)]) == 0
+    rank = {int(r["series"].rsplit(" ", 1)[-1]): int(r["rank"]) for r in csv.DictReader(out.open())}
+    assert np.median([rank[i] for i in range(k, 2 * k)]) < np.median([rank[i] for i in range(k)])

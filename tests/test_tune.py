@@ -324,3 +324,35 @@ def test_trials_with_two_ddp_workers_each(ray_local, tmp_path):
     summary = json.loads((trial / "summary.json").read_text())
     assert summary["world_size"] == 2
     assert (trial / "checkpoints" / "step_000008" / "state.pt").is_file()  # a Ray Train checkpoint
+
+
+def test_a_space_mixing_kinds_with_and_without_a_critic_runs(ray_local, tmp_path):
+    """`loss.kind` over sig_score and gan, a critic rate searched under gan only: both trials train,
+    and the sig_score trial has no critic in its config or its checkpoints."""
+    space = write_space(
+        tmp_path,
+        samples=2,
+        points=[{"loss.kind": "sig_score"}],
+        budget={"steps": 8, "eval_every": 4},
+        parameters={
+            "loss.kind": {"type": "choice", "values": ["gan", "sig_score"]},
+            "train.discriminator_lr": {"type": "loguniform", "low": 0.01, "high": 0.1, "when": {"loss.kind": "gan"}},
+            "loss.sig_sigma": {"type": "loguniform", "low": 0.5, "high": 2.0},
+        },
+    )
+    assert main(["tune", str(space), "--name", "m", "--storage", str(tmp_path / "runs"), "--concurrency", "1"]) == 0
+    trials = sorted((tmp_path / "runs" / "m" / "trials").iterdir())
+    kinds = {}
+    for trial in trials:
+        cfg = yaml.safe_load((trial / "config.yaml").read_text())
+        kinds[cfg["loss"]["kind"]] = trial
+        assert json.loads((trial / "summary.json").read_text())["status"] == "completed"
+    assert set(kinds) == {"gan", "sig_score"}
+    assert "discriminator_lr" not in (kinds["sig_score"] / "config.yaml").read_text()
+    import torch
+
+    from infgan.train.checkpoint import checkpoints
+
+    payload = torch.load(checkpoints(kinds["sig_score"] / "checkpoints")[-1], weights_only=False)
+    assert "generator" in payload and "discriminator" not in payload and "d_opt" not in payload
+

@@ -55,7 +55,7 @@ class FDM(DirectLoss):
         reals = shard.gather(batch.coeffs.detach())[..., 1:]
 
         def coordinates(v: torch.Tensor) -> torch.Tensor:  # (pairs, n, 2 * channels)
-            return torch.cat([v[:, s], v[:, t] - v[:, s]], dim=-1).transpose(0, 1)
+            return torch.cat([v[:, :1].expand(-1, s.numel(), -1), v[:, s], v[:, t] - v[:, s]], dim=-1).transpose(0, 1)
 
         y = coordinates(reals)
         scale = self.cfg.sig_scale / y.std(dim=1, keepdim=True).clamp_min(1e-6)  # (pairs, 1, 2 * channels)

@@ -37,8 +37,10 @@ from typing import Any
 from infgan.config import (
     Config,
     ConfigError,
+    check_applies,
     check_sections,
     check_value,
+    critic_paths,
     config_paths,
     flatten,
     from_dict,
@@ -243,6 +245,27 @@ def _conditions(path: str, spec: Mapping[str, Any], params: dict[str, Param]) ->
     return tuple(conds)
 
 
+def _check_critic_params(params: dict[str, Param], base_kind: str) -> None:
+    """A critic setting may be searched only where every loss kind it is sampled under trains a critic."""
+    from infgan.losses import needs_critic
+
+    kind = params.get("loss.kind")
+    kinds = kind.values if kind is not None else (base_kind,)
+    critic = set(critic_paths())
+    for p in params.values():
+        if p.path not in critic:
+            continue
+        under = dict(p.when).get("loss.kind", kinds)
+        without = [k for k in under if not needs_critic(k)]
+        if without:
+            with_critic = [k for k in kinds if needs_critic(k)]
+            fix = f"add when: {{loss.kind: [{', '.join(with_critic)}]}}" if with_critic else "remove it"
+            raise ConfigError(
+                f"parameters.{p.path}: a critic setting, searched where loss.kind can be {without[0]}, which trains "
+                f"no critic; {fix}"
+            )
+
+
 def _parents_first(params: dict[str, Param]) -> tuple[Param, ...]:
     """Order parameters so every parent is sampled before its children (file order otherwise)."""
     ordered: list[Param] = []
@@ -285,7 +308,9 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{name}: 'base.overrides' must be a mapping of config sections, got {overrides!r}")
     check_sections(overrides, f"{name}: base.overrides")
-    base_cfg = from_dict(merge(merge(source_overrides(base_spec.get("config")), overrides), sets or {}))
+    given = merge(merge(source_overrides(base_spec.get("config")), overrides), sets or {})
+    base_cfg = from_dict(given)
+    check_applies(given, base_cfg, f"{name}: base")
     budget = _section(data, "budget", {"steps": (int,), "eval_every": (int,)})
     asha = _section(data, "asha", {"grace_period": (int,), "reduction_factor": (int,), "judge": (str,)})
     if asha.get("judge", "last") not in JUDGES:
@@ -304,6 +329,7 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         path: Param(**{**p.__dict__, "when": _conditions(path, params_spec[path], params)})
         for path, p in params.items()
     }
+    _check_critic_params(params, base_cfg.loss.kind)
     steps = budget.get("steps", base_cfg.train.steps)
     eval_every = budget.get("eval_every", base_cfg.eval.every)
     grace, rf = asha.get("grace_period", max(eval_every, steps // 6)), asha.get("reduction_factor", 3)
