@@ -180,7 +180,7 @@ def test_a_critic_setting_searched_under_a_kind_without_a_critic_is_refused(tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sig_score", "fdm"])
 def test_a_tiny_run_without_a_critic_learns_and_resumes_exactly(tmp_path, monkeypatch, kind):
-    """val/score falls at least half of the way to its floor; killed and resumed, the run ends as the uninterrupted one."""
+    """val/score falls at least half of the way to its floor; killed and resumed, it ends as the unbroken run."""
     import infgan.train.loop as loop
     from infgan.train.context import RunContext
     from infgan.train.loop import fit
@@ -228,12 +228,11 @@ def test_score_ranks_by_the_kernel_score_without_a_critic(tmp_path):
     import csv
 
     import numpy as np
+    from test_artefacts import with_anomalies
 
     from infgan.cli import main
     from infgan.train.context import RunContext
     from infgan.train.loop import fit
-
-    from test_artefacts import with_anomalies
 
     sets = ["loss.kind=fdm", "data.t_size=32", "data.size=512", "train.steps=100", "eval.every=100"]
     fit(tiny(*sets), tmp_path / "run", RunContext(progress=False))

@@ -355,4 +355,3 @@ def test_a_space_mixing_kinds_with_and_without_a_critic_runs(ray_local, tmp_path
 
     payload = torch.load(checkpoints(kinds["sig_score"] / "checkpoints")[-1], weights_only=False)
     assert "generator" in payload and "discriminator" not in payload and "d_opt" not in payload
-
