@@ -6,6 +6,7 @@
     python benchmarks/quality.py stocks-run             # preset stocks, plus TimeGAN's published scores
     python benchmarks/quality.py ou-run --reuse         # score runs already in --out without retraining
     python benchmarks/quality.py weather-sweep --samples 8   # a smaller sweep than the space's
+    python benchmarks/quality.py ou-run --seeds 3       # the row on seeds 0, 1, 2: median and range
 
 Each row runs the same command a user would (`infgan train --config PRESET`, `infgan tune [SPACE]`)
 in a subprocess with one thread per process, times it, and scores the result with
@@ -14,6 +15,11 @@ metric) against the held-out set, every value with its real-data floor and the v
 of the floor. The stocks row adds TimeGAN's discriminative and predictive scores
 (`infgan evaluate --protocol timegan`, `--repeats`, default 3). Quality, not speed: the wall
 times say what the row costs on this machine. Never run two benchmarks at once.
+
+One GAN seed is not a result: with `--seeds N` each row trains on seeds 0 .. N-1 (`--set seed=S`,
+which seeds data, initialisation, noise and, for a sweep, its trials), each seed's result is
+printed, and the row's summary gives each metric's median, lowest and highest over the seeds
+(`"val/disc": {"median": ..., "min": ..., "max": ...}`), beside the floors' medians.
 """
 
 from __future__ import annotations
@@ -88,6 +94,18 @@ def score(row: str, run: Path, wall: float, repeats: int) -> dict:
     return out
 
 
+def over_seeds(row: str, results: list[dict]) -> dict:
+    """A row's median, lowest and highest value of each metric over its seeds' results."""
+    import statistics
+
+    out: dict = {"row": row, "seeds": len(results), "runs": [r["run"] for r in results]}
+    for key in results[0]:
+        values = [r[key] for r in results if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        if values and key not in ("row", "run"):
+            out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", nargs="+", choices=[*ROWS, "all"])
@@ -96,6 +114,7 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of TimeGAN's scores (stocks rows)")
     parser.add_argument("--samples", type=int, default=None, help="sweep rows: trials (default: the space's)")
+    parser.add_argument("--seeds", type=int, default=1, help="train each row on seeds 0 .. N-1 (default 1: seed 0)")
     args = parser.parse_args()
 
     import torch
@@ -104,9 +123,14 @@ def main() -> None:
     rows = list(ROWS) if "all" in args.rows else args.rows
     results = []
     for row in rows:
-        run, wall = train(row, args.out, args.reuse, args.sets, args.samples)
-        results.append(score(row, run, wall, args.repeats))
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+        per_seed = []
+        for seed in range(args.seeds):
+            out = args.out / f"seed-{seed}" if args.seeds > 1 else args.out
+            sets = [*args.sets, f"seed={seed}"] if args.seeds > 1 else args.sets
+            run, wall = train(row, out, args.reuse, sets, args.samples)
+            per_seed.append({**score(row, run, wall, args.repeats), "seed": seed})
+            print(json.dumps(per_seed[-1]), file=sys.stderr, flush=True)
+        results.append(over_seeds(row, per_seed) if args.seeds > 1 else per_seed[0])
     print(json.dumps({"rows": results}, indent=2))
 
 

@@ -162,9 +162,10 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LossConfig:
     kind: str = _opt(
-        "gan",
-        "what the generator is trained on: a CDE critic's adversarial loss (gan, wgan_clip, wgan_gp), or the "
-        "signature-kernel score against each real batch with no critic (sig_score)",
+        "fdm",
+        "what the generator is trained on: a CDE critic's adversarial loss (gan, wgan_clip, wgan_gp), or a "
+        "kernel score against each real batch with no critic: the signature kernel's (sig_score) or that of "
+        "pairs of times (fdm)",
         choices=tuple(LOSS_KINDS),
     )
     gp_weight: float = _opt(10.0, "gradient-penalty weight (wgan_gp only)", ge=0, critic=True)
@@ -175,7 +176,9 @@ class LossConfig:
         critic=True,
     )
     sig_kernel: str = _opt("rbf", "signature kernel's static kernel on path points", choices=("rbf", "linear"))
-    sig_sigma: float = _opt(1.0, "RBF static kernel's scale: exp(-|a - b|^2 / sig_sigma)", gt=0)
+    sig_sigma: float = _opt(
+        1.0, "RBF kernel's scale per data channel (sig_score, fdm): exp(-|a - b|^2 / (sig_sigma * channels))", gt=0
+    )
     sig_scale: float = _opt(1.0, "the normalised path values are multiplied by this before the kernel", gt=0)
     sig_dyadic_order: int = _opt(0, "signature kernel PDE grid refined by 2^order per axis", ge=0)
     sig_time_aug: bool = _opt(True, "the kernel sees time (rescaled to [0, 1]) as a channel")
@@ -189,7 +192,7 @@ class LossConfig:
     fdm_pairs: int = _opt(64, "fdm: pairs of times whose joint law is matched per step", ge=1)
     fdm_kernel: str = _opt(
         "rbf",
-        "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / sig_sigma)) or energy (-|a - b|, the energy score)",
+        "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / (sig_sigma * channels))) or energy (-|a - b|, the energy score)",
         choices=("rbf", "energy"),
     )
 
@@ -199,19 +202,19 @@ _OPTIMISERS = ("adadelta", "adam", "rmsprop")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = _opt(1000, "generator steps", ge=1)
+    steps: int = _opt(2500, "generator steps", ge=1)
     batch_size: int = _opt(128, "global batch size (split across workers)", ge=1)
     n_critic: int = _opt(
         1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1, critic=True
     )
-    generator_lr: float = _opt(4.6e-2, "generator learning rate", gt=0)
+    generator_lr: float = _opt(0.15, "generator learning rate", gt=0)
     discriminator_lr: float = _opt(0.12, "discriminator learning rate", gt=0, critic=True)
     generator_optimizer: str = _opt("adadelta", "generator optimiser", choices=_OPTIMISERS)
     discriminator_optimizer: str = _opt("adadelta", "discriminator optimiser", choices=_OPTIMISERS, critic=True)
     generator_weight_decay: float = _opt(0.01, "generator weight decay", ge=0)
     discriminator_weight_decay: float = _opt(0.01, "discriminator weight decay", ge=0, critic=True)
     adam_betas: tuple[float, float] = _opt((0.5, 0.9), "Adam betas (adam only)")
-    swa_start: int = _opt(500, "step from which weights are averaged (evaluation uses the average)", ge=0)
+    swa_start: int = _opt(1250, "step from which weights are averaged (evaluation uses the average)", ge=0)
     ema_decay: float = _opt(
         0.0,
         "0: equal-weight average of every step from swa_start (SWA); else the decay of an exponential "
@@ -460,8 +463,12 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
 
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file, turning a missing file or bad syntax into a ConfigError."""
+    p = Path(path)
+    if p.exists() and not p.is_file() and not p.is_dir():
+        # A named pipe or a device would block the read (or never end): refused before opening.
+        raise ConfigError(f"cannot read {path}: not a regular file (a pipe, socket or device); give a YAML file")
     try:
-        text = Path(path).read_text()
+        text = p.read_text()
     except IsADirectoryError:
         raise ConfigError(f"cannot read {path}: it is a directory, not a YAML file") from None
     except OSError as e:

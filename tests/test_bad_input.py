@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -194,8 +195,41 @@ def _short_csv(tmp_path) -> str:
     return str(path)
 
 
-# Each of these would start Ray (or load data, or allocate) if the check came late.
+def _short_npz(tmp_path) -> str:
+    path = tmp_path / "short.npz"
+    np.savez(path, paths=np.random.default_rng(0).normal(size=(16, 64, 1)).cumsum(1), channels=np.array(["y"]))
+    return str(path)
+
+
+def _fifo(tmp_path, name: str) -> str:
+    """A named pipe: reading it would block until someone writes."""
+    path = tmp_path / name
+    os.mkfifo(path)
+    return str(path)
+
+
+# Each of these would start Ray (or load data, or allocate, or block) if the check came late.
 BEFORE_RAY = {
+    "space GPUs per trial beyond the machine": lambda p: ["tune", _space_file(p, **{"resources.gpus_per_worker": 64})],
+    "one DDP worker with a GPU the machine lacks": lambda p: ["train", "--workers", "1", "--gpus-per-worker", "1"],
+    "config is a named pipe": lambda p: ["train", "--config", _fifo(p, "config.yaml")],
+    "space is a named pipe": lambda p: ["tune", _fifo(p, "space.yaml")],
+    "data file is a named pipe": lambda p: [
+        "train",
+        "--set",
+        "data.dataset=csv",
+        "--set",
+        f"data.path={_fifo(p, 'd.csv')}",
+    ],
+    "npz t_size beyond its paths": lambda p: [
+        "train",
+        "--set",
+        "data.dataset=npz",
+        "--set",
+        f"data.path={_short_npz(p)}",
+        "--set",
+        "data.t_size=4000",
+    ],
     "metric never produced": lambda p: ["tune", _space_file(p, metric="val/nope")],
     "metric as a list": lambda p: ["tune", _space_file(p, metric=["val/score"])],
     "seed not a number": lambda p: ["tune", _space_file(p, seed="abc")],
@@ -234,6 +268,10 @@ def _touch(path):
 @pytest.mark.parametrize("case", sorted(BEFORE_RAY))
 def test_refused_before_ray_starts_in_one_line_and_nothing_written(tmp_path, monkeypatch, capsys, case):
     import ray
+    import torch
+
+    if "GPU the machine lacks" in case and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
 
     def no_ray(*args, **kwargs):
         raise AssertionError(f"Ray was started for a request that should have been refused: {case}")

@@ -10,7 +10,7 @@ from infgan.config import PRESETS, Config, ConfigError, config_paths, from_dict,
 def test_defaults_are_the_default_run():
     cfg = load_config()
     assert cfg == Config()
-    assert cfg.loss.kind == "gan" and cfg.train.n_critic == 1
+    assert cfg.loss.kind == "fdm" and cfg.train.steps == 2500
 
 
 @pytest.mark.parametrize("preset", PRESETS)

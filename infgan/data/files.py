@@ -59,6 +59,9 @@ def read_file(cfg: DataConfig, path: str, *, source: str | None = None) -> RawDa
     source = source or str(p)
     if not path:
         raise DataError(f"data.dataset {cfg.dataset} needs data.path (the file to read)")
+    if p.exists() and not p.is_file():
+        what = "a directory" if p.is_dir() else "not a regular file (a pipe, socket or device)"
+        raise DataError(f"{source}: {what}; data.path must be a csv, parquet or npz file")
     if not p.is_file():
         raise DataError(f"{source}: no such file (data.path)")
     kind = cfg.dataset if cfg.dataset in ("csv", "parquet", "npz") else p.suffix.lstrip(".").lower()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from infgan.config import LossConfig
     from infgan.losses.base import Loss
 
-# kind -> "module:class"; the first is the default run's.
+# kind -> "module:class" (the default run's kind is `LossConfig.kind`'s default: fdm).
 KINDS: dict[str, str] = {
     "gan": "infgan.losses.adversarial:NonSaturating",
     "wgan_clip": "infgan.losses.adversarial:WassersteinClip",

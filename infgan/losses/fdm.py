@@ -6,7 +6,7 @@ pairs costs linearly in the pairs, where the signature kernel's cost grows with 
 time points. Each step draws `loss.fdm_pairs` pairs of times s < s + k (the same on every rank):
 the lag k log-uniform in 1 .. time - 1, so that one-step increments are matched as often as long
 ones, and s uniform. Each generated pair is scored against the real pairs with the RBF kernel
-score exp(-|a - b|^2 / sig_sigma), in coordinates (X_s, X_{s+k} - X_s), each coordinate divided by
+score exp(-|a - b|^2 / (sig_sigma * channels)), in coordinates (X_0, X_s, X_{s+k} - X_s), each coordinate divided by
 its spread over the real batch and times `sig_scale`.
 
 Why those coordinates: they are a one-to-one linear map of (X_s, X_{s+k}), so the score stays
@@ -45,7 +45,9 @@ class FDM(DirectLoss):
         if self.cfg.fdm_kernel == "energy":
             # -|a - b|: the energy score (smoothed at 0, where |.| has no gradient).
             return -torch.sqrt(d2 + 1e-12)
-        return torch.exp(-d2 / self.cfg.sig_sigma)
+        # Per data channel: a point has three coordinates per channel, and with many channels the
+        # squared distance grows with them (six stock channels put it near 36, where exp(-d2) is 0).
+        return torch.exp(-d2 / (self.cfg.sig_sigma * a.size(-1) / 3))
 
     def objective(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor:
         values = fake[..., 1:]

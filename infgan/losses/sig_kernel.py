@@ -27,7 +27,7 @@ What the kernel sees of a path (batch, time, 1 + channels), each choice a `loss.
   comparing points far apart, where it is flat and gives no gradient;
 - a basepoint (`sig_basepoint`): the origin put before every path, so that the kernel sees where
   a path starts (a signature alone does not change when a path is translated);
-- the static kernel (`sig_kernel`): RBF exp(-|a - b|^2 / sig_sigma), or linear; `sig_dyadic_order`
+- the static kernel (`sig_kernel`): RBF exp(-|a - b|^2 / (sig_sigma * channels)), or linear; `sig_dyadic_order`
   refines the PDE grid by 2^order per axis.
 """
 
@@ -48,11 +48,12 @@ class SignatureScore:
     def __init__(self, cfg: LossConfig):
         self.cfg = cfg
 
-    def _static_kernel(self):
+    def _static_kernel(self, channels: int):
         import pysiglib
 
         if self.cfg.sig_kernel == "rbf":
-            return pysiglib.RBFKernel(self.cfg.sig_sigma)
+            # Per data channel: squared distances grow with the channels, and exp(-d2) of many would be 0.
+            return pysiglib.RBFKernel(self.cfg.sig_sigma * channels)
         return pysiglib.LinearKernel()
 
     def points(self, t_size: int, seed: int) -> torch.Tensor:
