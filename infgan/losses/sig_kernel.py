@@ -85,7 +85,9 @@ class SignatureScore:
         if device.type == "cuda" and not pysiglib.BUILT_WITH_CUDA:
             _warn_cpu_once()
             x, y = x.cpu(), y.cpu()
-        k = sig_kernel_gram(x, y, dyadic_order=self.cfg.sig_dyadic_order, static_kernel=self._static_kernel(), n_jobs=1)
+        channels = max(1, x.size(-1) - int(self.cfg.sig_time_aug))
+        static = self._static_kernel(channels)
+        k = sig_kernel_gram(x, y, dyadic_order=self.cfg.sig_dyadic_order, static_kernel=static, n_jobs=1)
         return k.to(device)
 
     def __call__(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor:
