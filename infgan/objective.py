@@ -49,8 +49,17 @@ def floor_name(metric: str) -> str:
 
 
 def with_floor(record: dict[str, Any], key: str) -> str:
-    """`0.234 (floor 0.012)`: a metric's value beside its real-data floor (`-` if the record lacks it)."""
+    """`0.234 (floor 0.012)`: a metric's value beside its real-data floor (`-` if the record lacks it);
+    with standard errors where the record has them: `0.33 ± 0.04 (floor 0.00 ± 0.03)`."""
     if key not in record:
         return "-"
-    floor = record.get(floor_name(key))
-    return f"{record[key]:.3g}" + (f" (floor {floor:.2g})" if floor is not None else "")
+
+    def shown(name: str, digits: str) -> str:
+        se = record.get(f"{name}_se")
+        return f"{record[name]:{digits}}" + (f" ± {se:.2f}" if isinstance(se, (int, float)) else "")
+
+    floor = floor_name(key)
+    if record.get(f"{key}_se") is not None:
+        return shown(key, ".2f") + (f" (floor {shown(floor, '.2f')})" if floor in record else "")
+    value = record.get(floor)
+    return f"{record[key]:.3g}" + (f" (floor {value:.2g})" if value is not None else "")

@@ -33,7 +33,8 @@ def test_reference_and_seed_presets_hold_their_values():
 
 def test_numbers_are_read_as_users_write_them():
     """YAML 1.1 reads 1e-4 and 1.0e6 as strings; where a float is expected they are numbers."""
-    cfg = load_config(None, ["train.generator_lr=1e-4", "train.discriminator_lr=1.0e6", "model.initial_scale=+.5"])
+    sets = ["loss.kind=gan", "train.generator_lr=1e-4", "train.discriminator_lr=1.0e6", "model.initial_scale=+.5"]
+    cfg = load_config(None, sets)
     assert (cfg.train.generator_lr, cfg.train.discriminator_lr, cfg.model.initial_scale) == (1e-4, 1e6, 0.5)
 
 

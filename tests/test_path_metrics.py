@@ -97,7 +97,7 @@ def test_several_channels_with_gaps_and_irregular_times_are_finite_and_seeded():
 
     real, fake = paths(), interpolation_coeffs(paths())
     first = path_metrics(real, fake, float(times[-1]), seed=5, trtr=1.0)
-    assert set(first) == {"val/disc", "val/pred", "val/pred_ratio", "val/sig_mmd"}
+    assert set(first) == {"val/disc", "val/disc_se", "val/pred", "val/pred_ratio", "val/sig_mmd"}
     assert all(math.isfinite(v) for v in first.values())
     assert path_metrics(real, fake, float(times[-1]), seed=5, trtr=1.0) == first
     assert path_metrics(real, fake, float(times[-1]), seed=6, trtr=1.0) != first
@@ -164,3 +164,20 @@ def test_a_run_reports_path_metrics_and_floors(tmp_path, when):
 def test_too_few_paths_give_nan_not_an_error():
     one = torch.zeros(1, 5, 2)
     assert all(math.isnan(v) for v in path_metrics(one, torch.ones(4, 5, 2), 4.0, 0, 1.0).values())
+
+
+def test_the_classifier_floor_carries_an_error_bar_that_covers_it_at_small_sizes():
+    """At 32 held-out paths two real sets are 'told apart' by noise alone: the floor's standard error
+    says so, its error bar reaches 0, and the progress line shows both."""
+    from infgan.metrics.discriminative import small_held_out
+    from infgan.metrics.floors import compute_floors
+    from infgan.objective import with_floor
+
+    cfg = tiny("data.size=256", "data.t_size=16")
+    data = build_dataset(cfg.data, cfg.seed)
+    found = compute_floors(data, cfg.seed, path_level=True)
+    floor, se = found["val/disc_floor"], found["val/disc_floor_se"]
+    assert se > 0.05 and floor - 2 * se <= 0.0, (floor, se)
+    shown = with_floor({"val/disc": 0.3, "val/disc_se": 0.1, **found}, "val/disc")
+    assert shown.startswith("0.30 ± 0.10 (floor ") and f"± {se:.2f})" in shown
+    assert small_held_out(data.val.size(0)) is not None and small_held_out(1024) is None

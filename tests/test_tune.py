@@ -27,7 +27,8 @@ TINY_SPACE = {
         "overrides": {
             "data": {"size": 64, "t_size": 8},
             "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2},
-            "train": {"batch_size": 8, "swa_start": 8},
+            "train": {"batch_size": 8, "swa_start": 8, "generator_lr": 0.046},
+            "loss": {"kind": "gan"},
             # Seconds per completed trial: only the sweep that tests them (`sweep`) turns them on.
             "eval": {"path_metrics": "off"},
         }

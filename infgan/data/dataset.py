@@ -270,13 +270,12 @@ def split_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> tuple[lis
     `data.split: windows` holds out random windows instead, as TimeGAN's protocol does.
     """
     longest = max(len(s.times) for s in raw.series)
-    if cfg.t_size > longest:
-        # One series is cut into windows of t_size, and series told apart by an id are padded up to
-        # t_size (the longest kept): either way, points past the longest series would be padding
-        # only, and a run on them trains for nothing (checked before any tensor is made).
-        what = "the longest series" if raw.by_id else "the series"
+    if not raw.by_id and cfg.t_size > longest:
+        # One series is cut into windows of t_size: a longer window would be padding only. (Series
+        # told apart by an id are padded up to t_size, the longest kept, by design; an npz file's
+        # array length bounds t_size where it is read.)
         raise DataError(
-            f"{raw.source}: data.t_size {cfg.t_size} is longer than {what} ({longest} points); "
+            f"{raw.source}: data.t_size {cfg.t_size} is longer than the series ({longest} points); "
             f"set data.t_size to at most {longest}"
         )
     if cfg.split == "windows":

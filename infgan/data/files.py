@@ -370,6 +370,13 @@ def _read_npz(cfg: DataConfig, p: Path, source: str) -> RawData:
         if np.isnan(paths[..., j]).all():
             raise DataError(f"{source}: channel {w!r} has no values at all; leave it out of data.columns")
     _check_finite(paths.reshape(-1, c)[:, cols], [f"channel {w!r}" for w in wanted], source, "value", first_row=1)
+    if cfg.t_size > length:
+        # Checked before any series is built: a window past the array's length would be padding
+        # only, and a run on thousands of padded points trains for minutes on nothing.
+        raise DataError(
+            f"{source}: data.t_size {cfg.t_size} is longer than the file's paths ({length} points); "
+            f"set data.t_size to at most {length}"
+        )
     series = []
     for i in range(n):
         keep = ~np.isnan(t[i])  # NaN times mark the end of a shorter series

@@ -4,7 +4,9 @@ generated paths and report |test accuracy - 0.5| (0: indistinguishable, 0.5: alw
 Fixed protocol, so that scores compare across runs: equal numbers of real and generated paths
 (the smaller of the two sets), 20 % of each held out for testing, the `SequenceModel` of
 `sequence.py` read out at the last time step, 300 Adam steps of batch 128 at learning rate 1e-2,
-binary cross-entropy; everything drawn from the given seed.
+binary cross-entropy; everything drawn from the given seed. `discriminative_with_error` repeats it
+over classifier seeds and gives the standard error (`val/disc_se`): at small held-out sets the
+real-vs-real floor is itself noise (0.25 at 32 held-out paths), which a number alone hides.
 
 The classifier sees each channel's increments beside its values. At the same cost this is what
 makes the score stable and sharp: on the default OU run's generator (1000 steps) values alone
@@ -13,6 +15,8 @@ real stayed at 0.00-0.02 either way (docs/metrics.md).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
@@ -25,6 +29,53 @@ TEST_FRACTION = 0.2
 
 def discriminative_score(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int) -> float:
     """|accuracy - 0.5| of a classifier of real (label 1) vs `fake` (label 0) paths (n, time, 1 + channels)."""
+    accuracy, _ = _accuracy(real, fake, t_end, seed)
+    return abs(accuracy - 0.5)
+
+
+def discriminative_with_error(
+    real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int, repeats: int
+) -> tuple[float, float]:
+    """`val/disc` over `repeats` classifiers (seeds seed, seed + 1, ...: their own splits and weights),
+    and its standard error.
+
+    The value is the classifiers' mean |accuracy - 0.5|. Its standard error is
+    sqrt(v / repeats), v the larger of the classifiers' sample variance and the binomial variance of
+    one test accuracy, acc (1 - acc) / (test paths): with few held-out paths the test split alone
+    makes one classifier's accuracy swing by that much, whatever the seeds agree on.
+    """
+    runs = [_accuracy(real, fake, t_end, seed + k) for k in range(repeats)]
+    scores = [abs(acc - 0.5) for acc, _ in runs]
+    binomial = sum(acc * (1 - acc) / n for acc, n in runs) / repeats
+    mean = sum(scores) / repeats
+    spread = sum((x - mean) ** 2 for x in scores) / (repeats - 1) if repeats > 1 else 0.0
+    return mean, math.sqrt(max(spread, binomial) / repeats)
+
+
+def test_paths(n_real: int, n_fake: int) -> int:
+    """How many paths a classifier is tested on, for sets of these sizes."""
+    return 2 * max(1, round(TEST_FRACTION * min(n_real, n_fake)))
+
+
+SE_GOAL = 0.05  # the standard error below which a val/disc is worth reading to two decimals
+
+
+def small_held_out(n_held_out: int) -> str | None:
+    """One line when `n_held_out` paths leave one classifier's val/disc with a standard error of
+    SE_GOAL or more (at accuracy 0.5, where it is largest); None when they are enough."""
+    se = math.sqrt(0.25 / test_paths(n_held_out, n_held_out))
+    if se < SE_GOAL:
+        return None
+    need = next(n for n in range(n_held_out, 100 * n_held_out + 1000) if math.sqrt(0.25 / test_paths(n, n)) < SE_GOAL)
+    return (
+        f"{n_held_out} held-out paths test the val/disc classifier on {test_paths(n_held_out, n_held_out)} paths: "
+        f"its standard error is about {se:.2f}, so values (and the floor) within about {2 * se:.2f} of each other "
+        f"are alike; {need} or more held-out paths bring it under {SE_GOAL} (data.size, data.val_fraction)"
+    )
+
+
+def _accuracy(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int) -> tuple[float, int]:
+    """A classifier's test accuracy and the number of test paths."""
     g = torch.Generator().manual_seed(seed)
     m = min(real.size(0), fake.size(0))
     real = real[torch.randperm(real.size(0), generator=g)[:m]]
@@ -44,4 +95,4 @@ def discriminative_score(real: torch.Tensor, fake: torch.Tensor, t_end: float, s
     train(model, loss_of, fit.numel(), STEPS, g)
     with torch.no_grad():
         accuracy = ((model(x[test])[:, -1, 0] > 0).float() == y[test]).float().mean().item()
-    return abs(accuracy - 0.5)
+    return accuracy, test.numel()

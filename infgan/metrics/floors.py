@@ -26,13 +26,14 @@ from infgan.atomic import write_json_atomic
 from infgan.config import DataConfig, to_dict
 from infgan.data import Dataset
 from infgan.data.dataset import on_grid
-from infgan.metrics.discriminative import discriminative_score
+from infgan.metrics.discriminative import discriminative_with_error
 from infgan.metrics.marginal import quality_metrics
 from infgan.metrics.predictive import predictive_mae
 from infgan.metrics.signature import sig_mmd
 from infgan.objective import floor_name
 
-VERSION = 2  # bump when a metric's protocol changes: cached floors are then recomputed
+VERSION = 3  # bump when a metric's protocol changes: cached floors are then recomputed
+FLOOR_REPEATS = 3  # classifiers behind val/disc_floor and its standard error (computed once, cached)
 
 
 def real_slices(dataset: Dataset, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -55,8 +56,10 @@ def compute_floors(dataset: Dataset, seed: int, path_level: bool) -> dict[str, f
         t_end = float(dataset.ts[-1])
         trtr = predictive_mae(a, held, t_end, seed)
         tstr = predictive_mae(b, held, t_end, seed)  # B stands in for generated paths
+        disc, disc_se = discriminative_with_error(held, a, t_end, seed, FLOOR_REPEATS)
+        out["val/disc_floor_se"] = disc_se
         real_vs_real = {
-            "val/disc": discriminative_score(held, a, t_end, seed),
+            "val/disc": disc,
             "val/pred": tstr,
             "val/pred_ratio": tstr / trtr if trtr > 0 else float("nan"),
             "val/sig_mmd": sig_mmd(held, a, t_end, seed),

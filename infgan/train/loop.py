@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
 from infgan.diagnostics import plot_diagnostics
+from infgan.metrics.discriminative import small_held_out
 from infgan.metrics.floors import VERSION as FLOORS_VERSION
 from infgan.metrics.floors import floors as metric_floors
 from infgan.objective import with_floor
@@ -194,6 +196,10 @@ def fit(
             run.refuse_existing()  # before the floors are computed
             floors = metric_floors(dataset, cfg.data, cfg.seed, path_level)
             run.create(cfg, {**dataset.describe(), "floors": floors, "floors_version": FLOORS_VERSION})
+    if ctx.is_main and ctx.progress and cfg.eval.path_metrics != "off" and state.step == 0:
+        note = small_held_out(dataset.val.size(0))
+        if note:
+            print(f"infgan: note: {note}", file=sys.stderr, flush=True)
     tracker = tracker if ctx.is_main and tracker is not None else Tracker(Tracking(), run.root)
     tracker.start(cfg)
     resumed_at = state.step if payload is not None else None
@@ -317,7 +323,9 @@ def fit(
         "message": message,
         "resumed_from": progress.resumed_from,
         "world_size": ctx.world_size,
-        "path_metrics": {k: history[-1][k] for k in metrics.PATH_METRICS if history and k in history[-1]},
+        "path_metrics": {
+            k: history[-1][k] for m in metrics.PATH_METRICS for k in (m, f"{m}_se") if history and k in history[-1]
+        },
         "floors": floors,
     }
     if resumed_at_end and run.summary_path.exists():

@@ -137,8 +137,8 @@ class SearchSpace:
     def first_points(self) -> list[dict[str, Any]]:
         """The base config's own values (active parameters only), then the space's `points`.
 
-        A base value that is not one of its `choice` parameter's values is left out (the searcher
-        samples that one): a sweep of `data.dataset` over four families from a base on `ou` still
+        A base value outside its parameter's domain (not one of a `choice`'s values, a number out of
+        its range) is left out (the searcher samples that one): a sweep of `data.dataset` over four families from a base on `ou` still
         starts from the base's other values. A first point left with nothing is dropped.
         """
         base = flatten(self.base)
@@ -150,9 +150,10 @@ class SearchSpace:
                     continue
                 if p.path in extra:
                     chosen[p.path] = extra[p.path]
-                elif p.type != "choice" or p.contains(base[p.path]):
-                    # Optuna runs a fixed number outside its range (with a warning), so the base's own
-                    # rates still come first; a choice it refuses outright.
+                elif p.contains(base[p.path]):
+                    # A base value outside its parameter's domain is left to the searcher: Optuna
+                    # refuses a choice outright, and a number out of range it runs once but cannot
+                    # take back when the sweep is resumed ("isn't contained in the distribution").
                     chosen[p.path] = base[p.path]
             if chosen:
                 out.append(chosen)
