@@ -139,7 +139,8 @@ class SearchSpace:
 
         A base value outside its parameter's domain (not one of a `choice`'s values, a number out of
         its range) is left out (the searcher samples that one): a sweep of `data.dataset` over four
-        families from a base on `ou` still starts from the base's other values. A first point left with nothing is dropped.
+        families from a base on `ou` still starts from the base's other values. A first point left with
+        nothing is dropped.
         """
         base = flatten(self.base)
         out = []
