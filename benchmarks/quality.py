@@ -40,6 +40,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 ROWS = {
     "ou-run": (["train"], "run"),
     "ou-sweep": (["tune"], "sweep"),
+    "gauss-run": (["train", "--config", "gauss"], "run"),
     "goog-run": (["train", "--config", "goog"], "run"),
     "weather-run": (["train", "--config", "weather"], "run"),
     "stocks-run": (["train", "--config", "stocks"], "run"),

@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SCHEDULERS,
         help="early stopping: asha, wandb-hyperband (W&B's) or none; default: the space's, asha",
     )
+    p.add_argument(
+        "--confirm",
+        metavar="K,N",
+        help="after the search, train the K best configs again on N fresh seeds each and pick the best median "
+        "(default: the space's confirm:, else none; 0,0 turns it off)",
+    )
     p.add_argument("--storage", default="runs/tune", metavar="DIR", help="where sweeps are written (default runs/tune)")
     p.add_argument("--name", metavar="NAME", help="sweep name (default: <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
@@ -371,6 +377,13 @@ def _tune(args: argparse.Namespace) -> int:
         return _fail("--samples and --workers-per-trial must be >= 1, --gpus-per-worker >= 0")
     if args.concurrency is not None and args.concurrency < 1:
         return _fail(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.confirm is not None:
+        top, _, seeds = args.confirm.partition(",")
+        if not (top.strip().isdigit() and seeds.strip().isdigit()) or (int(top) == 0) != (int(seeds) == 0):
+            return _fail(
+                f"--confirm takes K,N (the K best configs on N fresh seeds, e.g. 2,3; 0,0: none); got {args.confirm!r}"
+            )
+        changes.update(confirm_top=int(top), confirm_seeds=int(seeds))
     space = dataclasses.replace(space, **changes)
     if args.resume and not args.name:
         return _fail("--resume needs --name, the sweep to continue")

@@ -183,3 +183,32 @@ def test_a_base_value_outside_its_domain_is_left_to_the_searcher():
     assert "data.dataset" not in first and set(first) == {"train.generator_lr", "train.discriminator_lr"}
     assert all(p.contains(first[p.path]) for p in space.params if p.path in first)
     assert not next(p for p in space.params if p.path == "data.dataset").contains("ou")
+
+
+def test_confirm_is_read_and_refused_in_one_line():
+    space = parse_space({**GOOD, "confirm": {"top": 2, "seeds": 3}}, "s")
+    assert (space.confirm_top, space.confirm_seeds) == (2, 3)
+    for bad in ({"top": 0, "seeds": 3}, {"top": 2}, {"top": 2, "seeds": "x"}):
+        with pytest.raises(ConfigError, match="confirm"):
+            parse_space({**GOOD, "confirm": bad}, "s")
+
+
+def test_the_confirmed_best_is_the_best_median_not_the_luckiest_seed(tmp_path):
+    """Config a has the single best seed, config b the better median: b is chosen."""
+    import json
+
+    from infgan.tune.confirm import confirmed, fresh_seeds
+
+    values = {"a": [0.1, 0.9, 0.8], "b": [0.3, 0.35, 0.4]}
+    for of, vals in values.items():
+        for i, v in enumerate(vals):
+            d = tmp_path / "confirm" / f"{of}{i}"
+            d.mkdir(parents=True)
+            (d / "confirm.json").write_text(json.dumps({"of": of, "seed": 5 + i, "params": {}}))
+            (d / "metrics.jsonl").write_text(json.dumps({"step": 8, "val/score": v}) + "\n")
+            (d / "summary.json").write_text("{}")
+    ranked = confirmed(tmp_path, "val/score", "min")
+    assert [c.of for c in ranked] == ["b", "a"] and ranked[0].median == 0.35
+    assert [c.of for c in confirmed(tmp_path, "val/score", "max")] == ["a", "b"]
+    space = parse_space({**GOOD, "confirm": {"top": 1, "seeds": 2}}, "s", {"seed": 4})
+    assert fresh_seeds(space, [{"seed": 7}, {}], 2) == [8, 9]

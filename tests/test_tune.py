@@ -264,7 +264,7 @@ def test_a_sweep_can_optimise_a_path_metric(ray_local, tmp_path, capsys):
 def test_resume_after_the_driver_is_killed(tmp_path, searcher, scheduler):
     if searcher.startswith("wandb"):
         pytest.importorskip("sweeps")
-    space = write_space(tmp_path, samples=4, searcher=searcher, scheduler=scheduler)
+    space = write_space(tmp_path, samples=3, searcher=searcher, scheduler=scheduler)
     storage = tmp_path / "runs"
     cmd = [
         sys.executable,
@@ -294,7 +294,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, searcher, scheduler):
     proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = rows(storage / "k")
-    assert len(results) == 4 and len({r["trial_id"] for r in results}) == 4
+    assert len(results) == 3 and len({r["trial_id"] for r in results}) == 3
     assert {f: _digest(finished / f) for f in before} == before  # the finished trial was not re-run
     assert {r["status"] for r in results} <= {"completed", "stopped"}  # the sweep finished every trial
     if searcher == "tpe":
@@ -304,7 +304,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, searcher, scheduler):
 
         log = str(storage / "k" / "optuna.log")
         study = optuna.load_study(study_name="k", storage=JournalStorage(JournalFileBackend(log)))
-        assert len([t for t in study.trials if t.state.is_finished()]) == 4  # one study across both drivers
+        assert len([t for t in study.trials if t.state.is_finished()]) == 3  # one study across both drivers
     else:
         saved = json.loads((storage / "k" / "hyperband_state.json").read_text())
         assert set(saved["state"]) == {r["trial_id"] for r in results}  # hyperband's record survived the kill
@@ -356,3 +356,26 @@ def test_a_space_mixing_kinds_with_and_without_a_critic_runs(ray_local, tmp_path
 
     payload = torch.load(checkpoints(kinds["sig_score"] / "checkpoints")[-1], weights_only=False)
     assert "generator" in payload and "discriminator" not in payload and "d_opt" not in payload
+
+
+def test_winners_are_confirmed_on_fresh_seeds_and_the_best_median_is_chosen(ray_local, tmp_path, capsys):
+    space = write_space(
+        tmp_path,
+        samples=2,
+        points=[],
+        budget={"steps": 8, "eval_every": 4},
+        confirm={"top": 2, "seeds": 2},
+    )
+    assert main(["tune", str(space), "--name", "c", "--storage", str(tmp_path / "runs"), "--concurrency", "1"]) == 0
+    exp = tmp_path / "runs" / "c"
+    runs = [json.loads(p.read_text()) for p in (exp / "confirm").glob("*/confirm.json")]
+    assert len(runs) == 4 and {r["seed"] for r in runs} == {1, 2}  # the search trained on seed 0 alone
+    assert {r["of"] for r in runs} == {row["trial_id"] for row in rows(exp)}
+    best = json.loads((exp / "best.json").read_text())
+    medians = {c["of"]: c["median"] for c in best["confirmed"]}
+    assert best["trial_id"] == min(medians, key=medians.get) and best["val/score"] == min(medians.values())
+    assert "median" in best["chosen_by"]
+    chosen = yaml.safe_load((exp / "best_config.yaml").read_text())
+    assert chosen == yaml.safe_load((exp / "trials" / best["trial_id"] / "config.yaml").read_text())
+    assert {r["confirmed_median"] != "" for r in rows(exp)} == {True}
+    assert "confirmed on fresh seeds" in capsys.readouterr().out

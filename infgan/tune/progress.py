@@ -23,15 +23,15 @@ _ENDED = ("TERMINATED", "ERROR")
 class SweepProgress(Callback):
     """One line per ended trial on stdout; a bar of ended trials on stderr when it is a terminal."""
 
-    def __init__(self, space: SearchSpace, heading: str, stream: Any = None):
-        self.space, self.heading = space, heading
+    def __init__(self, space: SearchSpace, heading: str, stream: Any = None, total: int | None = None):
+        self.space, self.heading, self.total = space, heading, total or space.samples
         self.stream = stream  # None: sys.stdout at the time of writing (Tune pickles its callbacks)
         self.bar: Any = None
         self.best: float | None = None
 
     def setup(self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any) -> None:
         tqdm.write(self.heading, file=self.stream or sys.stdout)
-        self.bar = tqdm(total=self.space.samples, desc="trials", unit="trial", disable=not sys.stderr.isatty())
+        self.bar = tqdm(total=self.total, desc="trials", unit="trial", disable=not sys.stderr.isatty())
 
     def on_step(self, iteration: int, trials: list, **info: Any) -> None:
         if self.bar is None:
@@ -73,7 +73,10 @@ class SweepProgress(Callback):
                         self.bar.set_postfix_str(f"best {metric} {value:.4g}")
         else:
             how = failure
-        params = " ".join(f"{k}={_short(v)}" for k, v in sorted(trial.config.items()))
+        shown = trial.config
+        if "point" in shown:  # a confirmation run: the search trial it re-checks and its seed
+            shown = {"of": shown["point"]["of"], "seed": shown["point"]["seed"]}
+        params = " ".join(f"{k}={_short(v)}" for k, v in sorted(shown.items()))
         tqdm.write(f"{trial.trial_id}  {how}  {params}", file=self.stream or sys.stdout)
 
 

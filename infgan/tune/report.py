@@ -109,11 +109,14 @@ def shown_metrics(sweep: dict[str, Any], trials: list[TrialResult]) -> list[str]
     return [k for k in keys if any(t.latest(k) for t in trials)]
 
 
-def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> None:
-    """results.csv: one row per trial (path-level metrics: each trial's latest value)."""
+def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult], checked: list | None = None) -> None:
+    """results.csv: one row per trial (path-level metrics: each trial's latest value; for a confirmed
+    trial, the median, lowest and highest final value over its fresh seeds)."""
     sign = objective.sign(sweep["mode"])
     params = sweep["parameters"]
     extra = shown_metrics(sweep, trials)
+    by_trial = {c.of: c for c in checked or []}
+    confirm_cols = ["confirmed_median", "confirmed_min", "confirmed_max", "confirmed_seeds"] if by_trial else []
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
@@ -125,10 +128,13 @@ def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> N
                 f"last_{sweep['metric']}",
                 "wall_s",
                 *extra,
+                *confirm_cols,
                 *params,
             ]
         )
         for t in trials:
+            c = by_trial.get(t.trial_id)
+            confirmed = [c.median, min(c.values), max(c.values), " ".join(map(str, c.seeds))] if c else ["", "", "", ""]
             w.writerow(
                 [
                     t.trial_id,
@@ -138,9 +144,29 @@ def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult]) -> N
                     sign * t.last,
                     round(t.wall_s, 2),
                     *[t.latest(k).get(k, "") for k in extra],
+                    *confirmed[: len(confirm_cols)],
                     *[t.params.get(p, "") for p in params],
                 ]
             )
+
+
+def confirmed_table(sweep: dict[str, Any], checked: list) -> str:
+    """The confirmed configs, best median first: each seed's final value, median and range."""
+    params = sweep["parameters"]
+    head = ["of trial", "seeds", "median", "lowest", "highest", "values", *[p.split(".")[-1] for p in params]]
+    rows = [
+        [
+            c.of,
+            len(c.values),
+            c.median,
+            min(c.values),
+            max(c.values),
+            " ".join(f"{v:.3g}" for v in c.values),
+            *[cell(c.params[p]) if p in c.params else "-" for p in params],
+        ]
+        for c in checked
+    ]
+    return format_table(head, rows)
 
 
 def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
@@ -205,23 +231,46 @@ def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
     from infgan import plots
 
     exp_dir = Path(exp_dir)
+    from infgan.tune.confirm import confirmed
+
     sweep, trials = collect(exp_dir)
     if not trials:
         raise ConfigError(f"{exp_dir}: no trial has reported yet")
-    write_csv(exp_dir / "results.csv", sweep, trials)
+    checked = confirmed(exp_dir, sweep["metric"], sweep["mode"])
+    write_csv(exp_dir / "results.csv", sweep, trials, checked)
     best = best_trial(trials)
+    value = None if best is None else objective.sign(sweep["mode"]) * best.best
     info: dict[str, Any] = {
         "trials": len(trials),
         "by_status": {s: sum(t.status == s for t in trials) for s in STATUSES},
         "total_steps": sum(t.steps for t in trials),
+        "chosen_by": "best evaluation of one trial",
     }
+    if checked:
+        # The best median over fresh seeds, not the luckiest single trial.
+        best = next(t for t in trials if t.trial_id == checked[0].of)
+        value = checked[0].median
+        info["chosen_by"] = f"best median final value over {len(checked[0].values)} fresh seeds"
+        info["confirmed"] = [
+            {
+                "of": c.of,
+                "params": c.params,
+                "seeds": c.seeds,
+                "values": c.values,
+                "median": c.median,
+                "min": min(c.values),
+                "max": max(c.values),
+                "run_dirs": [str(r) for r in c.runs],
+            }
+            for c in checked
+        ]
     if best is not None:
         shutil.copyfile(best.run_dir / "config.yaml", exp_dir / "best_config.yaml")
         ckpt = latest_checkpoint(best.run_dir / "checkpoints")
         info.update(
             {
                 "trial_id": best.trial_id,
-                sweep["metric"]: objective.sign(sweep["mode"]) * best.best,
+                sweep["metric"]: value,
                 "params": best.params,
                 "run_dir": str(best.run_dir),
                 "checkpoint": str(ckpt) if ckpt else None,
@@ -233,9 +282,13 @@ def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
     plots.plot_sweep(exp_dir / "plots", sweep, trials, best_so_far(trials), _importances(sweep, trials))
     if not quiet:
         print(table(sweep, trials))
+        if checked:
+            print(f"\nconfirmed on fresh seeds ({sweep['metric']} of each run's final generator):")
+            print(confirmed_table(sweep, checked))
         if best is not None:
+            how = "median over fresh seeds" if checked else "best evaluation"
             print(
-                f"\nbest: trial {best.trial_id}, {sweep['metric']} {info[sweep['metric']]:.4f}; "
+                f"\nbest: trial {best.trial_id}, {sweep['metric']} {info[sweep['metric']]:.4f} ({how}); "
                 f"config {exp_dir / 'best_config.yaml'}; checkpoint {info['checkpoint']}"
             )
     return info

@@ -24,7 +24,7 @@ import yaml
 from ray.tune import Stopper
 
 from infgan import objective
-from infgan.config import ConfigError
+from infgan.config import Config, ConfigError
 from infgan.interrupt import sigterm_as_interrupt
 from infgan.tracking import Tracking
 from infgan.train.context import TuneTrialContext, resolve_device
@@ -38,16 +38,22 @@ TUNE_DIR = "tune"
 
 def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None:
     """The Tune function trainable: one trial = one infgan run in `<exp>/trials/<trial_id>`."""
-    import ray
     import ray.tune
 
     trial_id = ray.tune.get_context().get_trial_id()
     run_dir = Path(exp_dir) / TRIALS / trial_id
-    cfg = space.trial_config(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     params = run_dir / "params.json"
     if not params.exists():  # written once: its time is the trial's start, for the reports
         params.write_text(json.dumps(config, indent=2))
+    train_trial(space, space.trial_config(config), run_dir)
+
+
+def train_trial(space: SearchSpace, cfg: Config, run_dir: Path) -> None:
+    """Train one trial's run in `run_dir` (in this process, or over the space's Ray Train workers)."""
+    import ray
+    import ray.tune
+
     # Where this trial (last) ran: on a cluster, the node to look at when a trial fails.
     (run_dir / "node.json").write_text(
         json.dumps({"hostname": socket.gethostname(), "ray_node_id": ray.get_runtime_context().get_node_id()})
@@ -216,6 +222,10 @@ def run_sweep(
         if max_total_steps is None and _finished_trials(exp_dir) + results.num_errors < space.samples:
             # Tune's SIGINT handler (Ctrl-C, or SIGTERM above) saved the state and returned early.
             raise KeyboardInterrupt
+        if space.confirm_top and space.confirm_seeds and max_total_steps is None:
+            from infgan.tune.confirm import run_confirmation
+
+            run_confirmation(space, exp_dir, limit, resources)
     return exp_dir
 
 
@@ -308,6 +318,7 @@ def space_record(space: SearchSpace) -> dict[str, Any]:
         **({"judge": space.judge} if space.judge != "last" else {}),
         **({"searcher": space.searcher} if space.searcher != "tpe" else {}),
         **({"scheduler": space.scheduler} if space.scheduler != "asha" else {}),
+        **({"confirm": {"top": space.confirm_top, "seeds": space.confirm_seeds}} if space.confirm_top else {}),
         "workers_per_trial": space.workers_per_trial,
         "parameters": [p.path for p in space.params],
         "distributions": [

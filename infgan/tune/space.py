@@ -14,6 +14,7 @@ loaded, so a typo fails in a second, before any cluster time is spent. The forma
     scheduler: asha              # asha, wandb-hyperband (W&B's early_terminate) or none
     resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0}
     points: [{train.n_critic: 5}]  # extra configs evaluated right after the base config's own
+    confirm: {top: 2, seeds: 3}  # after the search, the 2 best configs train again on 3 fresh seeds
     parameters:
       train.generator_lr: {type: loguniform, low: 1.0e-3, high: 1.0e-1}
       train.n_critic: {type: choice, values: [1, 2, 5]}
@@ -71,6 +72,7 @@ _KEYS = {
     "resources",
     "points",
     "parameters",
+    "confirm",
 }
 
 
@@ -129,6 +131,8 @@ class SearchSpace:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     points: tuple[dict[str, Any], ...] = field(default=())
+    confirm_top: int = 0  # after the search: the best `confirm_top` configs ...
+    confirm_seeds: int = 0  # ... each trained again on this many seeds the search did not use
 
     def trial_config(self, sampled: Mapping[str, Any]) -> Config:
         """The full config of a trial with these sampled values."""
@@ -366,6 +370,9 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         if not math.isfinite(value) or value < least or (key == "cpus_per_worker" and value == 0):
             need = "> 0" if key == "cpus_per_worker" else ">= 0"
             raise ConfigError(f"{name}: resources.{key} must be a number {need}, got {value!r}")
+    confirm = _section(data, "confirm", {"top": (int,), "seeds": (int,)})
+    if confirm and (set(confirm) != {"top", "seeds"} or confirm["top"] < 1 or confirm["seeds"] < 1):
+        raise ConfigError(f"{name}: 'confirm' takes top and seeds, both integers >= 1 (e.g. {{top: 2, seeds: 3}})")
     points = data.get("points") or []
     if not isinstance(points, list) or not all(isinstance(p, Mapping) for p in points):
         raise ConfigError(f"{name}: 'points' must be a list of mappings of parameter paths to values")
@@ -405,6 +412,8 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),
         gpus_per_worker=float(res.get("gpus_per_worker", 0.0)),
         points=tuple(dict(p) for p in points),
+        confirm_top=int(confirm.get("top", 0)),
+        confirm_seeds=int(confirm.get("seeds", 0)),
     )
     for point in space.first_points():
         cfg = space.trial_config(point)  # every first point must make a valid config
