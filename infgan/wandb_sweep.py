@@ -35,6 +35,7 @@ import yaml
 
 from infgan import objective
 from infgan.config import config_paths, flatten, unflatten
+from infgan.tune.schedulers import SCHEDULERS
 from infgan.tune.space import Param, SearchSpace
 
 METHODS = ("bayes", "random")
@@ -78,10 +79,11 @@ def sweep_config(space: SearchSpace, method: str = "bayes") -> dict[str, Any]:
             "--cpus-per-worker",
             f"{space.cpus_per_worker:g}",
         ]
-    # Early stopping as the space has it: none for `scheduler: none`, else hyperband on ASHA's rungs.
+    # Early stopping as the space has it: hyperband on ASHA's rungs for the schedulers W&B can carry
+    # (asha, wandb-hyperband), none otherwise (none, and PBT, which W&B does not have).
     stopping = (
         {}
-        if space.scheduler == "none"
+        if not SCHEDULERS[space.scheduler].wandb
         else {
             "early_terminate": {
                 "type": "hyperband",
@@ -111,6 +113,11 @@ def write_sweep(space: SearchSpace, path: Path, method: str = "bayes") -> Path:
         "# Run it with: wandb sweep THIS_FILE, then wandb agent ENTITY/PROJECT/SWEEP_ID",
         f"# Budget: {space.steps} steps per run, val/score reported every {space.eval_every} steps (and at step 0).",
     ]
+    if SCHEDULERS[space.scheduler].population:
+        header.append(
+            f"# W&B has no Population Based Training: scheduler {space.scheduler} is not in this file; its runs "
+            "train with fixed parameters and no early stopping. Compare it with `infgan tune` instead."
+        )
     if conditional:
         header.append(
             "# W&B has no conditional parameters; sampled in every run, effective only under their "

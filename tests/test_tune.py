@@ -379,3 +379,30 @@ def test_winners_are_confirmed_on_fresh_seeds_and_the_best_median_is_chosen(ray_
     assert chosen == yaml.safe_load((exp / "trials" / best["trial_id"] / "config.yaml").read_text())
     assert {r["confirmed_median"] != "" for r in rows(exp)} == {True}
     assert "confirmed on fresh seeds" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("scheduler", ["pbt", "pb2"])
+def test_a_population_based_sweep_exploits_and_writes_its_lineage(ray_local, tmp_path, scheduler, capsys):
+    space = write_space(
+        tmp_path,
+        samples=3,
+        points=[],
+        scheduler=scheduler,
+        budget={"steps": 16, "eval_every": 4},
+        pbt={"perturbation_interval": 8, "quantile": 0.5},
+        parameters={"train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1}},
+    )
+    assert main(["tune", str(space), "--name", "p", "--storage", str(tmp_path / "runs"), "--concurrency", "3"]) == 0
+    exp = tmp_path / "runs" / "p"
+    events = [json.loads(x) for x in (exp / "lineage.jsonl").read_text().splitlines()]
+    members = {e["trial"] for e in events if e["donor"] is None}
+    assert len(members) == 3 and {r["trial_id"] for r in rows(exp)} == members
+    exploits = [e for e in events if e["donor"]]
+    assert exploits and all(e["donor"] in members and e["donor"] != e["trial"] for e in exploits)
+    for e in exploits:  # the member took its new rate from then on
+        cfg = yaml.safe_load((exp / "trials" / e["trial"] / "config.yaml").read_text())
+        last = [x for x in events if x["trial"] == e["trial"]][-1]
+        assert cfg["train"]["generator_lr"] == pytest.approx(last["params"]["train.generator_lr"])
+    assert (exp / "plots" / "pbt_lineage.png").stat().st_size > 0
+    assert all(r["status"] == "completed" for r in rows(exp))
+    assert main(["report", str(exp)]) == 0 and "population" not in capsys.readouterr().err

@@ -236,11 +236,43 @@ class RayTrainContext(DistributedContext):
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step_{step:06d}")
 
 
+@dataclass
 class TuneTrialContext(RunContext):
-    """A one-worker trial inside its Tune function: checkpoints as files, results via `ray.tune.report`."""
+    """A one-worker trial inside its Tune function: checkpoints as files, results via `ray.tune.report`.
+
+    A member of a Population Based Training sweep (`lineage` given: the sweep directory, its trial
+    id and its parameters) also hands each checkpoint to Tune, whose scheduler may restart the member
+    from another member's: the member then continues from the donor's whole state, with its own
+    random stream re-seeded and the exploit recorded in the sweep's lineage.
+    """
+
+    lineage: tuple | None = None
 
     def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
+        if self.lineage is not None:
+            import ray.tune
+
+            checkpoint = ray.tune.get_checkpoint()
+            if checkpoint is not None:
+                with checkpoint.as_directory() as d:
+                    payload = load_checkpoint(Path(d) / RAY_STATE_FILE)
+                return self._adopt(payload)
         return super().restore(run_dir, True)  # a restarted trial always continues its own run directory
+
+    def _adopt(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A checkpoint as this member continues from it: another member's gets this member's own noise."""
+        from infgan.train.state import rank_seed
+
+        exp_dir, trial_id, params = self.lineage or (None, "", {})
+        donor = payload.get("owner")
+        if donor and donor != trial_id:
+            step = int(payload["step"])
+            payload["rng"] = torch.Generator().manual_seed(rank_seed(step, 0, f"exploit {trial_id}")).get_state()
+            payload["ranks"] = []
+            from infgan.tune.pbt import record
+
+            record(exp_dir, trial_id, step, donor, params)
+        return payload
 
     def publish(
         self, run_dir: Path, step: int, record: dict[str, Any] | None, payload: dict[str, Any] | None, keep: int
@@ -248,4 +280,10 @@ class TuneTrialContext(RunContext):
         import ray.tune
 
         super().publish(run_dir, step, record, payload, keep)
-        ray.tune.report(dict(record) if record is not None else {"step": step})
+        metrics = dict(record) if record is not None else {"step": step}
+        if payload is None or self.lineage is None:
+            ray.tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save({**payload, "owner": self.lineage[1]}, Path(tmp) / RAY_STATE_FILE)
+            ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))

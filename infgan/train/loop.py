@@ -183,6 +183,7 @@ def fit(
     payload = ctx.restore(run.root, resume)
     if payload is not None:
         _load(state, payload, ctx)
+        state.set_rates(cfg)  # the same values for a resume; a PBT member's new ones after an exploit
         state.progress.resumed_from.append(state.step)
     progress = state.progress
     history: list[dict[str, Any]] = []  # this run's records (rank 0: all of them, others: this session's)

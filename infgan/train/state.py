@@ -134,6 +134,17 @@ class TrainState:
         self.step = int(sd["step"])
         self.progress = Progress.from_dict(sd["progress"] if "progress" in sd else sd.get("extra", {}))
 
+    def set_rates(self, cfg: Config) -> None:
+        """Give the optimisers the config's learning rates and weight decays (a loaded optimiser state
+        brings the ones it was saved with: a PBT member exploring new rates must not keep its donor's)."""
+        t = cfg.train
+        groups = [(self.g_opt, t.generator_lr, t.generator_weight_decay)]
+        if self.d_opt is not None:
+            groups.append((self.d_opt, t.discriminator_lr, t.discriminator_weight_decay))
+        for opt, lr, decay in groups:
+            for group in opt.param_groups:
+                group["lr"], group["weight_decay"] = lr, decay
+
 
 def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0, cond_width: int = 0) -> TrainState:
     """Fresh models and optimisers; initial weights depend on the seed only, noise on (seed, rank)."""

@@ -69,10 +69,15 @@ def collect(exp_dir: Path) -> tuple[dict[str, Any], list[TrialResult]]:
     sweep = load_sweep(exp_dir)
     sign = objective.sign(sweep["mode"])
     stopped: set[str] = set()
-    for scheduler_state in ("asha_state.json", "hyperband_state.json"):  # ASHA's or W&B hyperband's record
+    from infgan.tune.pbt import current_params
+    from infgan.tune.schedulers import SCHEDULERS
+
+    states = {k.state_file for k in SCHEDULERS.values() if k.state_file}
+    for scheduler_state in sorted(states):  # which trials ASHA or W&B's hyperband stopped
         path = exp_dir / scheduler_state
         stopped |= set(json.loads(path.read_text()).get("stopped", [])) if path.exists() else set()
     trials = []
+    members = current_params(exp_dir)
     root = exp_dir / "trials"
     started = [d for d in (root.iterdir() if root.is_dir() else []) if (d / "params.json").exists()]
     for d in sorted(started, key=lambda d: (d / "params.json").stat().st_mtime):
@@ -89,9 +94,9 @@ def collect(exp_dir: Path) -> tuple[dict[str, Any], list[TrialResult]]:
             status = "incomplete"
         wall = records[-1].get("time/wall_s", 0.0) if records else 0.0
         scores = [sign * r[sweep["metric"]] for r in records if sweep["metric"] in r]
-        trials.append(
-            TrialResult(d.name, d, json.loads((d / "params.json").read_text()), records, status, wall, scores)
-        )
+        # A PBT member's parameters as its last exploit left them (its params.json holds its first ones).
+        params = members.get(d.name) or json.loads((d / "params.json").read_text())
+        trials.append(TrialResult(d.name, d, params, records, status, wall, scores))
     return sweep, trials
 
 
@@ -280,6 +285,10 @@ def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
         )
     write_json_atomic(exp_dir / "best.json", info)
     plots.plot_sweep(exp_dir / "plots", sweep, trials, best_so_far(trials), _importances(sweep, trials))
+    from infgan.tune.pbt import MUTABLE, plot_lineage
+
+    moving = [d["path"] for d in sweep.get("distributions", []) if d["path"] in MUTABLE and d["type"] != "choice"]
+    plot_lineage(exp_dir, exp_dir / "plots" / "pbt_lineage.png", moving)
     if not quiet:
         print(table(sweep, trials))
         if checked:

@@ -24,13 +24,14 @@ import yaml
 from ray.tune import Stopper
 
 from infgan import objective
-from infgan.config import Config, ConfigError
+from infgan.config import Config, ConfigError, save_config
 from infgan.interrupt import sigterm_as_interrupt
 from infgan.tracking import Tracking
 from infgan.train.context import TuneTrialContext, resolve_device
 from infgan.train.loop import fit
 from infgan.tune.progress import SweepProgress
-from infgan.tune.space import DefineByRun, SearchSpace
+from infgan.tune.schedulers import SCHEDULERS
+from infgan.tune.space import DefineByRun, SearchSpace, check_scheduler
 
 TRIALS = "trials"
 TUNE_DIR = "tune"
@@ -43,14 +44,25 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
     trial_id = ray.tune.get_context().get_trial_id()
     run_dir = Path(exp_dir) / TRIALS / trial_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    population = SCHEDULERS[space.scheduler].population
+    config = config["member"] if population else config  # a PBT member's parameters, as PBT last set them
     params = run_dir / "params.json"
     if not params.exists():  # written once: its time is the trial's start, for the reports
         params.write_text(json.dumps(config, indent=2))
-    train_trial(space, space.trial_config(config), run_dir)
+        if population:
+            from infgan.tune.pbt import record
+
+            record(Path(exp_dir), trial_id, 0, None, config)
+    lineage = (Path(exp_dir), trial_id, config) if population else None
+    train_trial(space, space.trial_config(config), run_dir, lineage)
 
 
-def train_trial(space: SearchSpace, cfg: Config, run_dir: Path) -> None:
-    """Train one trial's run in `run_dir` (in this process, or over the space's Ray Train workers)."""
+def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, lineage: tuple | None = None) -> None:
+    """Train one trial's run in `run_dir` (in this process, or over the space's Ray Train workers).
+
+    `lineage` (sweep dir, trial id, parameters): a PBT member, whose checkpoints also go to Tune and
+    who may resume from another member's (recorded in the sweep's lineage).
+    """
     import ray
     import ray.tune
 
@@ -59,7 +71,9 @@ def train_trial(space: SearchSpace, cfg: Config, run_dir: Path) -> None:
         json.dumps({"hostname": socket.gethostname(), "ray_node_id": ray.get_runtime_context().get_node_id()})
     )
     if space.workers_per_trial == 1:
-        ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False)
+        ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False, lineage=lineage)
+        if lineage is not None and (run_dir / "config.yaml").exists():
+            save_config(cfg, run_dir / "config.yaml")  # the member's parameters from now on
         summary = fit(cfg, run_dir, ctx, resume=True)
     else:
         from ray.tune.integration.ray_train import TuneReportCallback
@@ -135,6 +149,7 @@ def run_sweep(
     from infgan.cluster import check_local, check_resources, check_state_api, ray_session
 
     exp_dir = exp_dir.resolve()
+    check_scheduler(space)
     if resume and not (exp_dir / "sweep.yaml").exists():
         raise ConfigError(f"--resume: no sweep to resume at {exp_dir}")
     if not resume and exp_dir.exists():
@@ -177,7 +192,11 @@ def run_sweep(
         # save took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
         tune_dir = exp_dir / TUNE_DIR
-        how = f"{space.searcher} search, {space.scheduler if space.scheduler != 'none' else 'no'} early stopping"
+        how = (
+            f"population based training ({space.scheduler}), a perturbation every {space.pbt_interval} steps"
+            if SCHEDULERS[space.scheduler].population
+            else f"{space.searcher} search, {space.scheduler if space.scheduler != 'none' else 'no'} early stopping"
+        )
         callbacks.append(
             SweepProgress(
                 space,
@@ -200,12 +219,22 @@ def run_sweep(
 
                 method = "random" if space.searcher == "wandb-random" else "bayes"
                 sweep = read_sweep_file(write_sweep(space, exp_dir / SWEEP_FILE, method))
+            kind = SCHEDULERS[space.scheduler]
+            param_space = None
+            if kind.population:
+                import random
+
+                from infgan.tune.pbt import population
+
+                random.seed(space.seed)  # PBT's explore draws from Python's random
+                param_space = {"member": tune.grid_search(population(space))}
             tuner = tune.Tuner(
                 trainable,
+                param_space=param_space,
                 tune_config=tune.TuneConfig(
-                    search_alg=make_searcher(space, exp_dir, first_points, sweep),
-                    scheduler=make_scheduler(space, exp_dir, sweep),
-                    num_samples=space.samples,
+                    search_alg=None if kind.population else make_searcher(space, exp_dir, first_points, sweep),
+                    scheduler=kind.build(space, exp_dir, sweep),
+                    num_samples=1 if kind.population else space.samples,
                     max_concurrent_trials=limit,
                 ),
                 run_config=tune.RunConfig(
@@ -270,28 +299,6 @@ def make_searcher(space: SearchSpace, exp_dir: Path, first_points: bool, sweep: 
         study_name=exp_dir.name,
         storage=optuna_storage(exp_dir),
         full_budget=space.steps,
-    )
-
-
-def make_scheduler(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
-    """The space's scheduler: ASHA, W&B's hyperband, or None (every trial runs its full budget)."""
-    if space.scheduler == "wandb-hyperband":
-        from infgan.tune.wandb_engine import STATE_FILE, WandbHyperband
-
-        assert sweep is not None
-        return WandbHyperband(sweep, space, str(exp_dir / STATE_FILE))
-    if space.scheduler == "none":
-        return None
-    from infgan.tune.search import PersistentASHA
-
-    return PersistentASHA(
-        str(exp_dir / "asha_state.json"),
-        metric=space.metric,
-        mode=space.mode,
-        max_t=space.steps,
-        grace_period=space.grace_period,
-        reduction_factor=space.reduction_factor,
-        judge=space.judge,
     )
 
 

@@ -11,7 +11,8 @@ loaded, so a typo fails in a second, before any cluster time is spent. The forma
     budget: {steps: 600, eval_every: 50}    # per-trial train.steps and evaluation interval
     asha: {grace_period: 100, reduction_factor: 3, judge: last}   # steps; judge: last or best (so far)
     searcher: tpe                # tpe, random (Optuna), wandb-bayes, wandb-random (W&B's engine)
-    scheduler: asha              # asha, wandb-hyperband (W&B's early_terminate) or none
+    scheduler: asha              # asha, wandb-hyperband (W&B's early_terminate), none, pbt or pb2
+    pbt: {perturbation_interval: 200, quantile: 0.25, resample_probability: 0.25}   # pbt/pb2 only
     resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0}
     points: [{train.n_critic: 5}]  # extra configs evaluated right after the base config's own
     confirm: {top: 2, seeds: 3}  # after the search, the 2 best configs train again on 3 fresh seeds
@@ -53,12 +54,13 @@ from infgan.config import (
     unflatten,
 )
 from infgan.objective import MODES, PATH_METRICS, SCORE_METRICS, is_reported
+from infgan.tune.schedulers import SCHEDULERS as SCHEDULER_KINDS
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
 TYPES = ("choice", "uniform", "loguniform", "int")
 JUDGES = ("last", "best")  # what ASHA compares at a rung: the value reported there, or the best so far
 SEARCHERS = ("tpe", "random", "wandb-bayes", "wandb-random")  # Optuna's two, then W&B's sweep engine's
-SCHEDULERS = ("asha", "wandb-hyperband", "none")
+SCHEDULERS = tuple(SCHEDULER_KINDS)
 _KEYS = {
     "base",
     "metric",
@@ -73,6 +75,7 @@ _KEYS = {
     "points",
     "parameters",
     "confirm",
+    "pbt",
 }
 
 
@@ -133,6 +136,9 @@ class SearchSpace:
     points: tuple[dict[str, Any], ...] = field(default=())
     confirm_top: int = 0  # after the search: the best `confirm_top` configs ...
     confirm_seeds: int = 0  # ... each trained again on this many seeds the search did not use
+    pbt_interval: int = 0  # pbt/pb2: steps between perturbations
+    pbt_quantile: float = 0.25  # pbt/pb2: the bottom (and top) fraction of the population
+    pbt_resample: float = 0.25  # pbt: probability of resampling a parameter instead of perturbing it
 
     def trial_config(self, sampled: Mapping[str, Any]) -> Config:
         """The full config of a trial with these sampled values."""
@@ -249,6 +255,29 @@ def _conditions(path: str, spec: Mapping[str, Any], params: dict[str, Param]) ->
             raise ConfigError(f"{where}: {missing[0]!r} is not one of {parent}'s values {list(params[parent].values)}")
         conds.append((parent, vals))
     return tuple(conds)
+
+
+def check_scheduler(space: SearchSpace) -> None:
+    """What a population scheduler (pbt, pb2) needs of the space, refused in one line before Ray."""
+    if not SCHEDULER_KINDS[space.scheduler].population:
+        return
+    from infgan.tune.pbt import MUTABLE, mutable
+
+    if space.searcher not in ("tpe", "random"):
+        raise ConfigError(
+            f"scheduler {space.scheduler} draws its population itself (Optuna's random sampler): it takes no "
+            f"searcher; use searcher tpe or random (the default), not {space.searcher}"
+        )
+    if space.workers_per_trial > 1:
+        raise ConfigError(
+            f"scheduler {space.scheduler} runs one-worker trials only (its exploit restores Tune checkpoints "
+            "in the trial process); set resources.workers_per_trial: 1"
+        )
+    if not mutable(space):
+        raise ConfigError(
+            f"scheduler {space.scheduler} needs a continuous parameter it can change during training, one of "
+            f"{', '.join(MUTABLE)} (uniform or loguniform); parameters that change a shape stay fixed per member"
+        )
 
 
 def _check_critic_params(params: dict[str, Param], base_kind: str) -> None:
@@ -370,6 +399,17 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         if not math.isfinite(value) or value < least or (key == "cpus_per_worker" and value == 0):
             need = "> 0" if key == "cpus_per_worker" else ">= 0"
             raise ConfigError(f"{name}: resources.{key} must be a number {need}, got {value!r}")
+    pbt = _section(
+        data, "pbt", {"perturbation_interval": (int,), "quantile": (int, float), "resample_probability": (int, float)}
+    )
+    interval = pbt.get("perturbation_interval", 4 * eval_every)
+    if interval < 1 or interval % eval_every or not 0 < pbt.get("quantile", 0.25) <= 0.5:
+        raise ConfigError(
+            f"{name}: pbt.perturbation_interval must be a positive multiple of budget.eval_every ({eval_every}) "
+            f"and pbt.quantile in (0, 0.5]; got {interval} and {pbt.get('quantile', 0.25)}"
+        )
+    if not 0 <= pbt.get("resample_probability", 0.25) <= 1:
+        raise ConfigError(f"{name}: pbt.resample_probability must be in [0, 1]")
     confirm = _section(data, "confirm", {"top": (int,), "seeds": (int,)})
     if confirm and (set(confirm) != {"top", "seeds"} or confirm["top"] < 1 or confirm["seeds"] < 1):
         raise ConfigError(f"{name}: 'confirm' takes top and seeds, both integers >= 1 (e.g. {{top: 2, seeds: 3}})")
@@ -414,7 +454,11 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         points=tuple(dict(p) for p in points),
         confirm_top=int(confirm.get("top", 0)),
         confirm_seeds=int(confirm.get("seeds", 0)),
+        pbt_interval=int(interval),
+        pbt_quantile=float(pbt.get("quantile", 0.25)),
+        pbt_resample=float(pbt.get("resample_probability", 0.25)),
     )
+    check_scheduler(space)
     for point in space.first_points():
         cfg = space.trial_config(point)  # every first point must make a valid config
         if workers > 1:

@@ -1,0 +1,82 @@
+"""Population Based Training: what an exploit copies, what may mutate, the W&B export's word on it."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from infgan.config import ConfigError
+from infgan.train.checkpoint import checkpoints, load_checkpoint
+from infgan.train.context import RunContext, TuneTrialContext
+from infgan.train.loop import fit
+from infgan.train.state import init_state
+from infgan.tune.space import parse_space
+
+from conftest import tiny
+
+PBT_SPACE = {
+    "scheduler": "pbt",
+    "samples": 3,
+    "budget": {"steps": 16, "eval_every": 4},
+    "pbt": {"perturbation_interval": 8, "quantile": 0.5},
+    "parameters": {
+        "train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1},
+        "model.hidden_size": {"type": "choice", "values": [4, 8]},
+    },
+}
+
+
+def test_an_exploit_copies_every_piece_of_the_donors_state_and_takes_the_new_rates(tmp_path):
+    cfg = tiny("train.steps=8", "checkpoint.every=8", "eval.every=8", "train.swa_start=4")
+    fit(cfg, tmp_path / "donor", RunContext(progress=False))
+    payload = {**load_checkpoint(checkpoints(tmp_path / "donor" / "checkpoints")[-1]), "owner": "donor"}
+    ctx = TuneTrialContext(progress=False, lineage=(tmp_path, "member", {"train.generator_lr": 0.01}))
+    adopted = ctx._adopt(copy.deepcopy(payload))
+    new = tiny("train.steps=8", "checkpoint.every=8", "eval.every=8", "train.swa_start=4", "train.generator_lr=0.01")
+    member, donor = init_state(new, 1, torch.device("cpu")), init_state(cfg, 1, torch.device("cpu"))
+    member.load_state_dict(adopted)
+    member.set_rates(new)
+    donor.load_state_dict(payload)
+    for name in ("generator", "discriminator", "g_avg", "d_avg"):
+        a, b = getattr(member, name).state_dict(), getattr(donor, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    for opt in ("g_opt", "d_opt"):
+        a, b = getattr(member, opt).state_dict()["state"], getattr(donor, opt).state_dict()["state"]
+        assert all(torch.equal(a[i][k], b[i][k]) for i in a for k in a[i] if torch.is_tensor(a[i][k])), opt
+    assert member.step == donor.step == 8 and member.progress == donor.progress
+    assert member.g_opt.param_groups[0]["lr"] == 0.01 and donor.g_opt.param_groups[0]["lr"] == 0.046
+    assert member.d_opt.param_groups[0]["lr"] == donor.d_opt.param_groups[0]["lr"]
+    assert not torch.equal(member.rng.get_state(), donor.rng.get_state())  # its own noise from here
+    again = ctx._adopt(copy.deepcopy(payload))
+    assert torch.equal(again["rng"], adopted["rng"])  # re-seeded the same way every time
+    events = [json.loads(x) for x in (tmp_path / "lineage.jsonl").read_text().splitlines()]
+    assert events[0]["trial"] == "member" and events[0]["donor"] == "donor" and events[0]["step"] == 8
+    own = ctx._adopt({**copy.deepcopy(payload), "owner": "member"})  # its own checkpoint: nothing changes
+    assert torch.equal(own["rng"], payload["rng"])
+
+
+def test_what_cannot_mutate_is_refused_or_fixed_per_member():
+    space = parse_space(PBT_SPACE, "s")
+    from infgan.tune.pbt import mutable, population
+
+    assert [p.path for p in mutable(space)] == ["train.generator_lr"]  # hidden_size: fixed per member
+    members = population(space)
+    assert len(members) == 3 and all(set(m) == {"train.generator_lr", "model.hidden_size"} for m in members)
+    assert population(space) == members  # the same seed, the same population
+    only_shapes = {**PBT_SPACE, "parameters": {"model.hidden_size": {"type": "choice", "values": [4, 8]}}}
+    with pytest.raises(ConfigError, match="needs a continuous parameter it can change"):
+        parse_space(only_shapes, "s")
+    with pytest.raises(ConfigError, match="one-worker trials only"):
+        parse_space({**PBT_SPACE, "resources": {"workers_per_trial": 2}}, "s")
+    with pytest.raises(ConfigError, match="multiple of budget.eval_every"):
+        parse_space({**PBT_SPACE, "pbt": {"perturbation_interval": 6}}, "s")
+
+
+def test_the_wandb_sweep_file_says_plainly_that_wandb_has_no_pbt(tmp_path):
+    from infgan.wandb_sweep import write_sweep
+
+    text = write_sweep(parse_space(PBT_SPACE, "s"), tmp_path / "w.yaml").read_text()
+    assert "W&B has no Population Based Training" in text and "early_terminate" not in text
