@@ -47,6 +47,10 @@ STRATEGIES = {
     "tpe+asha": ("tpe", "asha"),
     "wandb-bayes+hyperband": ("wandb-bayes", "wandb-hyperband"),
     "wandb-random": ("wandb-random", "none"),
+    # Population Based Training: the population is the budget's worth of full-length trials, and
+    # PBT's exploit-and-explore spends it (Ray's PBT takes no searcher: "random" names its draw).
+    "pbt": ("random", "pbt"),
+    "pb2": ("random", "pb2"),
 }
 SHRINK = {"data": {"t_size": 16}, "train": {"batch_size": 64}}
 
@@ -77,6 +81,8 @@ def bench_space(doc: dict, args: argparse.Namespace, strategy: str, seed: int):
         )
     space = parse_space(doc, f"{args.space or 'search_spaces/ou.yaml'} ({strategy}, seed {seed})")
     budget = (args.trials if not args.full else space.samples) * space.steps
+    if scheduler in ("pbt", "pb2"):  # a population that trains the budget between its members
+        return parse_space({**doc, "samples": budget // space.steps}, space.name), budget
     # Enough trials that the step budget, not the trial count, ends every sweep.
     return parse_space({**doc, "samples": 10 * budget // space.steps}, space.name), budget
 

@@ -155,7 +155,11 @@ def _api(path: str, metric: str, sign: float) -> Sweep:
 
 def strategy(record: dict[str, Any]) -> str:
     """A Ray Tune sweep's strategy from its sweep.yaml: searcher, then scheduler unless none."""
+    from infgan.tune.schedulers import SCHEDULERS
+
     searcher, scheduler = record.get("searcher", "tpe"), record.get("scheduler", "asha")
+    if scheduler in SCHEDULERS and SCHEDULERS[scheduler].population:
+        return scheduler  # PBT draws its own population: no searcher
     return searcher if scheduler == "none" else f"{searcher}+{scheduler}"
 
 

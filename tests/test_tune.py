@@ -406,3 +406,5 @@ def test_a_population_based_sweep_exploits_and_writes_its_lineage(ray_local, tmp
     assert (exp / "plots" / "pbt_lineage.png").stat().st_size > 0
     assert all(r["status"] == "completed" for r in rows(exp))
     assert main(["report", str(exp)]) == 0 and "population" not in capsys.readouterr().err
+    assert main(["compare", str(exp), "--out", str(tmp_path / "cmp")]) == 0
+    assert scheduler in (tmp_path / "cmp" / "compare.csv").read_text()
