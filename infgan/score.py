@@ -1,10 +1,11 @@
 """`infgan score`: the trained critic's score of every series or window of a file, as anomaly scores.
 
 The critic learnt to score real paths above generated ones, so a path it scores low looks unlike
-the training data to it. A run trained without a critic (`sig_score`, `fdm`) scores each path by
-its signature-kernel score against the generator's paths instead (the run's `loss.sig_*`
-settings), negated so that here too low means unusual: -phi(P, y) = 2 E k(X, y) - E k(X, X'), P
-the trained generator's law (`SAMPLE` paths from a fixed seed; for a conditional run, under
+the training data to it. A run trained without a critic scores each path by its own loss's
+kernel score against the generator's paths instead (`fdm`: the kernel score of (X_0, X_s, X_t -
+X_s) over every start and lags 1, 2, 4, ...; `sig_score`: the signature kernel's, every point),
+negated so that here too low means unusual: -phi(P, y) = 2 E k(X, y) - E k(X, X'), P the trained
+generator's law (`SAMPLE` paths from a fixed seed; for a conditional run, under
 conditions drawn from the training windows', so the score is against the generator's mixture over
 conditions).
 
@@ -35,11 +36,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from infgan import losses
 from infgan.config import ConfigError
 from infgan.data import conditions, transforms
 from infgan.data.dataset import build_dataset, interpolation_coeffs, stack_windows, windows
 from infgan.data.files import DataError, Series, read_file
-from infgan.losses.sig_kernel import SignatureScore
+from infgan.losses.base import DirectLoss
 from infgan.metrics import generate
 from infgan.text import format_table
 from infgan.train.checkpoint import load_latest_intact
@@ -51,7 +53,7 @@ COLUMNS = ("rank", "series", "start", "end", "points", "score", "percentile")
 
 
 Scorer = Callable[[torch.Tensor, "torch.Tensor | None"], np.ndarray]
-SAMPLE = 512  # generated paths a kernel score is taken against
+SAMPLE = 256  # generated paths a kernel score is taken against (its cost grows with their square)
 
 
 def _scorer(run: RunDir, data_size: int, cond_width: int) -> Scorer:
@@ -73,8 +75,9 @@ def _scorer(run: RunDir, data_size: int, cond_width: int) -> Scorer:
         rows = [pool[i] for i in torch.randint(0, len(pool), (SAMPLE,), generator=torch.Generator().manual_seed(0))]
         cond = conditions.encode(described["conditions"], rows)
     sample = generate(state.eval_generator().eval(), ts, SAMPLE, 0, cond=cond)
-    kernel = SignatureScore(cfg.loss)
-    return lambda paths, _: (-kernel.per_path(sample, interpolation_coeffs(paths))).double().numpy()
+    loss = losses.build(cfg.loss)
+    assert isinstance(loss, DirectLoss)
+    return lambda paths, _: (-loss.per_path(sample, interpolation_coeffs(paths))).double().numpy()
 
 
 @torch.no_grad()

@@ -79,3 +79,8 @@ class DirectLoss(Loss):
         so that the ranks' gradients averaged (as DDP does) are the gradient of the loss over the
         global batch; `seed` is the same on every rank."""
         raise NotImplementedError
+
+    def per_path(self, sample: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+        """The score (n,) of each gap-free path (n, time, 1 + channels) against the generated `sample`
+        (low: typical of the generator's law), for `infgan score` of a run without a critic."""
+        raise NotImplementedError

@@ -38,6 +38,28 @@ class FDM(DirectLoss):
         start = (torch.rand(n, generator=g, dtype=torch.float64) * (t_size - lag)).floor().long()
         return start, start + lag
 
+    @torch.no_grad()
+    def per_path(self, sample: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+        """phi(P, y) (n,) for each gap-free path y of `paths` (n, time, 1 + channels), with P the
+        generated `sample`, averaged over a fixed set of pairs (every start, lags 1, 2, 4, ...),
+        coordinates scaled by the sample's spread: low for paths typical of the generator's law.
+        Under the energy kernel -|a - b| whatever `fdm_kernel` trained with: an RBF kernel is flat
+        far from every generated path, so two paths far away in different ways would score alike
+        (a jump of four spreads half-way along OU paths did not move an RBF score)."""
+        t_size = sample.size(1)
+        lags = [k for k in (2**i for i in range(t_size.bit_length())) if k < t_size]
+        s = torch.cat([torch.arange(t_size - k) for k in lags])
+        t = torch.cat([torch.arange(k, t_size) for k in lags])
+        x = coordinates(sample[..., 1:], s, t)
+        scale = self.cfg.sig_scale / x.std(dim=1, keepdim=True).clamp_min(1e-6)
+        x = x * scale
+        m = x.size(1)
+        same = -torch.cdist(x, x)
+        first = same.sum(dim=(1, 2)) / (m * (m - 1))  # (pairs,); the diagonal is 0
+        y = coordinates(paths[..., 1:], s, t) * scale
+        cross = -torch.cdist(x, y).mean(dim=1)  # (pairs, n)
+        return (first[:, None] - 2.0 * cross).mean(dim=0)
+
     def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """k(a_i, b_j) (pairs, n, m) of points (pairs, n, d) and (pairs, m, d)."""
         d2 = a.square().sum(-1, keepdim=True) + b.square().sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(-1, -2)
@@ -56,12 +78,9 @@ class FDM(DirectLoss):
         s, t = self.pairs(values.size(1), seed)
         reals = shard.gather(batch.coeffs.detach())[..., 1:]
 
-        def coordinates(v: torch.Tensor) -> torch.Tensor:  # (pairs, n, 2 * channels)
-            return torch.cat([v[:, :1].expand(-1, s.numel(), -1), v[:, s], v[:, t] - v[:, s]], dim=-1).transpose(0, 1)
-
-        y = coordinates(reals)
+        y = coordinates(reals, s, t)
         scale = self.cfg.sig_scale / y.std(dim=1, keepdim=True).clamp_min(1e-6)  # (pairs, 1, 2 * channels)
-        x = coordinates(values) * scale
+        x = coordinates(values, s, t) * scale
         ys = y * scale
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
         b, m, n = x.size(1), xs.size(1), ys.size(1)
@@ -71,3 +90,8 @@ class FDM(DirectLoss):
         cross = self.kernel(x, ys).sum(dim=(1, 2))
         share = off_diagonal / (m * (m - 1)) - 2.0 * cross / (m * n)
         return share.mean() * shard.world_size
+
+
+def coordinates(v: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(X_0, X_s, X_t - X_s) of values (n, time, channels) at the pairs (s, t): (pairs, n, 3 * channels)."""
+    return torch.cat([v[:, :1].expand(-1, s.numel(), -1), v[:, s], v[:, t] - v[:, s]], dim=-1).transpose(0, 1)

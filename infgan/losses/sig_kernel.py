@@ -116,7 +116,9 @@ class SignatureScore:
     @torch.no_grad()
     def per_path(self, sample: torch.Tensor, paths: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """phi(P, y) (n,) for each gap-free path y of `paths` (n, time, 1 + channels), with P the
-        generated `sample` (m, time, 1 + channels): low for paths typical of the generator's law."""
+        generated `sample` (m, time, 1 + channels): low for paths typical of the generator's law.
+        The kernel sees every point (a subset, as training draws them, ranked a jump in the second
+        half of OU paths no lower than the clean path: the kernel is flat far from the sample)."""
         index = torch.arange(sample.size(1))
         t_end = float(sample[0, -1, 0].detach())
         spread = channel_spread(sample)

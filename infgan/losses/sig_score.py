@@ -25,3 +25,6 @@ class SigScore(DirectLoss):
 
     def objective(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor:
         return self.score(fake, batch, shard, seed)
+
+    def per_path(self, sample: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+        return self.score.per_path(sample, paths)
