@@ -51,7 +51,7 @@ class FDM(DirectLoss):
         s = torch.cat([torch.arange(t_size - k) for k in lags])
         t = torch.cat([torch.arange(k, t_size) for k in lags])
         x = coordinates(sample[..., 1:], s, t)
-        scale = self.cfg.sig_scale / x.std(dim=1, keepdim=True).clamp_min(1e-6)
+        scale = self.cfg.sig_scale / spreads(x, sample[..., 1:])
         x = x * scale
         m = x.size(1)
         same = -torch.cdist(x, x)
@@ -79,7 +79,7 @@ class FDM(DirectLoss):
         reals = shard.gather(batch.coeffs.detach())[..., 1:]
 
         y = coordinates(reals, s, t)
-        scale = self.cfg.sig_scale / y.std(dim=1, keepdim=True).clamp_min(1e-6)  # (pairs, 1, 2 * channels)
+        scale = self.cfg.sig_scale / spreads(y, reals)  # (pairs, 1, 3 * channels)
         x = coordinates(values, s, t) * scale
         ys = y * scale
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
@@ -95,3 +95,12 @@ class FDM(DirectLoss):
 def coordinates(v: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """(X_0, X_s, X_t - X_s) of values (n, time, channels) at the pairs (s, t): (pairs, n, 3 * channels)."""
     return torch.cat([v[:, :1].expand(-1, s.numel(), -1), v[:, s], v[:, t] - v[:, s]], dim=-1).transpose(0, 1)
+
+
+def spreads(points: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Each coordinate's spread over the batch (pairs, 1, 3 * channels), at least a tenth of its
+    channel's spread over every time: a coordinate the data hold constant (random walks all start at
+    0) would otherwise be divided by almost nothing, every generated point would sit infinitely far
+    from every real one, and an RBF kernel would give no gradient at all."""
+    floor = 0.1 * values.reshape(-1, values.size(-1)).std(dim=0).clamp_min(1e-6).repeat(3)
+    return torch.maximum(points.std(dim=1, keepdim=True), floor)
