@@ -81,7 +81,7 @@ def test_bounds_written_as_yaml_strings_are_numbers():
         (("asha", "judge"), 3, "'asha.judge' must be a string"),
         (("mode",), "up", "'mode' must be min or max"),
         (("searcher",), "hyperopt", "'searcher' must be one of tpe, random, wandb-bayes, wandb-random"),
-        (("scheduler",), "pbt", "'scheduler' must be one of asha, wandb-hyperband, none"),
+        (("scheduler",), "median", "'scheduler' must be one of asha, wandb-hyperband, none, pbt, pb2"),
         (("extra",), 1, "unknown key 'extra'"),
     ],
 )

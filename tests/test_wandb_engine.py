@@ -151,12 +151,13 @@ def test_nothing_imports_sweeps_or_wandb_unless_asked(tmp_path):
 import sys
 from pathlib import Path
 from infgan.cli import main
-from infgan.tune.run import make_scheduler, make_searcher, space_record
+from infgan.tune.run import make_searcher, space_record
+from infgan.tune.schedulers import SCHEDULERS
 from infgan.tune.space import load_space
 from infgan.wandb_sweep import sweep_config
 sp = load_space(None)
 make_searcher(sp, Path({str(tmp_path)!r}), True, None)
-make_scheduler(sp, Path({str(tmp_path)!r}), None)
+SCHEDULERS[sp.scheduler].build(sp, Path({str(tmp_path)!r}), None)
 sweep_config(sp)
 print(sorted(m for m in ("sweeps", "wandb") if m in sys.modules))
 """
