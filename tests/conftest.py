@@ -87,8 +87,31 @@ def set_args(sets) -> list[str]:
     return [x for s in sets for x in ("--set", s)]
 
 
+# Tests that start daemons or Ray heads at fixed ports (a real SLURM, the sbatch cluster scripts) never
+# run at the same time on two pytest-xdist workers.
+EXCLUSIVE = {"test_slurm.py": "cluster", "test_cluster.py": "cluster"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items):
-    """A test marked `ray` is also `slow`: starting or joining Ray alone takes seconds."""
+    """A test marked `ray` is also `slow`: starting or joining Ray alone takes seconds.
+
+    Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml) every test runs on whichever worker
+    is free, except that the tests sharing a module-scoped fixture (one tiny run or sweep that
+    several tests read) run on one worker, so that fixture is built once, and the cluster tests run
+    one at a time (EXCLUSIVE).
+    """
     for item in items:
         if item.get_closest_marker("ray") and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+        group = EXCLUSIVE.get(item.path.name)
+        if group is None:
+            info = getattr(item, "_fixtureinfo", None)
+            shared = sorted(
+                name
+                for name, defs in (info.name2fixturedefs.items() if info else [])
+                if defs and defs[-1].scope in ("module", "class", "package")
+            )
+            group = f"{item.path.stem}:{'+'.join(shared)}" if shared else None
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -103,10 +103,11 @@ def test_sweep_file_has_every_parameter_with_its_distribution(tmp_path):
     assert main(["wandb-sweep", str(REPO / "search_spaces" / "ou.yaml"), "-o", str(out), "--method", "random"]) == 0
     sweep = yaml.safe_load(out.read_text())
     space = load_space(str(REPO / "search_spaces" / "ou.yaml"))
-    assert sweep["method"] == "random" and sweep["metric"] == {"name": "val/score", "goal": "minimize"}
+    goal = {"min": "minimize", "max": "maximize"}[space.mode]
+    assert sweep["method"] == "random" and sweep["metric"] == {"name": space.metric, "goal": goal}
     assert "early_terminate" not in sweep  # the default space runs every trial to its end
-    with_asha = dataclasses.replace(space, scheduler="asha")
-    assert sweep_config(with_asha)["early_terminate"] == {"type": "hyperband", "min_iter": 80 // 40, "eta": 3}
+    with_asha = dataclasses.replace(space, scheduler="asha", grace_period=80, eval_every=40, reduction_factor=3)
+    assert sweep_config(with_asha)["early_terminate"] == {"type": "hyperband", "min_iter": 2, "eta": 3}
     assert sweep["command"][1:3] == ["infgan", "train"] and "online" in sweep["command"]
 
     def spec(path: str) -> dict:
