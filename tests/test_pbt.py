@@ -73,6 +73,10 @@ def test_what_cannot_mutate_is_refused_or_fixed_per_member():
         parse_space({**PBT_SPACE, "resources": {"workers_per_trial": 2}}, "s")
     with pytest.raises(ConfigError, match="multiple of budget.eval_every"):
         parse_space({**PBT_SPACE, "pbt": {"perturbation_interval": 6}}, "s")
+    with pytest.raises(ConfigError, match=r"perturbation_interval \(16\) must be below budget.steps \(16\)"):
+        parse_space({**PBT_SPACE, "pbt": {"perturbation_interval": 16}}, "s")
+    assert parse_space({**PBT_SPACE, "pbt": {}}, "s").pbt_interval == 12  # 4 evaluations would be the budget
+    assert parse_space({**PBT_SPACE, "budget": {"steps": 40, "eval_every": 4}, "pbt": {}}, "s").pbt_interval == 16
 
 
 def test_the_wandb_sweep_file_says_plainly_that_wandb_has_no_pbt(tmp_path):

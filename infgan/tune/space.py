@@ -273,6 +273,11 @@ def check_scheduler(space: SearchSpace) -> None:
             f"scheduler {space.scheduler} runs one-worker trials only (its exploit restores Tune checkpoints "
             "in the trial process); set resources.workers_per_trial: 1"
         )
+    if space.pbt_interval >= space.steps:
+        raise ConfigError(
+            f"pbt.perturbation_interval ({space.pbt_interval}) must be below budget.steps ({space.steps}): "
+            "at that interval no member is ever perturbed"
+        )
     if not mutable(space):
         raise ConfigError(
             f"scheduler {space.scheduler} needs a continuous parameter it can change during training, one of "
@@ -403,6 +408,8 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         data, "pbt", {"perturbation_interval": (int,), "quantile": (int, float), "resample_probability": (int, float)}
     )
     interval = pbt.get("perturbation_interval", 4 * eval_every)
+    while "perturbation_interval" not in pbt and interval >= steps and interval > eval_every:
+        interval -= eval_every  # the default: every 4 evaluations, or as many as fit inside the budget
     if interval < 1 or interval % eval_every or not 0 < pbt.get("quantile", 0.25) <= 0.5:
         raise ConfigError(
             f"{name}: pbt.perturbation_interval must be a positive multiple of budget.eval_every ({eval_every}) "
