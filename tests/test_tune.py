@@ -260,39 +260,42 @@ def test_a_sweep_can_optimise_a_path_metric(ray_local, tmp_path, capsys):
     assert 0 <= best["val/disc"] <= 0.5
 
 
+def tune_command(space: Path, storage: Path, name: str, concurrency: int = 1) -> list[str]:
+    """`infgan tune` as a user runs it, in a process of its own (so that it can be killed)."""
+    args = ["tune", str(space), "--name", name, "--storage", str(storage), "--concurrency", str(concurrency)]
+    return [sys.executable, "-m", "infgan", *args]
+
+
+def kill_when(cmd: list[str], condition, timeout: float = 240):
+    """Start the driver, SIGKILL it once `condition()` is truthy (or at the timeout); its last value."""
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not condition() and driver.poll() is None:
+        time.sleep(0.2)
+    seen = condition()
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    return seen
+
+
+def resume(cmd: list[str]) -> None:
+    time.sleep(2)
+    proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.mark.parametrize("searcher, scheduler", [("tpe", "asha"), ("wandb-bayes", "wandb-hyperband")])
 def test_resume_after_the_driver_is_killed(tmp_path, searcher, scheduler):
     if searcher.startswith("wandb"):
         pytest.importorskip("sweeps")
     space = write_space(tmp_path, samples=3, searcher=searcher, scheduler=scheduler)
     storage = tmp_path / "runs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "infgan",
-        "tune",
-        str(space),
-        "--name",
-        "k",
-        "--storage",
-        str(storage),
-        "--concurrency",
-        "1",
-    ]
-    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    trials = storage / "k" / "trials"
-    deadline = time.time() + 240
-    while time.time() < deadline and not glob.glob(str(trials / "*" / "summary.json")):
-        time.sleep(0.2)
-    done = glob.glob(str(trials / "*" / "summary.json"))
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
+    cmd = tune_command(space, storage, "k")
+    done = kill_when(cmd, lambda: glob.glob(str(storage / "k" / "trials" / "*" / "summary.json")))
     assert done, "no trial finished before the deadline"
     finished = Path(done[0]).parent
     before = {f: _digest(finished / f) for f in ("metrics.jsonl", "summary.json", "generator.pt")}
-    time.sleep(2)
-    proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    resume(cmd)
     results = rows(storage / "k")
     assert len(results) == 3 and len({r["trial_id"] for r in results}) == 3
     assert {f: _digest(finished / f) for f in before} == before  # the finished trial was not re-run
@@ -383,28 +386,42 @@ def test_winners_are_confirmed_on_fresh_seeds_and_the_best_median_is_chosen(ray_
 
 @pytest.mark.parametrize("scheduler", ["pbt", "pb2"])
 def test_a_population_based_sweep_exploits_and_writes_its_lineage(ray_local, tmp_path, scheduler, capsys):
+    """pb2 runs in this process; pbt's driver is SIGKILLed after the first exploit and resumed: the same
+    population ends, every member at its full budget, and the lineage runs on unbroken."""
     space = write_space(
         tmp_path,
         samples=3,
         points=[],
         scheduler=scheduler,
-        budget={"steps": 16, "eval_every": 4},
+        budget={"steps": 24 if scheduler == "pbt" else 16, "eval_every": 4},
         pbt={"perturbation_interval": 8, "quantile": 0.5},
         parameters={"train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1}},
     )
-    assert main(["tune", str(space), "--name", "p", "--storage", str(tmp_path / "runs"), "--concurrency", "3"]) == 0
     exp = tmp_path / "runs" / "p"
+    from infgan.tune.pbt import lineage
+
+    if scheduler == "pbt":
+        cmd = tune_command(space, tmp_path / "runs", "p", concurrency=3)
+        assert kill_when(cmd, lambda: [e for e in lineage(exp) if e["donor"]]), "no exploit before the deadline"
+        before = lineage(exp)
+        resume(cmd)
+        assert lineage(exp)[: len(before)] == before  # what the killed driver's members recorded stands
+    else:
+        assert main(["tune", str(space), "--name", "p", "--storage", str(tmp_path / "runs"), "--concurrency", "3"]) == 0
     events = [json.loads(x) for x in (exp / "lineage.jsonl").read_text().splitlines()]
     members = {e["trial"] for e in events if e["donor"] is None}
-    assert len(members) == 3 and {r["trial_id"] for r in rows(exp)} == members
+    assert len(members) == 3 and {r["trial_id"] for r in rows(exp)} == members  # no member lost or added
     exploits = [e for e in events if e["donor"]]
     assert exploits and all(e["donor"] in members and e["donor"] != e["trial"] for e in exploits)
+    for m in members:  # each member's record runs forward in steps
+        steps = [e["step"] for e in lineage(exp) if e["trial"] == m]
+        assert steps == sorted(steps), (m, steps)
     for e in exploits:  # the member took its new rate from then on
         cfg = yaml.safe_load((exp / "trials" / e["trial"] / "config.yaml").read_text())
         last = [x for x in events if x["trial"] == e["trial"]][-1]
         assert cfg["train"]["generator_lr"] == pytest.approx(last["params"]["train.generator_lr"])
     assert (exp / "plots" / "pbt_lineage.png").stat().st_size > 0
-    assert all(r["status"] == "completed" for r in rows(exp))
+    assert all(r["status"] == "completed" and r["steps"] == str(24 if scheduler == "pbt" else 16) for r in rows(exp))
     assert main(["report", str(exp)]) == 0 and "population" not in capsys.readouterr().err
     assert main(["compare", str(exp), "--out", str(tmp_path / "cmp")]) == 0
     assert scheduler in (tmp_path / "cmp" / "compare.csv").read_text()
