@@ -67,9 +67,9 @@ def _add_wandb_args(p: argparse.ArgumentParser) -> None:
 
 def _tracking(args: argparse.Namespace):
     """The W&B settings of the command line, checked (one line if the mode cannot work here)."""
-    from infgan.tracking import Tracking, check, in_sweep_agent, resolve_mode
+    from infgan.tracking import Tracking, check, in_sweep_agent, wandb_mode
 
-    mode = resolve_mode(args.wandb)
+    mode = wandb_mode(args.wandb)
     if in_sweep_agent() and mode == "off":
         raise ConfigError(
             "launched by a W&B sweep agent but --wandb is off: pass --wandb online (the generated "
@@ -437,7 +437,7 @@ def _data(args: argparse.Namespace) -> int:
     import json
 
     from infgan.config import load_config
-    from infgan.data.inspect import describe_data, format_description
+    from infgan.data.describe import describe_data, format_description
 
     description = describe_data(load_config(args.config, args.sets))
     print(json.dumps(description, indent=2) if args.json else format_description(description))

@@ -234,7 +234,7 @@ def load_sources(paths: list[str], metric: str, sign: float) -> list[Sweep]:
     return out
 
 
-def resolve_mode(paths: list[str], mode: str | None) -> str:
+def objective_mode(paths: list[str], mode: str | None) -> str:
     """The comparison's mode: `mode` if given, else that of the Ray Tune sweeps among `paths`, else min.
 
     Every source is oriented with this one mode; a Tune sweep optimised the other way is refused.
@@ -261,7 +261,7 @@ def compare(paths: list[str], out_dir: Path, metric: str = "val/score", mode: st
     """
     from infgan.plots import plot_comparison
 
-    sign = objective.sign(resolve_mode(paths, mode))
+    sign = objective.sign(objective_mode(paths, mode))
     sweeps = load_sources(paths, metric, sign)
     rows = [s.row(metric, sign) for s in sweeps]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,7 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True) -> dict
     data_key = {**to_dict(cfg.data), "transform": []}
     key = {"data": data_key, "seed": cfg.seed, "protocol": "timegan", "version": 1, "repeats": repeats}
     with tqdm(total=2 * repeats, desc="TimeGAN scores and floors", disable=not progress) as bar:
-        found = cached(key, lambda: timegan.floors(real_units, seed, repeats, progress=lambda: bar.update()))
+        found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, progress=lambda: bar.update()))
         bar.update(repeats - bar.n)  # cached: nothing was computed
         return {**timegan.scores(real_units, fake_units, seed, repeats, progress=lambda: bar.update()), **found}
 

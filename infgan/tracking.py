@@ -44,7 +44,7 @@ class Tracking:
         return dataclasses.replace(self, **changes)
 
 
-def resolve_mode(flag: str | None) -> str:
+def wandb_mode(flag: str | None) -> str:
     """`--wandb` if given, else W&B's own WANDB_MODE variable (disabled = off), else off."""
     if flag is not None:
         return flag

@@ -14,7 +14,7 @@ import yaml
 
 from infgan.cli import main
 from infgan.config import flatten, load_config, to_dict
-from infgan.tracking import resolve_mode
+from infgan.tracking import wandb_mode
 from infgan.tune.space import load_space
 from infgan.wandb_sweep import sweep_config
 
@@ -58,11 +58,11 @@ def test_offline_run_holds_config_metrics_plots_and_best_values(tmp_path):
 
 def test_mode_comes_from_the_flag_then_wandb_mode(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert resolve_mode(None) == "off" and resolve_mode("offline") == "offline"
+    assert wandb_mode(None) == "off" and wandb_mode("offline") == "offline"
     monkeypatch.setenv("WANDB_MODE", "offline")
-    assert resolve_mode(None) == "offline"
+    assert wandb_mode(None) == "offline"
     monkeypatch.delenv("WANDB_MODE")
-    assert resolve_mode(None) == "off"
+    assert wandb_mode(None) == "off"
 
 
 def test_online_without_a_key_is_one_line(tmp_path, monkeypatch, capsys):

@@ -144,7 +144,7 @@ def scores(real: torch.Tensor, fake: torch.Tensor, seed: int, repeats: int = REP
     return _summary(runs)
 
 
-def floors(real: torch.Tensor, seed: int, repeats: int = REPEATS, progress=None) -> dict:
+def protocol_floors(real: torch.Tensor, seed: int, repeats: int = REPEATS, progress=None) -> dict:
     """The scores' real-data floors: discriminative between two random halves of the real windows,
     predictive trained and tested on the real windows (the papers' "original data" row)."""
     runs: dict[str, list[float]] = {"disc_floor": [], "pred_floor": []}

@@ -53,21 +53,17 @@ class Discriminator(nn.Module):
         path = torchcde.LinearInterpolation(coeffs)
         h0 = self._initial(path.evaluate(path.interval[0]), cond)
         self.func.time_scale = 1.0 / float(path.interval[-1]) if self.cfg.unit_time else 1.0
-        kwargs = (
-            {"adjoint_method": "adjoint_reversible_heun", "adjoint_params": (coeffs,) + tuple(self.func.parameters())}
-            if adjoint
-            else {}
-        )
         hs = torchcde.cdeint(
             path,
             self.func,
             h0,
             path.interval,
-            adjoint=adjoint,
+            adjoint=True,
             method="reversible_heun",
             backend="torchsde",
             dt=self.cfg.dt,
-            **kwargs,
+            adjoint_method="adjoint_reversible_heun",
+            adjoint_params=(coeffs,) + tuple(self.func.parameters()),
         )
         return self.readout(hs[:, -1]).squeeze(-1)
 
