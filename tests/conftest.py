@@ -116,3 +116,18 @@ def pytest_collection_modifyitems(items):
             group = f"{item.path.stem}:{'+'.join(shared)}" if shared else None
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def stops_at(call: int):
+    """A training step for `fit(step=...)` that stops the run (as a kill would) at its `call`-th call."""
+    from infgan.train.step import train_step
+
+    calls = {"n": 0}
+
+    def step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return train_step(*args, **kwargs)
+
+    return step

@@ -93,18 +93,19 @@ def fit_rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
     import json
 
     import infgan.train.loop as loop
+    from infgan.train.sinks import Evaluator
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     calls = {"n": 0}
-    evaluate = loop.Evaluator.__call__
+    evaluate = Evaluator.__call__
 
     def counted(self, state, final):
         calls["n"] += 1
         return evaluate(self, state, final)
 
-    loop.Evaluator.__call__ = counted
+    Evaluator.__call__ = counted
     try:
         summary = loop.fit(
             tiny(), os.path.join(out_dir, "run"), DistributedContext(rank=rank, world_size=world, progress=False)

@@ -9,34 +9,22 @@ import time
 
 import pytest
 
-import infgan.train.loop as loop
 from infgan.cli import main
 from infgan.train.checkpoint import checkpoints
 from infgan.train.context import RunContext
 from infgan.train.loop import fit
 
-from conftest import TINY, tiny
+from conftest import TINY, stops_at, tiny
 
 
 def quiet():
     return RunContext(progress=False)
 
 
-def cut_at_step(cfg, out, monkeypatch, step):
+def cut_at_step(cfg, out, step):
     """Train `cfg` into `out` and stop it (as a kill would) before training step `step`."""
-    real = loop.train_step
-    calls = {"n": 0}
-
-    def dies(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == step:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "train_step", dies)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, out, quiet())
-    monkeypatch.setattr(loop, "train_step", real)
+        fit(cfg, out, quiet(), step=stops_at(step))
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +34,9 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("damage", ["half", "empty", "garbage"])
-def test_resume_falls_back_past_a_damaged_checkpoint(tmp_path, monkeypatch, capsys, uninterrupted, damage):
+def test_resume_falls_back_past_a_damaged_checkpoint(tmp_path, capsys, uninterrupted, damage):
     cfg = tiny("checkpoint.keep=2")
-    cut_at_step(cfg, tmp_path / "cut", monkeypatch, 11)
+    cut_at_step(cfg, tmp_path / "cut", 11)
     found = checkpoints(tmp_path / "cut" / "checkpoints")
     assert [p.name for p in found] == ["step_000004.pt", "step_000008.pt"]
     data = found[-1].read_bytes()
@@ -61,9 +49,9 @@ def test_resume_falls_back_past_a_damaged_checkpoint(tmp_path, monkeypatch, caps
     assert resumed["status"] == "completed" and resumed["final_score"] == uninterrupted[0]["final_score"]
 
 
-def test_every_checkpoint_damaged_is_one_line(tmp_path, monkeypatch, capsys):
+def test_every_checkpoint_damaged_is_one_line(tmp_path, capsys):
     cfg = tiny("checkpoint.keep=2")
-    cut_at_step(cfg, tmp_path / "cut", monkeypatch, 11)
+    cut_at_step(cfg, tmp_path / "cut", 11)
     for p in checkpoints(tmp_path / "cut" / "checkpoints"):
         p.write_bytes(b"")
     before = (tmp_path / "cut" / "metrics.jsonl").read_text()
@@ -79,9 +67,9 @@ def test_every_checkpoint_damaged_is_one_line(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "cut" / "metrics.jsonl").read_text() == before  # nothing written was touched
 
 
-def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, monkeypatch, capsys, uninterrupted):
+def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, capsys, uninterrupted):
     cfg = tiny("checkpoint.keep=2")
-    cut_at_step(cfg, tmp_path / "cut", monkeypatch, 11)
+    cut_at_step(cfg, tmp_path / "cut", 11)
     with (tmp_path / "cut" / "metrics.jsonl").open("a") as fh:
         fh.write('{"step": 12, "val/sco')  # a crash mid-write
     resumed = fit(cfg, tmp_path / "cut", quiet(), resume=True)

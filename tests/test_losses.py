@@ -15,7 +15,7 @@ from infgan.data.dataset import Batch, interpolation_coeffs
 from infgan.losses.sig_kernel import SignatureScore, channel_spread
 from infgan.train.context import Shard
 
-from conftest import tiny
+from conftest import stops_at, tiny
 
 
 def paths(n: int, t: int, seed: int, vol: float = 1.0) -> torch.Tensor:
@@ -182,9 +182,8 @@ def test_a_critic_setting_searched_under_a_kind_without_a_critic_is_refused(tmp_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sig_score", "fdm"])
-def test_a_tiny_run_without_a_critic_learns_and_resumes_exactly(tmp_path, monkeypatch, kind):
+def test_a_tiny_run_without_a_critic_learns_and_resumes_exactly(tmp_path, kind):
     """val/score falls at least half of the way to its floor; killed and resumed, it ends as the unbroken run."""
-    import infgan.train.loop as loop
     from infgan.train.context import RunContext
     from infgan.train.loop import fit
 
@@ -206,18 +205,8 @@ def test_a_tiny_run_without_a_critic_learns_and_resumes_exactly(tmp_path, monkey
     ]
     assert "discriminator" not in torch.load(tmp_path / "full" / "checkpoints" / "step_000060.pt", weights_only=False)
 
-    real_step, calls = loop.train_step, {"n": 0}
-
-    def dies_at_step_30(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 30:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "train_step", dies_at_step_30)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, tmp_path / "cut", RunContext(progress=False))
-    monkeypatch.setattr(loop, "train_step", real_step)
+        fit(cfg, tmp_path / "cut", RunContext(progress=False), step=stops_at(30))
     resumed = fit(cfg, tmp_path / "cut", RunContext(progress=False), resume=True)
     assert resumed["final_score"] == full["final_score"] and resumed["resumed_from"] == [20]
     a = torch.load(tmp_path / "full" / "generator.pt", weights_only=False)["generator"]

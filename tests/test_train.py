@@ -19,7 +19,7 @@ from infgan.train.context import RunContext
 from infgan.train.loop import fit
 from infgan.train.state import init_state
 
-from conftest import ARTEFACTS, TINY, tiny
+from conftest import ARTEFACTS, TINY, stops_at, tiny
 
 
 def quiet():
@@ -46,23 +46,12 @@ def test_same_seed_same_run_and_other_seed_differs(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["train.n_critic=2", "loss.kind=wgan_gp"]])
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, extra):
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, extra):
     cfg = tiny(*extra)
     full = fit(cfg, tmp_path / "full", quiet())
 
-    calls = {"n": 0}
-    real_step = loop.train_step
-
-    def dies_at_step_7(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "train_step", dies_at_step_7)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, tmp_path / "cut", quiet())
-    monkeypatch.setattr(loop, "train_step", real_step)
+        fit(cfg, tmp_path / "cut", quiet(), step=stops_at(7))
     assert [p.name for p in checkpoints(tmp_path / "cut" / "checkpoints")] == ["step_000004.pt"]
     resumed = fit(cfg, tmp_path / "cut", quiet(), resume=True)
     assert resumed["final_score"] == full["final_score"] and resumed["best_score"] == full["best_score"]
