@@ -40,10 +40,10 @@ def main() -> None:
 
     import torch
 
+    from infgan.commands.sample import load_generator
     from infgan.config import load_config
     from infgan.data import build_dataset, walks
     from infgan.metrics import generate
-    from infgan.sample import load_generator
     from infgan.train.context import RunContext
     from infgan.train.loop import fit
 

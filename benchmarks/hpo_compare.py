@@ -118,7 +118,7 @@ def steps_to_reach(steps: list[float], values: list[float], target: float, sign:
 
 def summary(records: list[dict], budget: int, sign: float) -> dict:
     """Median/IQR of the final best, median curves, and fractions of random's steps to match it."""
-    from infgan.compare import median_band
+    from infgan.commands.compare import median_band
 
     by: dict[str, list[dict]] = {}
     for r in records:

@@ -43,7 +43,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     if args.run is not None:
-        from infgan.sample import load_generator
+        from infgan.commands.sample import load_generator
         from infgan.train.run_dir import RunDir
 
         cfg = RunDir(args.run).saved_config()

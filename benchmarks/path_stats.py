@@ -30,9 +30,9 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from infgan.commands.sample import load_generator
     from infgan.data import build_dataset
     from infgan.metrics import generate
-    from infgan.sample import load_generator
     from infgan.train.run_dir import RunDir
     from infgan.train.state import rank_seed
 

@@ -81,7 +81,7 @@ def train(row: str, out: Path, reuse: bool, sets: list[str], samples: int | None
 
 
 def score(row: str, run: Path, wall: float, repeats: int) -> dict:
-    from infgan.evaluate import evaluate_run, evaluate_timegan
+    from infgan.commands.evaluate import evaluate_run, evaluate_timegan
     from infgan.objective import floor_name
 
     metrics = evaluate_run(run)

@@ -67,7 +67,7 @@ def _add_wandb_args(p: argparse.ArgumentParser) -> None:
 
 def _tracking(args: argparse.Namespace):
     """The W&B settings of the command line, checked (one line if the mode cannot work here)."""
-    from infgan.tracking import Tracking, check, in_sweep_agent, wandb_mode
+    from infgan.wandb.tracking import Tracking, check, in_sweep_agent, wandb_mode
 
     mode = wandb_mode(args.wandb)
     if in_sweep_agent() and mode == "off":
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_out(args: argparse.Namespace) -> Path:
     """The run directory: --out, else a W&B agent's run's own, else runs/train-<time>."""
-    from infgan.tracking import in_sweep_agent
+    from infgan.wandb.tracking import in_sweep_agent
 
     if args.out:
         return Path(args.out)
@@ -249,9 +249,9 @@ def _train_config(args: argparse.Namespace, out: Path, tracker) -> Config:
     """The run's config, resolved once: a resumed run's own (--config/--set may only restate it), a W&B
     agent's run (the sweep's values over --config, under --set), or --config then --set."""
     from infgan.config import from_dict, load_config, merge, parse_set, source_overrides, to_dict
-    from infgan.tracking import in_sweep_agent
     from infgan.train.run_dir import RunDir
-    from infgan.wandb_sweep import agent_overrides
+    from infgan.wandb.sweep_file import agent_overrides
+    from infgan.wandb.tracking import in_sweep_agent
 
     if args.resume:
         run = RunDir(out)
@@ -274,8 +274,8 @@ def _train_config(args: argparse.Namespace, out: Path, tracker) -> Config:
 
 def _train(args: argparse.Namespace) -> int:
     from infgan.interrupt import sigterm_as_interrupt
-    from infgan.tracking import Tracker
     from infgan.train.run_dir import RunDir
+    from infgan.wandb.tracking import Tracker
 
     if args.resume and not args.out:
         return _fail("--resume needs --out DIR, the run to continue")
@@ -413,7 +413,7 @@ def _report(args: argparse.Namespace) -> int:
 def _wandb_sweep(args: argparse.Namespace) -> int:
     from infgan.config import parse_set
     from infgan.tune.space import load_space
-    from infgan.wandb_sweep import write_sweep
+    from infgan.wandb.sweep_file import write_sweep
 
     space = load_space(args.space, parse_set(args.sets))
     path = write_sweep(space, check_output(Path(args.out), "file", "--out"), args.method)
@@ -425,7 +425,7 @@ def _wandb_sweep(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from infgan.compare import compare
+    from infgan.commands.compare import compare
 
     out = check_output(Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"), "dir", "--out")
     print(compare(args.paths, out, args.metric, args.mode))
@@ -462,7 +462,14 @@ def _cluster(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from infgan.evaluate import evaluate_run, evaluate_sweep, evaluate_timegan, run_table, sweep_table, timegan_table
+    from infgan.commands.evaluate import (
+        evaluate_run,
+        evaluate_sweep,
+        evaluate_timegan,
+        run_table,
+        sweep_table,
+        timegan_table,
+    )
 
     path = Path(args.path)
     if args.protocol == "timegan":
@@ -484,7 +491,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from infgan.sample import write_samples
+    from infgan.commands.sample import write_samples
 
     if args.n < 1:
         return _fail(f"-n must be a positive number of paths, got {args.n}")
@@ -495,7 +502,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from infgan.export import export_generator
+    from infgan.commands.export import export_generator
 
     out = export_generator(Path(args.run_dir), check_output(Path(args.out), "file", "--out"))
     print(f"wrote {out}: torch.jit.load('{out}')(n, seed) gives n paths in data units; .times(), .channels()")
@@ -503,7 +510,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from infgan.score import score_file, scores_table, write_scores
+    from infgan.commands.score import score_file, scores_table, write_scores
 
     if args.top < 1:
         return _fail(f"--top must be a positive number of rows, got {args.top}")

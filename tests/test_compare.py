@@ -80,7 +80,7 @@ def test_sweeps_of_one_strategy_are_summed_up_per_strategy(tmp_path, capsys):
 
 
 def test_median_band_holds_each_curve_after_it_ends():
-    from infgan.compare import median_band
+    from infgan.commands.compare import median_band
 
     band = median_band([[(0, 3.0), (10, 1.0)], [(0, 2.0), (20, 0.5)], [(0, 4.0), (5, 2.0)]], points=5)
     assert band["steps"] == [0.0, 5.0, 10.0, 15.0, 20.0]

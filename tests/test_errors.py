@@ -54,13 +54,13 @@ def test_workers_failure_without_a_message_is_one_line(tmp_path, monkeypatch, ca
 
 def test_wandb_api_error_without_a_message_is_one_line(tmp_path, monkeypatch, capsys):
     wandb = pytest.importorskip("wandb")
-    import infgan.tracking
+    import infgan.wandb.tracking
 
     class Api:
         def sweep(self, path):
             raise ValueError()
 
-    monkeypatch.setattr(infgan.tracking, "check", lambda tracking: None)
+    monkeypatch.setattr(infgan.wandb.tracking, "check", lambda tracking: None)
     monkeypatch.setattr(wandb, "Api", Api)
     assert main(["compare", "ent/proj/abc123", "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.strip() == "infgan: error: ent/proj/abc123: cannot read this W&B sweep: ValueError"

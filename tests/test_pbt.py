@@ -10,9 +10,10 @@ import torch
 
 from infgan.config import ConfigError
 from infgan.train.checkpoint import checkpoints, load_checkpoint
-from infgan.train.context import RunContext, TuneTrialContext
+from infgan.train.context import Member, RunContext, TuneTrialContext
 from infgan.train.loop import fit
 from infgan.train.state import init_state
+from infgan.tune.pbt import record
 from infgan.tune.space import parse_space
 
 from conftest import tiny
@@ -33,7 +34,9 @@ def test_an_exploit_copies_every_piece_of_the_donors_state_and_takes_the_new_rat
     cfg = tiny("train.steps=8", "checkpoint.every=8", "eval.every=8", "train.swa_start=4")
     fit(cfg, tmp_path / "donor", RunContext(progress=False))
     payload = {**load_checkpoint(checkpoints(tmp_path / "donor" / "checkpoints")[-1]), "owner": "donor"}
-    ctx = TuneTrialContext(progress=False, lineage=(tmp_path, "member", {"train.generator_lr": 0.01}))
+    params = {"train.generator_lr": 0.01}
+    member_of = Member("member", lambda step, donor: record(tmp_path, "member", step, donor, params))
+    ctx = TuneTrialContext(progress=False, member=member_of)
     adopted = ctx._adopt(copy.deepcopy(payload))
     new = tiny("train.steps=8", "checkpoint.every=8", "eval.every=8", "train.swa_start=4", "train.generator_lr=0.01")
     member, donor = init_state(new, 1, torch.device("cpu")), init_state(cfg, 1, torch.device("cpu"))
@@ -80,7 +83,7 @@ def test_what_cannot_mutate_is_refused_or_fixed_per_member():
 
 
 def test_the_wandb_sweep_file_says_plainly_that_wandb_has_no_pbt(tmp_path):
-    from infgan.wandb_sweep import write_sweep
+    from infgan.wandb.sweep_file import write_sweep
 
     text = write_sweep(parse_space(PBT_SPACE, "s"), tmp_path / "w.yaml").read_text()
     assert "W&B has no Population Based Training" in text and "early_terminate" not in text

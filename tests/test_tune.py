@@ -174,7 +174,7 @@ def test_existing_name_is_refused_without_resume(sweep, capsys):
 
 def test_one_wandb_run_per_trial_and_compare_with_wandb_runs_and_a_csv_export(sweep, tmp_path, capsys):
     pytest.importorskip("wandb")
-    from infgan.compare import read_wandb_run
+    from infgan.commands.compare import read_wandb_run
 
     code, exp, _ = sweep
     runs = [read_wandb_run(p.parent) for p in sorted((exp / "wandb").rglob("*.wandb"))]

@@ -14,14 +14,14 @@ import yaml
 
 from infgan.cli import main
 from infgan.config import flatten, load_config, to_dict
-from infgan.tracking import wandb_mode
 from infgan.tune.space import load_space
-from infgan.wandb_sweep import sweep_config
+from infgan.wandb.sweep_file import sweep_config
+from infgan.wandb.tracking import wandb_mode
 
 from conftest import TINY, set_args
 
 pytest.importorskip("wandb")
-from infgan.compare import read_wandb_run
+from infgan.commands.compare import read_wandb_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_online_without_a_key_is_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "netrc").write_text("machine api.wandb.ai login user password " + "k" * 40 + "\n")
     os.chmod(tmp_path / "netrc", 0o600)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
-    from infgan.tracking import has_api_key
+    from infgan.wandb.tracking import has_api_key
 
     assert has_api_key()
 

@@ -15,12 +15,12 @@ import pytest
 
 from infgan.cli import main
 from infgan.tune.space import parse_space
-from infgan.wandb_sweep import sweep_config
+from infgan.wandb.sweep_file import sweep_config
 
 pytest.importorskip("sweeps")
 pytest.importorskip("ray")
 
-from infgan.tune.wandb_engine import WandbHyperband, WandbSearch, engine_config
+from infgan.wandb.engine import WandbHyperband, WandbSearch, engine_config
 
 SPACE = {
     "budget": {"steps": 120, "eval_every": 20},
@@ -154,7 +154,7 @@ from infgan.cli import main
 from infgan.tune.run import make_searcher, space_record
 from infgan.tune.schedulers import SCHEDULERS
 from infgan.tune.space import load_space
-from infgan.wandb_sweep import sweep_config
+from infgan.wandb.sweep_file import sweep_config
 sp = load_space(None)
 make_searcher(sp, Path({str(tmp_path)!r}), True, None)
 SCHEDULERS[sp.scheduler].build(sp, Path({str(tmp_path)!r}), None)

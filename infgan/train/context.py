@@ -236,20 +236,29 @@ class RayTrainContext(DistributedContext):
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step_{step:06d}")
 
 
+@dataclass(frozen=True)
+class Member:
+    """A Population Based Training member as its trial's context sees it: its trial id, and what to
+    call (step, donor's trial id) when it continues from another member's checkpoint."""
+
+    trial: str
+    on_exploit: Callable[[int, str], None]
+
+
 @dataclass
 class TuneTrialContext(RunContext):
     """A one-worker trial inside its Tune function: checkpoints as files, results via `ray.tune.report`.
 
-    A member of a Population Based Training sweep (`lineage` given: the sweep directory, its trial
-    id and its parameters) also hands each checkpoint to Tune, whose scheduler may restart the member
-    from another member's: the member then continues from the donor's whole state, with its own
-    random stream re-seeded and the exploit recorded in the sweep's lineage.
+    A member of a Population Based Training sweep (`member` given) also hands each checkpoint to
+    Tune, whose scheduler may restart the member from another member's: the member then continues
+    from the donor's whole state, with its own random stream re-seeded and the exploit handed to
+    `member.on_exploit` (the sweep's lineage).
     """
 
-    lineage: tuple | None = None
+    member: Member | None = None
 
     def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
-        if self.lineage is not None:
+        if self.member is not None:
             import ray.tune
 
             checkpoint = ray.tune.get_checkpoint()
@@ -263,15 +272,13 @@ class TuneTrialContext(RunContext):
         """A checkpoint as this member continues from it: another member's gets this member's own noise."""
         from infgan.train.state import rank_seed
 
-        exp_dir, trial_id, params = self.lineage or (None, "", {})
-        donor = payload.get("owner")
-        if donor and donor != trial_id:
+        assert self.member is not None  # called for a member only
+        donor, trial = payload.get("owner"), self.member.trial
+        if donor and donor != trial:
             step = int(payload["step"])
-            payload["rng"] = torch.Generator().manual_seed(rank_seed(step, 0, f"exploit {trial_id}")).get_state()
+            payload["rng"] = torch.Generator().manual_seed(rank_seed(step, 0, f"exploit {trial}")).get_state()
             payload["ranks"] = []
-            from infgan.tune.pbt import record
-
-            record(exp_dir, trial_id, step, donor, params)
+            self.member.on_exploit(step, donor)
         return payload
 
     def publish(
@@ -281,9 +288,9 @@ class TuneTrialContext(RunContext):
 
         super().publish(run_dir, step, record, payload, keep)
         metrics = dict(record) if record is not None else {"step": step}
-        if payload is None or self.lineage is None:
+        if payload is None or self.member is None:
             ray.tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save({**payload, "owner": self.lineage[1]}, Path(tmp) / RAY_STATE_FILE)
+            torch.save({**payload, "owner": self.member.trial}, Path(tmp) / RAY_STATE_FILE)
             ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from infgan.config import Config, ConfigError, from_dict, to_dict
-from infgan.tracking import Tracker, Tracking
 from infgan.train.context import RayTrainContext
 from infgan.train.loop import fit
+from infgan.wandb.tracking import Tracker, Tracking
 
 HEALTH_CHECK_INTERVAL_S = 0.25
 

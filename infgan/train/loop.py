@@ -23,13 +23,13 @@ from infgan.data.dataset import sample_batch
 from infgan.metrics.floors import VERSION as FLOORS_VERSION
 from infgan.metrics.floors import floors as metric_floors
 from infgan.objective import with_floor
-from infgan.tracking import Tracker
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.guard import DivergenceGuard
 from infgan.train.run_dir import RunDir
 from infgan.train.sinks import Clock, Sinks
 from infgan.train.state import Progress, TrainState, init_state, rank_seed
 from infgan.train.step import Players, train_step
+from infgan.wandb.tracking import Tracker
 
 DIAGNOSTICS = ("critic_loss", "generator_loss", "score_real", "score_fake", "gp", "sig_score")
 

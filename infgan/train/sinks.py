@@ -20,13 +20,13 @@ from infgan.config import Config
 from infgan.data import Dataset
 from infgan.diagnostics import plot_diagnostics
 from infgan.metrics.discriminative import small_held_out
-from infgan.tracking import Tracker, Tracking
 from infgan.train.animation import FRAME_PATHS, FrameCanvas, SampleFrames
 from infgan.train.board import Board
 from infgan.train.checkpoint import atomic_torch_save
 from infgan.train.context import RunContext
 from infgan.train.run_dir import RunDir
 from infgan.train.state import TrainState, rank_seed
+from infgan.wandb.tracking import Tracker, Tracking
 
 
 class Evaluator:

@@ -26,12 +26,12 @@ from ray.tune import Stopper
 from infgan import objective
 from infgan.config import Config, ConfigError, save_config
 from infgan.interrupt import sigterm_as_interrupt
-from infgan.tracking import Tracking
-from infgan.train.context import TuneTrialContext, resolve_device
+from infgan.train.context import Member, TuneTrialContext, resolve_device
 from infgan.train.loop import fit
 from infgan.tune.progress import SweepProgress
 from infgan.tune.schedulers import SCHEDULERS
 from infgan.tune.space import DefineByRun, SearchSpace, check_scheduler
+from infgan.wandb.tracking import Tracking
 
 TRIALS = "trials"
 TUNE_DIR = "tune"
@@ -47,21 +47,24 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
     population = SCHEDULERS[space.scheduler].population
     config = config["member"] if population else config  # a PBT member's parameters, as PBT last set them
     params = run_dir / "params.json"
-    if not params.exists():  # written once: its time is the trial's start, for the reports
+    first = not params.exists()
+    if first:  # written once: its time is the trial's start, for the reports
         params.write_text(json.dumps(config, indent=2))
-        if population:
-            from infgan.tune.pbt import record
+    member = None
+    if population:
+        from infgan.tune.pbt import record
 
+        if first:
             record(Path(exp_dir), trial_id, 0, None, config)
-    lineage = (Path(exp_dir), trial_id, config) if population else None
-    train_trial(space, space.trial_config(config), run_dir, lineage)
+        member = Member(trial_id, lambda step, donor: record(Path(exp_dir), trial_id, step, donor, config))
+    train_trial(space, space.trial_config(config), run_dir, member)
 
 
-def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, lineage: tuple | None = None) -> None:
+def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, member: Member | None = None) -> None:
     """Train one trial's run in `run_dir` (in this process, or over the space's Ray Train workers).
 
-    `lineage` (sweep dir, trial id, parameters): a PBT member, whose checkpoints also go to Tune and
-    who may resume from another member's (recorded in the sweep's lineage).
+    `member`: a PBT member, whose checkpoints also go to Tune and who may resume from another
+    member's (recorded in the sweep's lineage).
     """
     import ray
     import ray.tune
@@ -71,8 +74,8 @@ def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, lineage: tuple |
         json.dumps({"hostname": socket.gethostname(), "ray_node_id": ray.get_runtime_context().get_node_id()})
     )
     if space.workers_per_trial == 1:
-        ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False, lineage=lineage)
-        if lineage is not None and (run_dir / "config.yaml").exists():
+        ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False, member=member)
+        if member is not None and (run_dir / "config.yaml").exists():
             save_config(cfg, run_dir / "config.yaml")  # the member's parameters from now on
         summary = fit(cfg, run_dir, ctx, resume=True)
     else:
@@ -160,7 +163,7 @@ def run_sweep(
             raise ConfigError(f"--resume: the space or --set differs from the sweep's own ({exp_dir / 'sweep.yaml'})")
     uses_wandb = space.searcher.startswith("wandb-") or space.scheduler == "wandb-hyperband"
     if uses_wandb:
-        from infgan.tune.wandb_engine import import_sweeps
+        from infgan.wandb.engine import import_sweeps
 
         import_sweeps()  # a missing engine fails here, before Ray starts
     if address is None:  # before a local Ray starts
@@ -181,7 +184,7 @@ def run_sweep(
         trainable = tune.with_parameters(tune_trial, space=space, exp_dir=str(exp_dir))
         callbacks: list[tune.Callback] = []
         if tracking is not None and tracking.mode != "off":
-            from infgan.tune.wandb_trials import WandbTrials
+            from infgan.wandb.trials import WandbTrials
 
             callbacks.append(WandbTrials(tracking, space, exp_dir, TRIALS))
         resources: dict[str, float] = (
@@ -214,8 +217,8 @@ def run_sweep(
         else:
             sweep = None
             if uses_wandb:
-                from infgan.tune.wandb_engine import SWEEP_FILE, read_sweep_file
-                from infgan.wandb_sweep import write_sweep
+                from infgan.wandb.engine import SWEEP_FILE, read_sweep_file
+                from infgan.wandb.sweep_file import write_sweep
 
                 method = "random" if space.searcher == "wandb-random" else "bayes"
                 sweep = read_sweep_file(write_sweep(space, exp_dir / SWEEP_FILE, method))
@@ -278,7 +281,7 @@ def optuna_storage(exp_dir: Path) -> Any:
 def make_searcher(space: SearchSpace, exp_dir: Path, first_points: bool, sweep: dict[str, Any] | None) -> Any:
     """The space's searcher: Optuna TPE or random (study kept in the sweep directory), or W&B's engine."""
     if space.searcher.startswith("wandb-"):
-        from infgan.tune.wandb_engine import WandbSearch
+        from infgan.wandb.engine import WandbSearch
 
         assert sweep is not None
         return WandbSearch(sweep, space)

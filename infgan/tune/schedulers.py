@@ -4,7 +4,7 @@ reports and the W&B sweep file export. No Ray at import: each entry builds its s
 - `asha`: Ray's asynchronous successive halving on the training step, rungs kept across a
   restart (`infgan/tune/search.py: PersistentASHA`);
 - `wandb-hyperband`: the W&B sweep file's `early_terminate: hyperband`, applied by W&B's own engine
-  (`infgan/tune/wandb_engine.py`);
+  (`infgan/wandb/engine.py`);
 - `none`: every trial trains its full budget;
 - `pbt`, `pb2`: Population Based Training (Jaderberg et al. 2017) and its bandit variant PB2
   (Parker-Holder et al. 2020), Ray's: a population trains side by side; at every perturbation
@@ -51,7 +51,7 @@ def _asha(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> An
 
 
 def _hyperband(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
-    from infgan.tune.wandb_engine import STATE_FILE, WandbHyperband
+    from infgan.wandb.engine import STATE_FILE, WandbHyperband
 
     assert sweep is not None
     return WandbHyperband(sweep, space, str(exp_dir / STATE_FILE))

@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from infgan.commands.sample import CONDITION_STREAM
 from infgan.config import ConfigError
 from infgan.data import conditions
 from infgan.metrics.marginal import GENERATE_CHUNK
 from infgan.models import Generator
 from infgan.models.solver import Grid
-from infgan.sample import CONDITION_STREAM, load_run_generator
+from infgan.train.trained import TrainedRun
 
 SUFFIXES = (".ts", ".pt")
 
@@ -215,9 +216,10 @@ def export_generator(run_dir: Path, out: Path) -> Path:
         )
     if out.suffix not in SUFFIXES:
         raise ConfigError(f"--out {out}: unknown suffix '{out.suffix}'; allowed: {', '.join(SUFFIXES)} (TorchScript)")
-    generator, cfg, described = load_run_generator(run_dir)
+    trained = TrainedRun.open(run_dir)
+    generator, cfg = trained.generator(), trained.cfg
     assert isinstance(generator, Generator)
-    module = ExportedGenerator(generator.eval(), described, cfg.model.dt, cfg.model.unit_time)
+    module = ExportedGenerator(generator.eval(), trained.data, cfg.model.dt, cfg.model.unit_time)
     for p in module.parameters():
         p.requires_grad_(False)
     with warnings.catch_warnings():

@@ -38,15 +38,13 @@ def evaluate_run(
     from infgan.data import build_dataset
     from infgan.metrics import generate, path_metrics, quality_metrics
     from infgan.metrics.floors import floors
-    from infgan.sample import load_generator
-    from infgan.train.run_dir import RunDir
     from infgan.train.state import rank_seed
+    from infgan.train.trained import TrainedRun
 
     if n is not None and n < 2:
         raise ConfigError(f"--n must be at least 2 paths, got {n}")
-    run = RunDir(Path(run_dir))
-    cfg = run.saved_config()
-    generator, _ = load_generator(run.root)
+    trained = TrainedRun.open(run_dir)
+    run, cfg, generator = trained.run, trained.cfg, trained.generator()
     key = json.dumps([to_dict(cfg.data), cfg.seed], sort_keys=True)
     cache = datasets if datasets is not None else {}
     if key not in cache:
@@ -82,15 +80,13 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True) -> dict
     from infgan.data import build_dataset
     from infgan.metrics import generate, timegan
     from infgan.metrics.floors import cached
-    from infgan.sample import load_generator
-    from infgan.train.run_dir import RunDir
     from infgan.train.state import rank_seed
+    from infgan.train.trained import TrainedRun
 
     if repeats < 1:
         raise ConfigError(f"--repeats must be a positive number, got {repeats}")
-    run = RunDir(Path(run_dir))
-    cfg = run.saved_config()
-    generator, _ = load_generator(run.root)
+    trained = TrainedRun.open(run_dir)
+    cfg, generator = trained.cfg, trained.generator()
     dataset = build_dataset(cfg.data, cfg.seed)
     real = torch.cat([dataset.train, dataset.val])
     if bool(torch.isnan(real[..., 1:]).any()):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,7 @@ from infgan.data.files import DataError, Series, read_file
 from infgan.losses.base import DirectLoss
 from infgan.metrics import generate
 from infgan.text import format_table
-from infgan.train.checkpoint import load_latest_intact
-from infgan.train.run_dir import RunDir
-from infgan.train.state import init_state
+from infgan.train.trained import TrainedRun
 
 CHUNK = 1024  # paths per critic call
 COLUMNS = ("rank", "series", "start", "end", "points", "score", "percentile")
@@ -56,21 +53,16 @@ Scorer = Callable[[torch.Tensor, "torch.Tensor | None"], np.ndarray]
 SAMPLE = 256  # generated paths a kernel score is taken against (its cost grows with their square)
 
 
-def _scorer(run: RunDir, data_size: int, cond_width: int) -> Scorer:
+def _scorer(trained: TrainedRun) -> Scorer:
     """The run's scores of normalised paths: its critic's, or (no critic) its kernel score's."""
-    cfg = run.saved_config()
-    found = load_latest_intact(run.checkpoints)
-    if found is None:
-        raise ConfigError(f"{run.root}: no checkpoint to score with; train first (infgan train --out {run.root})")
-    state = init_state(cfg, data_size, torch.device("cpu"), cond_width=cond_width)
-    state.load_state_dict(found[1])
+    root = trained.run.root
+    state = trained.latest_state(f"no checkpoint to score with; train first (infgan train --out {root})")
     critic = state.eval_discriminator()
     if critic is not None:
         return lambda paths, cond: critic_scores(critic.eval(), paths, cond)
-    described = json.loads(run.data_path.read_text())
-    ts = torch.tensor(described["times"], dtype=torch.get_default_dtype())
+    described, ts, cfg = trained.data, trained.times, trained.cfg
     cond = None
-    if cond_width:
+    if trained.cond_width:
         pool = described["condition_pool"]
         rows = [pool[i] for i in torch.randint(0, len(pool), (SAMPLE,), generator=torch.Generator().manual_seed(0))]
         cond = conditions.encode(described["conditions"], rows)
@@ -103,11 +95,8 @@ def _as_paths(ws: list[Series], t_size: int, described: dict, source: str) -> to
 
 def score_file(run_dir: Path, data_path: Path) -> list[dict]:
     """Every window of `data_path`, scored and ranked (lowest score first), with its percentile."""
-    run = RunDir(Path(run_dir))
-    cfg = run.saved_config()
-    if not run.data_path.exists():
-        raise ConfigError(f"{run_dir}: no data.json; is this an infgan run directory?")
-    described = json.loads(run.data_path.read_text())
+    trained = TrainedRun.open(run_dir)
+    cfg, described = trained.cfg, trained.data
     names = list(described["channels"])
     if not Path(data_path).is_file():
         raise ConfigError(f"--data {data_path}: no such file; give a file in the run's data format (csv/parquet/npz)")
@@ -122,7 +111,7 @@ def score_file(run_dir: Path, data_path: Path) -> list[dict]:
     t_size, stride = cfg.data.t_size, cfg.data.stride or cfg.data.t_size
     ws = [w for s in raw.series for w in windows(s, t_size, stride)]
     specs = described.get("conditions") or []
-    score = _scorer(run, len(names), conditions.width(specs))
+    score = _scorer(trained)
     cond = conditions.encode(specs, [w.static for w in ws]) if specs else None  # the file's own conditions
     scores = score(_as_paths(ws, t_size, described, str(data_path)), cond)
     held_out = build_dataset(cfg.data, cfg.seed)

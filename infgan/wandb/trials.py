@@ -14,8 +14,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from infgan.tracking import Tracker, Tracking
 from infgan.tune.space import SearchSpace
+from infgan.wandb.tracking import Tracker, Tracking
 
 _PREFIXES = ("train/", "val/", "time/")
 

@@ -137,7 +137,7 @@ def _csv(path: Path, metric: str, sign: float) -> Sweep:
 
 def _api(path: str, metric: str, sign: float) -> Sweep:
     """A W&B sweep's runs through the public API (needs a key and a network)."""
-    from infgan.tracking import Tracking, check
+    from infgan.wandb.tracking import Tracking, check
 
     check(Tracking(mode="online"))
     import wandb
