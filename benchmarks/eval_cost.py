@@ -30,7 +30,7 @@ def main() -> None:
 
     import torch
 
-    from infgan.config import load_config
+    from infgan.config import resolve
     from infgan.data import build_dataset
     from infgan.metrics import generate, quality_metrics
     from infgan.metrics.discriminative import discriminative_score
@@ -40,7 +40,7 @@ def main() -> None:
     from infgan.train.state import init_state
 
     torch.set_num_threads(1)
-    cfg = load_config(args.config, args.sets)
+    cfg = resolve(source=args.config, sets=args.sets)
     data = build_dataset(cfg.data, cfg.seed)
     real, t_end = data.val_grid, float(data.ts[-1])
     fake = generate(init_state(cfg, data.channels, torch.device("cpu")).generator, data.ts, real.size(0), 0)

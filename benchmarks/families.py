@@ -41,7 +41,7 @@ def main() -> None:
     import torch
 
     from infgan.commands.sample import load_generator
-    from infgan.config import load_config
+    from infgan.config import resolve
     from infgan.data import build_dataset, walks
     from infgan.metrics import generate
     from infgan.train.context import RunContext
@@ -49,7 +49,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     for family in args.family or list(walks.FAMILIES):
-        cfg = load_config(family, [f"train.steps={args.steps}", "eval.path_metrics=end", "eval.gif_frames=0"])
+        cfg = resolve(source=family, sets=[f"train.steps={args.steps}", "eval.path_metrics=end", "eval.gif_frames=0"])
         with tempfile.TemporaryDirectory() as tmp:
             summary = fit(cfg, Path(tmp) / "run", RunContext(progress=False))
             generator, _ = load_generator(Path(tmp) / "run")

@@ -32,7 +32,7 @@ def main() -> None:
 
     import torch
 
-    from infgan.config import load_config
+    from infgan.config import resolve
     from infgan.data import build_dataset
     from infgan.data.dataset import interpolation_coeffs
     from infgan.metrics import generate, quality_metrics
@@ -48,7 +48,7 @@ def main() -> None:
 
         cfg = RunDir(args.run).saved_config()
     else:
-        cfg = load_config(args.config, args.sets)
+        cfg = resolve(source=args.config, sets=args.sets)
     data = build_dataset(cfg.data, cfg.seed)
     held, a, b = real_slices(data, cfg.seed)
     t_end = float(data.ts[-1])

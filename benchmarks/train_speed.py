@@ -60,14 +60,14 @@ def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[],
     """infgan's training step for `preset`, ready to call, and what it ran."""
     import torch
 
-    from infgan import losses
-    from infgan.config import load_config
+    from infgan.config import resolve
     from infgan.data import build_dataset
     from infgan.data.dataset import sample_batch
+    from infgan.train import losses
     from infgan.train.state import init_state
     from infgan.train.step import Players, train_step
 
-    cfg = load_config(preset, sets)
+    cfg = resolve(source=preset, sets=sets)
     data = build_dataset(cfg.data, cfg.seed)
     dev = torch.device(device)
     coeffs, ts = data.coeffs().to(dev), data.ts.to(dev)

@@ -248,7 +248,7 @@ def _train_out(args: argparse.Namespace) -> Path:
 def _train_config(args: argparse.Namespace, out: Path, tracker) -> Config:
     """The run's config, resolved once: a resumed run's own (--config/--set may only restate it), a W&B
     agent's run (the sweep's values over --config, under --set), or --config then --set."""
-    from infgan.config import from_dict, load_config, merge, parse_set, source_overrides, to_dict
+    from infgan.config import resolve, to_dict
     from infgan.train.run_dir import RunDir
     from infgan.wandb.sweep_file import agent_overrides
     from infgan.wandb.tracking import in_sweep_agent
@@ -259,17 +259,17 @@ def _train_config(args: argparse.Namespace, out: Path, tracker) -> Config:
         if args.config or args.sets:
             # --set applies on top of the run's own config; a resumed run must stay the same run,
             # but may train for longer (or evaluate/checkpoint at another cadence).
-            base = source_overrides(args.config) if args.config else to_dict(cfg)
-            cfg = run.check_resume_config(from_dict(merge(base, parse_set(args.sets))))
+            own = None if args.config else to_dict(cfg)
+            cfg = run.check_resume_config(resolve(own, source=args.config, sets=args.sets))
             run.extend(cfg)
         return cfg
     if in_sweep_agent():
         RunDir(out).refuse_existing()
         sweep = agent_overrides(tracker.start(None))
-        cfg = from_dict(merge(merge(source_overrides(args.config), sweep), parse_set(args.sets)))
+        cfg = resolve(sweep, source=args.config, sets=args.sets)
         tracker.start(cfg)  # the W&B run's config, once validated
         return cfg
-    return load_config(args.config, args.sets)
+    return resolve(source=args.config, sets=args.sets)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -436,10 +436,10 @@ def _compare(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace) -> int:
     import json
 
-    from infgan.config import load_config
+    from infgan.config import resolve
     from infgan.data.describe import describe_data, format_description
 
-    description = describe_data(load_config(args.config, args.sets))
+    description = describe_data(resolve(source=args.config, sets=args.sets))
     print(json.dumps(description, indent=2) if args.json else format_description(description))
     return 0
 

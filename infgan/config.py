@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from infgan.losses import KINDS as LOSS_KINDS
+from infgan.train.losses import KINDS as LOSS_KINDS
 
 
 class ConfigError(ValueError):
@@ -367,7 +367,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 
 def from_dict(data: Mapping[str, Any] | None) -> Config:
-    """Build a Config from nested overrides (missing keys keep their defaults)."""
+    """Build a Config from nested overrides (missing keys keep their defaults); `resolve` is the
+    entry point, this its last step."""
     cfg = _build(Config, data, "")
     if cfg.loss.sig_points == 1:
         raise ConfigError("'loss.sig_points' must be 0 (every point) or at least 2, got 1")
@@ -516,7 +517,7 @@ def critic_paths() -> list[str]:
 
 def check_applies(overrides: Mapping[str, Any], cfg: Config, where: str) -> None:
     """Refuse critic settings given (in `overrides`) for a loss kind that trains no critic."""
-    from infgan.losses import needs_critic
+    from infgan.train.losses import needs_critic
 
     if needs_critic(cfg.loss.kind):
         return
@@ -531,7 +532,7 @@ def check_applies(overrides: Mapping[str, Any], cfg: Config, where: str) -> None
 
 def applicable_dict(cfg: Config) -> dict[str, Any]:
     """`to_dict(cfg)` without the critic settings when the loss kind trains no critic."""
-    from infgan.losses import needs_critic
+    from infgan.train.losses import needs_critic
 
     flat = flatten(to_dict(cfg))
     if not needs_critic(cfg.loss.kind):
@@ -540,11 +541,37 @@ def applicable_dict(cfg: Config) -> dict[str, Any]:
     return unflatten(flat)
 
 
-def load_config(source: str | None = None, sets: Iterable[str] = ()) -> Config:
-    """Defaults, then a file or preset, then `--set` overrides; validated."""
-    overrides = merge(source_overrides(source), parse_set(sets))
+def resolve(
+    *layers: Mapping[str, Any] | None,
+    source: str | None = None,
+    sets: Iterable[str] = (),
+    given: str | None = None,
+) -> Config:
+    """The one way a Config is made, whatever makes it (`infgan train`, a resumed run, a W&B agent, a
+    search space's base and its trials, a saved run's config.yaml).
+
+    Layers, each over the one before: the defaults; `source` (a config file or a preset name);
+    each of `layers` in order (nested overrides: a saved run's config, a space's base, a
+    searcher's or a W&B agent's values); the `--set` items. Every key and value is checked here,
+    once: unknown keys, types, bounds, sections that are not mappings, impossible combinations.
+    Critic settings written for a loss kind that trains no critic are refused: those of `source`
+    and `sets` always, those of `layers` too when `given` names where they came from (a space's
+    base). Sampled values are not `given`: a mixed space's trial may carry a critic setting for a
+    criticless kind, which then has no effect.
+    """
+    written, set_items = source_overrides(source), parse_set(sets)
+    overrides = written
+    for layer in layers:
+        if isinstance(layer, Mapping):
+            check_sections(layer, given or "the config")
+            overrides = merge(overrides, layer)
+        elif layer is not None:
+            from_dict(layer)  # refused in one line: not a mapping
+    overrides = merge(overrides, set_items)
     cfg = from_dict(overrides)
-    check_applies(overrides, cfg, "--config/--set" if source is None else f"{source} and --set")
+    if given is None:  # only what a person wrote: the file or preset and --set
+        given, overrides = ("--config/--set" if source is None else f"{source} and --set"), merge(written, set_items)
+    check_applies(overrides, cfg, given)
     return cfg
 
 

@@ -13,7 +13,7 @@ os.environ.setdefault("INFGAN_CACHE_DIR", tempfile.mkdtemp(prefix="infgan-test-c
 import pytest
 import torch
 
-from infgan.config import Config, load_config
+from infgan.config import Config, resolve
 
 torch.set_num_threads(1)
 
@@ -58,7 +58,7 @@ ARTEFACTS = [
 
 def tiny(*sets: str) -> Config:
     """The default run shrunk to test size, with extra `--set` overrides."""
-    return load_config(None, [*TINY, *sets])
+    return resolve(sets=[*TINY, *sets])
 
 
 @pytest.fixture

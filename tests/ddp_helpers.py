@@ -7,9 +7,9 @@ import os
 import torch
 import torch.distributed as dist
 
-from infgan import losses
 from infgan.data import build_dataset
 from infgan.data.dataset import Batch, sample_batch
+from infgan.train import losses
 from infgan.train.context import DistributedContext
 from infgan.train.state import init_state
 from infgan.train.step import Players, critic_step, direct_step, generator_step, joint_step

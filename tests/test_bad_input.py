@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infgan.cli import main
-from infgan.config import ConfigError, config_paths, load_config
+from infgan.config import ConfigError, config_paths, resolve
 from infgan.data.dataset import build_dataset
 from infgan.data.files import read_file
 from infgan.tune.space import parse_space
@@ -45,7 +45,7 @@ def test_any_set_value_is_accepted_or_refused_in_one_line(path, value):
     raw = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
     raw = raw.removesuffix("\n...").strip()
     try:
-        cfg = load_config(None, [f"{path}={raw}"])
+        cfg = resolve(sets=[f"{path}={raw}"])
     except ConfigError as e:
         assert one_line(e), str(e)
         return
@@ -60,7 +60,7 @@ def test_any_config_file_is_accepted_or_refused_in_one_line(tmp_path, doc):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(doc))
     try:
-        load_config(str(path), ["train.steps=3"])
+        resolve(source=str(path), sets=["train.steps=3"])
     except ConfigError as e:
         assert one_line(e), str(e)
 
@@ -71,7 +71,7 @@ def test_any_bytes_as_a_config_file_are_refused_in_one_line_or_read(tmp_path, da
     path = tmp_path / "c.yaml"
     path.write_bytes(data)
     try:
-        load_config(str(path))
+        resolve(source=str(path))
     except ConfigError as e:
         assert one_line(e), str(e)
 
@@ -139,9 +139,14 @@ CELLS = st.one_of(
 def test_any_csv_is_read_or_refused_in_one_line(tmp_path, rows, t_size):
     path = tmp_path / "d.csv"
     pd.DataFrame(rows, columns=["t", "a", "id"]).to_csv(path, index=False)
-    cfg = load_config(
-        None,
-        [f"data.path={path}", "data.dataset=csv", "data.time_column=t", "data.id_column=id", f"data.t_size={t_size}"],
+    cfg = resolve(
+        sets=[
+            f"data.path={path}",
+            "data.dataset=csv",
+            "data.time_column=t",
+            "data.id_column=id",
+            f"data.t_size={t_size}",
+        ],
     )
     try:
         raw = read_file(cfg.data, str(path))

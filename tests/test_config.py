@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from infgan.config import PRESETS, Config, ConfigError, config_paths, from_dict, load_config, save_config
+from infgan.config import PRESETS, Config, ConfigError, config_paths, resolve, save_config
 
 
 def test_defaults_are_the_default_run():
-    cfg = load_config()
+    cfg = resolve()
     assert cfg == Config()
     assert cfg.loss.kind == "fdm" and cfg.train.steps == 2500
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_loads(preset):
-    cfg = load_config(preset)
+    cfg = resolve(source=preset)
     assert isinstance(cfg, Config)
 
 
 def test_reference_and_seed_presets_hold_their_values():
-    ref, seed = load_config("reference"), load_config("seed")
+    ref, seed = resolve(source="reference"), resolve(source="seed")
     assert (ref.train.batch_size, ref.train.generator_lr, ref.train.discriminator_lr, ref.train.steps) == (
         1024,
         2e-4,
@@ -34,7 +34,7 @@ def test_reference_and_seed_presets_hold_their_values():
 def test_numbers_are_read_as_users_write_them():
     """YAML 1.1 reads 1e-4 and 1.0e6 as strings; where a float is expected they are numbers."""
     sets = ["loss.kind=gan", "train.generator_lr=1e-4", "train.discriminator_lr=1.0e6", "model.initial_scale=+.5"]
-    cfg = load_config(None, sets)
+    cfg = resolve(sets=sets)
     assert (cfg.train.generator_lr, cfg.train.discriminator_lr, cfg.model.initial_scale) == (1e-4, 1e6, 0.5)
 
 
@@ -43,12 +43,12 @@ def test_a_scalar_section_in_a_file_is_refused_even_with_set_overrides(tmp_path)
     path.write_text("train: 5\n")
     for sets in ([], ["train.steps=3"]):
         with pytest.raises(ConfigError, match=r"'train' must be a mapping of keys to values, got 5"):
-            load_config(str(path), sets)
+            resolve(source=str(path), sets=sets)
 
 
 def test_set_overrides_parse_yaml_values():
-    cfg = load_config(
-        None, ["train.steps=7", "model.adjoint=false", "train.adam_betas=[0.0, 0.99]", "train.generator_lr=2"]
+    cfg = resolve(
+        sets=["train.steps=7", "model.adjoint=false", "train.adam_betas=[0.0, 0.99]", "train.generator_lr=2"],
     )
     assert cfg.train.steps == 7 and cfg.model.adjoint is False
     assert cfg.train.adam_betas == (0.0, 0.99) and cfg.train.generator_lr == 2.0
@@ -74,7 +74,7 @@ def test_set_overrides_parse_yaml_values():
 )
 def test_bad_values_are_one_line_errors_naming_the_key(sets, words):
     with pytest.raises(ConfigError) as e:
-        load_config(None, sets)
+        resolve(sets=sets)
     msg = str(e.value)
     assert "\n" not in msg
     for w in words:
@@ -85,25 +85,25 @@ def test_config_file_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: {steps: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML at line"):
-        load_config(str(bad))
+        resolve(source=str(bad))
     listy = tmp_path / "list.yaml"
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
-        load_config(str(listy))
+        resolve(source=str(listy))
     with pytest.raises(ConfigError, match="no file or preset named"):
-        load_config(str(tmp_path / "missing.yaml"))
+        resolve(source=str(tmp_path / "missing.yaml"))
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(bytes(range(128, 256)) * 4)
     with pytest.raises(ConfigError, match="not a text"):
-        load_config(str(binary))
+        resolve(source=str(binary))
     with pytest.raises(ConfigError, match="is a directory"):
-        load_config(str(tmp_path))
+        resolve(source=str(tmp_path))
 
 
 def test_saved_config_round_trips(tmp_path):
-    cfg = load_config("seed", ["train.steps=3", "loss.kind=wgan_gp"])
+    cfg = resolve(source="seed", sets=["train.steps=3", "loss.kind=wgan_gp"])
     save_config(cfg, tmp_path / "c.yaml")
-    assert load_config(str(tmp_path / "c.yaml")) == cfg
+    assert resolve(source=str(tmp_path / "c.yaml")) == cfg
 
 
 def test_config_paths_lists_every_leaf():
@@ -131,4 +131,23 @@ def test_config_paths_lists_every_leaf():
         "seed",
     ):
         assert name in paths
-    assert from_dict({"seed": 3}).seed == 3
+    assert resolve({"seed": 3}).seed == 3
+
+
+def test_resolve_layers_in_order_and_checks_what_a_person_wrote(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {steps: 5, batch_size: 8}\n")
+    cfg = resolve(
+        {"train": {"steps": 6}},
+        {"train": {"n_critic": 2}},
+        source=str(path),
+        sets=["loss.kind=gan", "train.n_critic=3"],
+    )
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.n_critic) == (6, 8, 3)
+    # a searcher's values may carry a critic setting for a criticless kind (no effect) ...
+    assert resolve({"loss": {"kind": "fdm"}, "train": {"n_critic": 2}}).loss.kind == "fdm"
+    # ... but not a layer someone wrote, nor --set
+    with pytest.raises(ConfigError, match="'train.n_critic' is a critic setting"):
+        resolve({"loss": {"kind": "fdm"}, "train": {"n_critic": 2}}, given="space.yaml: base")
+    with pytest.raises(ConfigError, match="'train.n_critic' is a critic setting"):
+        resolve(sets=["loss.kind=fdm", "train.n_critic=2"])

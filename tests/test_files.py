@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from infgan.cli import main
-from infgan.config import load_config
+from infgan.config import resolve
 from infgan.data.dataset import build_dataset, on_grid
 from infgan.data.files import read_file
 from infgan.metrics import quality_metrics
@@ -224,7 +224,7 @@ def test_goog_loads_five_channels_in_days():
 
 @pytest.mark.skipif(not _has("bokeh_sampledata"), reason="the data extra is not installed")
 def test_stocks_loads_timegans_six_channels_by_trading_day_with_random_windows_held_out():
-    ds = build_dataset(load_config("stocks").data, 0)
+    ds = build_dataset(resolve(source="stocks").data, 0)
     assert ds.names == ["Open", "High", "Low", "Close", "Adj Close", "Volume"] and ds.time_unit == "rows"
     assert ds.train.size(0) + ds.val.size(0) == 2148 - 24 + 1  # every window of every trading day
     assert ds.val.size(0) == round(0.2 * 2125) and torch.equal(ds.ts, torch.arange(24.0))
@@ -262,7 +262,7 @@ SPACES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "search_s
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SPACES)
 def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
-    from infgan.config import from_dict, merge, parse_set, to_dict
+    from infgan.config import merge, parse_set, resolve, to_dict
     from infgan.tune.space import load_space
 
     space = load_space(str(Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"))
@@ -287,7 +287,7 @@ def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
             "eval.path_metrics=off",  # this test is about the spaces' configs, not the metrics
         ]
     )
-    summary = fit(from_dict(merge(to_dict(cfg), small)), tmp_path / "run")
+    summary = fit(resolve(merge(to_dict(cfg), small)), tmp_path / "run")
     assert summary["status"] == "completed" and summary["steps"] == 2
 
 
@@ -399,9 +399,14 @@ def test_numeric_times_with_an_empty_cell_are_dropped_under_the_policy(tmp_path)
     with pytest.raises(Exception, match="row 4: the time is empty"):
         read_file(cfg.data, str(path))
     dropped = read_file(
-        load_config(
-            None,
-            [f"data.path={path}", "data.dataset=csv", "data.time_column=t", "data.id_column=id", "data.bad_times=drop"],
+        resolve(
+            sets=[
+                f"data.path={path}",
+                "data.dataset=csv",
+                "data.time_column=t",
+                "data.id_column=id",
+                "data.bad_times=drop",
+            ],
         ).data,
         str(path),
     )

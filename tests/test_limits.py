@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from infgan.cli import main
-from infgan.config import load_config
+from infgan.config import resolve
 from infgan.limits import available_memory, run_bytes
 
 from conftest import TINY
@@ -37,7 +37,7 @@ def test_a_sweep_whose_trials_cannot_fit_is_refused_before_ray(tmp_path, capsys)
 
 
 def test_the_lower_bound_grows_with_each_size_and_the_default_fits():
-    base = run_bytes(load_config(None))
+    base = run_bytes(resolve())
     assert sum(base.values()) < (available_memory() or 2**40)
     for key, grown in [
         ("activations", ["train.batch_size=256"]),
@@ -45,8 +45,8 @@ def test_the_lower_bound_grows_with_each_size_and_the_default_fits():
         ("weights", ["model.hidden_size=32"]),
         ("data", ["data.size=16384"]),
     ]:
-        assert run_bytes(load_config(None, grown))[key] > base[key]
-    assert run_bytes(load_config(None, ["model.adjoint=true"]))["activations"] == 0  # the adjoint keeps none
+        assert run_bytes(resolve(sets=grown))[key] > base[key]
+    assert run_bytes(resolve(sets=["model.adjoint=true"]))["activations"] == 0  # the adjoint keeps none
 
 
 def test_sample_of_more_paths_than_memory_holds_is_refused(tmp_path, capsys):

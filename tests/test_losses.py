@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from infgan import losses
-from infgan.config import ConfigError, load_config
+from infgan.config import ConfigError, resolve
 from infgan.data import build_dataset
 from infgan.data.dataset import Batch, interpolation_coeffs
-from infgan.losses.sig_kernel import SignatureScore, channel_spread
+from infgan.train import losses
 from infgan.train.context import Shard
+from infgan.train.losses.sig_kernel import SignatureScore, channel_spread
 
 from conftest import stops_at, tiny
 
@@ -27,7 +27,7 @@ def paths(n: int, t: int, seed: int, vol: float = 1.0) -> torch.Tensor:
 
 
 def score_config(*sets: str):
-    return load_config(None, ["loss.kind=sig_score", *sets]).loss
+    return resolve(sets=["loss.kind=sig_score", *sets]).loss
 
 
 def direct_score(fake: torch.Tensor, real: torch.Tensor, kernel: SignatureScore) -> torch.Tensor:
@@ -129,19 +129,19 @@ def test_scores_are_near_zero_between_real_sets_and_clearly_above_for_shuffled_i
 def test_critic_settings_are_refused_for_a_loss_without_a_critic():
     for key in ("train.n_critic=2", "train.discriminator_lr=0.1", "loss.sig_weight=1", "loss.gp_weight=3"):
         with pytest.raises(ConfigError, match=f"'{key.split('=')[0]}' is a critic setting.*trains no critic"):
-            load_config(None, ["loss.kind=sig_score", key])
-    load_config(None, ["loss.kind=gan", "loss.sig_weight=1", "train.n_critic=2"])  # fine beside a critic
+            resolve(sets=["loss.kind=sig_score", key])
+    resolve(sets=["loss.kind=gan", "loss.sig_weight=1", "train.n_critic=2"])  # fine beside a critic
     with pytest.raises(ConfigError, match="sig_points"):
-        load_config(None, ["loss.kind=sig_score", "loss.sig_points=1"])
+        resolve(sets=["loss.kind=sig_score", "loss.sig_points=1"])
 
 
 def test_a_saved_sig_score_config_loads_back(tmp_path):
     from infgan.config import save_config
 
-    cfg = load_config(None, ["loss.kind=sig_score", "loss.sig_sigma=0.5"])
+    cfg = resolve(sets=["loss.kind=sig_score", "loss.sig_sigma=0.5"])
     save_config(cfg, tmp_path / "c.yaml")
     assert "discriminator_lr" not in (tmp_path / "c.yaml").read_text()
-    assert load_config(str(tmp_path / "c.yaml")) == cfg
+    assert resolve(source=str(tmp_path / "c.yaml")) == cfg
 
 
 def test_the_registry_names_each_kind_once_and_says_which_need_a_critic():

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from infgan import losses
 from infgan.data import build_dataset
 from infgan.data.dataset import Batch, interpolation_coeffs, sample_batch
+from infgan.train import losses
 from infgan.train.state import init_state
 from infgan.train.step import Players, _critic_terms, critic_step, generator_step, joint_step, train_step
 

@@ -31,7 +31,7 @@ def test_each_transform_inverts_exactly_where_observed(kind):
     x = positive_paths()
     y = transforms.forward(x, [kind, kind], ["p", "v"], "test")
     assert torch.equal(torch.isnan(y), torch.isnan(x))
-    back = transforms.inverse(y, [kind, kind], transforms.first_observed(x))
+    back = transforms.inverse(y, [kind, kind], transforms.first_observed(x), ["p", "v"])
     assert torch.allclose(back.nan_to_num(), x.nan_to_num(), rtol=1e-9)
     if kind in transforms.ANCHORED:  # every window starts at 0 at its first observation
         assert torch.allclose(transforms.first_observed(y), torch.zeros(20, 2, dtype=y.dtype))

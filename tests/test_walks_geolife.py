@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from infgan.cli import main
-from infgan.config import ConfigError, load_config
+from infgan.config import ConfigError, resolve
 from infgan.data import build_dataset, walks
 from infgan.data.geolife import EARTH_RADIUS_M, read_geolife
 from infgan.train.context import RunContext
@@ -20,7 +20,7 @@ from conftest import TINY, tiny
 
 
 def family(name: str, *sets: str):
-    return load_config(None, [f"data.dataset={name}", "data.size=20000", "data.t_size=8", *sets]).data
+    return resolve(sets=[f"data.dataset={name}", "data.size=20000", "data.t_size=8", *sets]).data
 
 
 @pytest.mark.parametrize("name", walks.FAMILIES)
@@ -53,14 +53,14 @@ def test_dimensions_are_correlated_through_the_copula_and_impossible_correlation
     assert rho == pytest.approx(6 / np.pi * np.arcsin(0.3), abs=0.02)  # Spearman's rho of a Gaussian copula
     assert np.abs(inc).max() <= 1.0  # each dimension still uniform on [-1, 1]
     with pytest.raises(ConfigError, match="impossible for 3 dimensions"):
-        load_config(None, ["data.dataset=gauss", "data.dims=3", "data.correlation=-0.6"])
+        resolve(sets=["data.dataset=gauss", "data.dims=3", "data.correlation=-0.6"])
 
 
 @pytest.mark.slow
 def test_a_family_preset_trains(tmp_path):
-    summary = fit(load_config("cauchy", TINY), tmp_path / "r", RunContext(progress=False))
+    summary = fit(resolve(source="cauchy", sets=TINY), tmp_path / "r", RunContext(progress=False))
     assert summary["status"] in ("completed", "diverged") and summary["steps"] > 0
-    ds = build_dataset(load_config("cauchy", TINY).data, 0)
+    ds = build_dataset(resolve(source="cauchy", sets=TINY).data, 0)
     assert ds.names == ["x1", "x2"] and ds.train.shape[-1] == 3
 
 
@@ -97,7 +97,7 @@ def geolife_tree(root: Path, users: int = 4) -> Path:
 
 
 def geolife(root: Path, *sets: str):
-    return load_config(None, ["data.dataset=geolife", f"data.path={root}", "data.duplicate_times=first", *sets]).data
+    return resolve(sets=["data.dataset=geolife", f"data.path={root}", "data.duplicate_times=first", *sets]).data
 
 
 def test_geolife_trips_are_split_at_gaps_in_metres_from_their_start(tmp_path):

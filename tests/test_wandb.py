@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from infgan.cli import main
-from infgan.config import flatten, load_config, to_dict
+from infgan.config import flatten, resolve, to_dict
 from infgan.tune.space import load_space
 from infgan.wandb.sweep_file import sweep_config
 from infgan.wandb.tracking import wandb_mode
@@ -40,7 +40,7 @@ def test_offline_run_holds_config_metrics_plots_and_best_values(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--out", str(out), "--wandb", "offline", "--no-progress", *set_args(TINY)]) == 0
     (run,) = offline_runs(out / "wandb")
-    assert same(run["config"], to_dict(load_config(None, TINY)))  # the keys of a config file
+    assert same(run["config"], to_dict(resolve(sets=TINY)))  # the keys of a config file
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     logged = [h for h in run["history"] if "val/score" in h]
     assert [h["step"] for h in logged] == [r["step"] for r in records] == [0, 4, 8, 12]
@@ -157,7 +157,7 @@ def agent_train(tmp_path: Path, run_id: str, params: dict, out: Path) -> subproc
 
 @pytest.mark.slow
 def test_agent_mode_train_applies_the_sweeps_config(tmp_path):
-    base = to_dict(load_config(None, TINY))
+    base = to_dict(resolve(sets=TINY))
     params = {
         **base,
         "train": {**base["train"], "generator_lr": 0.0234, "n_critic": 2.0},

@@ -28,7 +28,7 @@ from torch import nn
 
 from infgan.commands.sample import CONDITION_STREAM
 from infgan.config import ConfigError
-from infgan.data import conditions
+from infgan.data import conditions, transforms
 from infgan.metrics.marginal import GENERATE_CHUNK
 from infgan.models import Generator
 from infgan.models.solver import Grid
@@ -86,8 +86,6 @@ class ExportedGenerator(nn.Module):
         pool = torch.tensor(described.get("anchors") or [[1.0] * len(self.names)], dtype=ts.dtype)
         complete = pool[torch.isfinite(pool).all(dim=1)]  # as transforms.draw_anchors
         self.register_buffer("anchor_pool", complete if complete.size(0) else torch.nan_to_num(pool))
-        self.open = self.names.index("Open") if "Open" in self.names else -1
-        self.close = self.names.index("Close") if "Close" in self.names else -1
         # A conditional generator: the encoding of data.condition_columns and the training pool
         # (infgan/data/conditions.py), so conditions are drawn, or encoded from text, as infgan does.
         specs = described.get("conditions") or []
@@ -142,30 +140,12 @@ class ExportedGenerator(nn.Module):
         return torch.stack(out)
 
     def _data_units(self, values: torch.Tensor, seed: int) -> torch.Tensor:
-        """Normalised (n, time, channels) to data units (infgan/data/dataset.py: to_data_units)."""
-        values = values * self.std + self.mean
+        """Normalised (n, time, channels) to data units, as infgan/data/dataset.py's to_data_units:
+        the same anchor draw and the same (scripted) `transforms.inverse`."""
         g = torch.Generator()
         g.manual_seed(seed)
         anchors = self.anchor_pool[torch.randint(0, self.anchor_pool.size(0), (values.size(0),), generator=g)]
-        out = values.clone()
-        for c in range(len(self.kinds)):
-            kind, y, a = self.kinds[c], values[..., c], anchors[:, c : c + 1]
-            if kind == "log":
-                out[..., c] = torch.exp(y)
-            elif kind == "log_return":
-                out[..., c] = a * torch.exp(y)
-            elif kind == "relative":
-                out[..., c] = a * (1 + y)
-            elif kind == "diff":
-                out[..., c] = torch.where(torch.isnan(y), y, a + torch.nan_to_num(y).cumsum(dim=1))
-        for c in range(len(self.kinds)):
-            kind = self.kinds[c]
-            if kind == "high" or kind == "low":
-                top = torch.maximum(out[..., self.open], out[..., self.close])
-                bottom = torch.minimum(out[..., self.open], out[..., self.close])
-                y = values[..., c].abs()
-                out[..., c] = top * torch.exp(y) if kind == "high" else bottom * torch.exp(-y)
-        return out
+        return transforms.inverse(values * self.std + self.mean, self.kinds, anchors, self.names)
 
     def _paths(self, n: int, seed: int, cond: torch.Tensor) -> torch.Tensor:
         g = torch.Generator()

@@ -35,14 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from infgan import losses
 from infgan.config import ConfigError
 from infgan.data import conditions, transforms
 from infgan.data.dataset import build_dataset, interpolation_coeffs, stack_windows, windows
 from infgan.data.files import DataError, Series, read_file
-from infgan.losses.base import DirectLoss
 from infgan.metrics import generate
 from infgan.text import format_table
+from infgan.train import losses
+from infgan.train.losses.base import DirectLoss
 from infgan.train.trained import TrainedRun
 
 CHUNK = 1024  # paths per critic call

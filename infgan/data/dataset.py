@@ -113,7 +113,7 @@ def to_data_units(
     if anchors is None:
         pool = torch.tensor(described.get("anchors") or [[1.0] * len(kinds)], dtype=values.dtype)
         anchors = transforms.draw_anchors(pool, values.size(0), seed)
-    return transforms.inverse(out, kinds, anchors, described["channels"])
+    return transforms.inverse(out, list(kinds), anchors, list(described["channels"]))
 
 
 def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:

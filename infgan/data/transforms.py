@@ -122,16 +122,16 @@ def _previous_observed(x: torch.Tensor) -> torch.Tensor:
     return torch.where(before >= 0, prev, x)
 
 
-def inverse(
-    values: torch.Tensor, kinds: Sequence[str], anchors: torch.Tensor, names: Sequence[str] = ()
-) -> torch.Tensor:
+def inverse(values: torch.Tensor, kinds: list[str], anchors: torch.Tensor, names: list[str]) -> torch.Tensor:
     """Values (n, time, channels) back in data units; `anchors` (n, channels): each path's level x0.
 
-    `names` (the channel names) are needed for `high` and `low`.
+    `names` (the channel names) are needed for `high` and `low`. TorchScript compiles this function
+    as it is (`infgan export` calls it inside the exported generator), so it keeps to what
+    TorchScript reads: typed lists, no module constants, no helpers.
     """
     out = values.clone()
-    for c, kind in enumerate(kinds):
-        y, a = values[..., c], anchors[:, c : c + 1].to(values)
+    for c in range(len(kinds)):
+        kind, y, a = kinds[c], values[..., c], anchors[:, c : c + 1].to(values.dtype)
         if kind == "log":
             out[..., c] = torch.exp(y)
         elif kind == "log_return":
@@ -140,11 +140,14 @@ def inverse(
             out[..., c] = a * (1 + y)
         elif kind == "diff":
             out[..., c] = torch.where(torch.isnan(y), y, a + torch.nan_to_num(y).cumsum(dim=1))
-    for c, kind in enumerate(kinds):  # after Open and Close are back in data units
-        if kind in BAR:
-            top, bottom = _open_close(out, names)
+    for c in range(len(kinds)):  # after Open and Close are back in data units
+        kind = kinds[c]
+        if kind == "high" or kind == "low":
+            o, cl = out[..., names.index("Open")], out[..., names.index("Close")]
             y = values[..., c].abs()
-            out[..., c] = top * torch.exp(y) if kind == "high" else bottom * torch.exp(-y)
+            out[..., c] = (
+                torch.maximum(o, cl) * torch.exp(y) if kind == "high" else torch.minimum(o, cl) * torch.exp(-y)
+            )
     return out
 
 

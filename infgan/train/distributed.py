@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from infgan.config import Config, ConfigError, from_dict, to_dict
+from infgan.config import Config, ConfigError, resolve, to_dict
 from infgan.train.context import RayTrainContext
 from infgan.train.loop import fit
 from infgan.wandb.tracking import Tracker, Tracking
@@ -25,7 +25,7 @@ def train_worker(config: dict[str, Any]) -> None:
     tracker = Tracker(Tracking(**config["tracking"]), Path(config["out_dir"])) if ctx.is_main else None
     # resume=True: the driver has already refused to overwrite another run, and a restarted
     # worker group must continue this one.
-    fit(from_dict(config["cfg"]), config["out_dir"], ctx, resume=True, tracker=tracker)
+    fit(resolve(config["cfg"]), config["out_dir"], ctx, resume=True, tracker=tracker)
 
 
 def check_request(cfg: Config, workers: int, gpus_per_worker: float, cpus_per_worker: float) -> None:

@@ -16,13 +16,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from infgan import losses, metrics
+from infgan import metrics
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
 from infgan.metrics.floors import VERSION as FLOORS_VERSION
 from infgan.metrics.floors import floors as metric_floors
 from infgan.objective import with_floor
+from infgan.train import losses
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.guard import DivergenceGuard
 from infgan.train.run_dir import RunDir

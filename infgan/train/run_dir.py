@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from infgan.atomic import write_json_atomic, write_text_atomic
-from infgan.config import Config, ConfigError, flatten, from_dict, read_yaml, save_config, to_dict
+from infgan.config import Config, ConfigError, flatten, read_yaml, resolve, save_config, to_dict
 from infgan.train.checkpoint import checkpoints, step_of
 
 # What `--resume --set` may change: how long the run trains and how often it evaluates and
@@ -77,7 +77,7 @@ class RunDir:
         """The config this run was started with."""
         if not self.config_path.exists():
             raise ConfigError(f"{self.root}: no infgan run here (no config.yaml)")
-        return from_dict(read_yaml(self.config_path))
+        return resolve(read_yaml(self.config_path))
 
     def check_resume_config(self, cfg: Config) -> Config:
         """The config to resume with: the run's own, with only the changes a resume accepts

@@ -2,7 +2,7 @@
 
 No I/O here: a step takes the state, draws what it needs from the state's RNG and returns
 detached diagnostics. `players` lets a caller pass DDP-wrapped models; the state holds the
-plain ones. What differs between loss kinds is the loss object's (`infgan/losses/`): the step
+plain ones. What differs between loss kinds is the loss object's (`infgan/train/losses/`): the step
 reads the same for every kind.
 """
 
@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from infgan.data.dataset import Batch, interpolation_coeffs
-from infgan.losses.base import AdversarialLoss, DirectLoss, Loss
 from infgan.train.context import Shard
+from infgan.train.losses.base import AdversarialLoss, DirectLoss, Loss
 from infgan.train.state import TrainState, rank_seed
 
 

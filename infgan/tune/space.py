@@ -39,17 +39,15 @@ from typing import Any
 from infgan.config import (
     Config,
     ConfigError,
-    check_applies,
     check_sections,
     check_value,
     config_paths,
     critic_paths,
     flatten,
-    from_dict,
     merge,
     numeric_string,
     read_yaml,
-    source_overrides,
+    resolve,
     to_dict,
     unflatten,
 )
@@ -142,7 +140,7 @@ class SearchSpace:
 
     def trial_config(self, sampled: Mapping[str, Any]) -> Config:
         """The full config of a trial with these sampled values."""
-        return from_dict(merge(self.base, unflatten(dict(sampled))))
+        return resolve(self.base, unflatten(dict(sampled)))
 
     def first_points(self) -> list[dict[str, Any]]:
         """The base config's own values (active parameters only), then the space's `points`.
@@ -287,7 +285,7 @@ def check_scheduler(space: SearchSpace) -> None:
 
 def _check_critic_params(params: dict[str, Param], base_kind: str) -> None:
     """A critic setting may be searched only where every loss kind it is sampled under trains a critic."""
-    from infgan.losses import needs_critic
+    from infgan.train.losses import needs_critic
 
     kind = params.get("loss.kind")
     kinds = kind.values if kind is not None else (base_kind,)
@@ -348,9 +346,7 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{name}: 'base.overrides' must be a mapping of config sections, got {overrides!r}")
     check_sections(overrides, f"{name}: base.overrides")
-    given = merge(merge(source_overrides(base_spec.get("config")), overrides), sets or {})
-    base_cfg = from_dict(given)
-    check_applies(given, base_cfg, f"{name}: base")
+    base_cfg = resolve(overrides, sets, source=base_spec.get("config"), given=f"{name}: base")
     budget = _section(data, "budget", {"steps": (int,), "eval_every": (int,)})
     asha = _section(data, "asha", {"grace_period": (int,), "reduction_factor": (int,), "judge": (str,)})
     if asha.get("judge", "last") not in JUDGES:

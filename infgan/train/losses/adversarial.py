@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
-from infgan.losses.base import AdversarialLoss
+from infgan.train.losses.base import AdversarialLoss
 
 
 class NonSaturating(AdversarialLoss):

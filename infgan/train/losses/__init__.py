@@ -1,7 +1,7 @@
 """Loss kinds: one class per kind, one registry entry each (`KINDS`), read by the config's choices,
 the training step and the search spaces.
 
-Two families share one interface (`infgan/losses/base.py`):
+Two families share one interface (`infgan/train/losses/base.py`):
 
 - adversarial kinds train a CDE critic beside the generator (`gan`, `wgan_clip`, `wgan_gp`);
   the critic gives *higher scores to real paths* and each player *minimises* its own loss;
@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from infgan.config import LossConfig
-    from infgan.losses.base import Loss
+    from infgan.train.losses.base import Loss
 
 # kind -> "module:class" (the default run's kind is `LossConfig.kind`'s default: fdm).
 KINDS: dict[str, str] = {
-    "gan": "infgan.losses.adversarial:NonSaturating",
-    "wgan_clip": "infgan.losses.adversarial:WassersteinClip",
-    "wgan_gp": "infgan.losses.adversarial:WassersteinGP",
-    "sig_score": "infgan.losses.sig_score:SigScore",
-    "fdm": "infgan.losses.fdm:FDM",
+    "gan": "infgan.train.losses.adversarial:NonSaturating",
+    "wgan_clip": "infgan.train.losses.adversarial:WassersteinClip",
+    "wgan_gp": "infgan.train.losses.adversarial:WassersteinGP",
+    "sig_score": "infgan.train.losses.sig_score:SigScore",
+    "fdm": "infgan.train.losses.fdm:FDM",
 }
 
 

@@ -22,8 +22,8 @@ import math
 import torch
 
 from infgan.data.dataset import Batch, fill_gaps
-from infgan.losses.base import DirectLoss
 from infgan.train.context import Shard
+from infgan.train.losses.base import DirectLoss
 
 
 class FDM(DirectLoss):

@@ -2,7 +2,7 @@
 
 Non-adversarial training of a neural SDE (Issa, Horvath, Lemercier, Salvi, NeurIPS 2023): the loss
 is the expected signature kernel score of the generated paths against each real batch
-(`infgan/losses/sig_kernel.py`), a strictly proper scoring rule, so its minimum is the data's law
+(`infgan/train/losses/sig_kernel.py`), a strictly proper scoring rule, so its minimum is the data's law
 and there is no game to oscillate: one player descends one loss.
 """
 
@@ -12,8 +12,8 @@ import torch
 
 from infgan.config import LossConfig
 from infgan.data.dataset import Batch
-from infgan.losses.base import DirectLoss, Shard
-from infgan.losses.sig_kernel import SignatureScore
+from infgan.train.losses.base import DirectLoss, Shard
+from infgan.train.losses.sig_kernel import SignatureScore
 
 
 class SigScore(DirectLoss):

@@ -3,7 +3,7 @@
 An `AdversarialLoss` turns a CDE critic's scores into both players' losses; a `DirectLoss` scores
 the generator's paths against a real batch with no critic. Either may add the signature-kernel
 score to the generator's loss (`loss.sig_weight` for the adversarial kinds; the whole loss for
-`sig_score`), through `SignatureScore` (`infgan/losses/sig_kernel.py`).
+`sig_score`), through `SignatureScore` (`infgan/train/losses/sig_kernel.py`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from torch import nn
 
 from infgan.config import LossConfig
 from infgan.data.dataset import Batch
-from infgan.losses.sig_kernel import SignatureScore
 from infgan.train.context import Shard
+from infgan.train.losses.sig_kernel import SignatureScore
 
 
 class Loss:
