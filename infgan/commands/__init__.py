@@ -1,4 +1,5 @@
-"""The handlers of the commands that read finished runs and sweeps: `sample`, `score`, `export`,
-`evaluate` and `compare` (`infgan.cli` parses the command line and calls them). A run is read
+"""The commands of `infgan`, one module each: `arguments(parser)` adds its flags, `run(args)` runs
+it and returns the exit code; `infgan.cli.COMMANDS` lists them (one line each). What several
+commands share on the command line is in `args`. A command that reads a finished run does so
 through `infgan.train.trained.TrainedRun`.
 """

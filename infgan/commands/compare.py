@@ -16,12 +16,14 @@ best-so-far curve with the band between the 25th and 75th percentiles, and summe
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any
 
 from infgan import objective
 from infgan.config import ConfigError
+from infgan.outputs import check_output
 from infgan.text import error_line, format_table
 from infgan.tune.report import TrialResult, best_so_far, collect, load_sweep
 
@@ -287,3 +290,30 @@ def compare(paths: list[str], out_dir: Path, metric: str = "val/score", mode: st
             w.writerows(by_strategy)
         text += "\n\n" + format_table(list(by_strategy[0]), [list(r.values()) for r in by_strategy])
     return text
+
+
+# The command line
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a Ray Tune sweep directory, a directory of W&B runs (offline-run-* inside), "
+        "a W&B runs CSV export, or ENTITY/PROJECT/SWEEP_ID (online)",
+    )
+    p.add_argument("--out", metavar="DIR", help="where the table and plot go (default runs/compare-<time>)")
+    p.add_argument("--metric", default="val/score", help="metric to compare (default val/score)")
+    p.add_argument(
+        "--mode",
+        choices=("min", "max"),
+        help="whether lower (min) or higher (max) values are better (default: the Ray Tune sweeps' own mode, else min)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    out = check_output(Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"), "dir", "--out")
+    print(compare(args.paths, out, args.metric, args.mode))
+    print(f"table {out / 'compare.csv'}, plot {out / 'compare.png'}")
+    return 0

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -194,3 +195,40 @@ def sweep_table(result: dict[str, Any]) -> str:
         f"{format_table(head, rows)}\n\nSpearman rank correlation with val/score over "
         f"{len(result['rows'])} trials: {corr}"
     )
+
+
+# The command line
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", metavar="RUN_DIR|SWEEP_DIR")
+    p.add_argument("--n", type=int, metavar="N", help="generated paths (default: as many as the held-out set)")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="sweep: trials shown, best first (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--protocol",
+        choices=("infgan", "timegan"),
+        default="infgan",
+        help="run: infgan's metrics and floors (default), or TimeGAN's published discriminative and predictive scores",
+    )
+    p.add_argument("--repeats", type=int, default=10, metavar="R", help="timegan: repeats averaged (default 10)")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if args.protocol == "timegan":
+        if (path / "sweep.yaml").exists():
+            raise ConfigError("--protocol timegan takes a run directory, not a sweep's (pass one trial's run)")
+        metrics = evaluate_timegan(path, args.repeats)
+        print(json.dumps(metrics, indent=2) if args.json else timegan_table(metrics))
+    elif (path / "sweep.yaml").exists():
+        result = evaluate_sweep(path, args.top, args.n)
+        print(json.dumps(result, indent=2) if args.json else sweep_table(result))
+        if not args.json:
+            print(f"all trials: {path / 'evaluate.csv'}; plot: {path / 'plots' / 'evaluate.png'}")
+    else:
+        metrics = evaluate_run(path, args.n, plots=path / "evaluate")
+        print(json.dumps(metrics, indent=2) if args.json else run_table(metrics))
+        if not args.json:
+            print(f"plots: {path / 'evaluate'} (correlation.png, norms.png, ks.png)")
+    return 0

@@ -19,6 +19,7 @@ warns on save and load) but still loads everywhere torch does; `.pt2` is refused
 
 # No `from __future__ import annotations`: TorchScript reads the class-body annotations as types.
 
+import argparse
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ from infgan.data import conditions, transforms
 from infgan.metrics.marginal import GENERATE_CHUNK
 from infgan.models import Generator
 from infgan.models.solver import Grid
+from infgan.outputs import check_output
 from infgan.train.trained import TrainedRun
 
 SUFFIXES = (".ts", ".pt")
@@ -210,3 +212,17 @@ def export_generator(run_dir: Path, out: Path) -> Path:
         torch.jit.save(scripted, str(tmp))
     tmp.replace(out)
     return out
+
+
+# The command line
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, metavar="FILE.ts", help="the file to write (.ts or .pt: TorchScript)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = export_generator(Path(args.run_dir), check_output(Path(args.out), "file", "--out"))
+    print(f"wrote {out}: torch.jit.load('{out}')(n, seed) gives n paths in data units; .times(), .channels()")
+    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,9 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from infgan.config import ConfigError
 from infgan.data import conditions
 from infgan.limits import check_sample_memory
 from infgan.metrics import generate
+from infgan.outputs import check_output
 from infgan.train.trained import TrainedRun
 
 
@@ -55,3 +58,30 @@ def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0, condition: Se
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **arrays)
     return out
+
+
+# The command line
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("-n", type=int, default=1000, help="number of paths (default 1000)")
+    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument(
+        "--condition",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a conditional run: every path under this condition (repeat for each condition column); "
+        "default: conditions drawn from the training series'",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise ConfigError(f"-n must be a positive number of paths, got {args.n}")
+    out = check_output(Path(args.out), "file", "--out")
+    path = write_samples(Path(args.run_dir), args.n, out, args.seed, args.condition)
+    print(f"wrote {args.n} paths to {path}")
+    return 0

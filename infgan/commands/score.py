@@ -26,6 +26,7 @@ score anywhere. The percentile against held-out real windows is the yardstick to
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from infgan.data import conditions, transforms
 from infgan.data.dataset import build_dataset, interpolation_coeffs, stack_windows, windows
 from infgan.data.files import DataError, Series, read_file
 from infgan.metrics import generate
+from infgan.outputs import check_output
 from infgan.text import format_table
 from infgan.train import losses
 from infgan.train.losses.base import DirectLoss
@@ -147,3 +149,24 @@ def scores_table(rows: list[dict], top: int) -> str:
         for r in rows[:top]
     ]
     return format_table(["rank", "series", "start", "end", "score", "held-out percentile"], shown)
+
+
+# The command line
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", required=True, metavar="FILE", help="a file in the run's data format (csv/parquet/npz)")
+    p.add_argument("--out", metavar="FILE.csv", help="write every window's row here (default: only the table)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="rows shown, lowest score first (default 10)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise ConfigError(f"--top must be a positive number of rows, got {args.top}")
+    out = check_output(Path(args.out), "file", "--out") if args.out else None
+    rows = score_file(Path(args.run_dir), Path(args.data))
+    print(scores_table(rows, args.top))
+    if out is not None:
+        print(f"{len(rows)} windows ranked in {write_scores(rows, out)}")
+    return 0

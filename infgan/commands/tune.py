@@ -1,0 +1,103 @@
+"""`infgan tune`: a Ray Tune sweep of a search space (the space's settings, overridden by the
+flags), then its report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from infgan.commands.args import (
+    EXIT_INTERRUPTED,
+    add_set_arg,
+    add_wandb_args,
+    wandb_settings,
+)
+from infgan.config import ConfigError
+from infgan.outputs import check_output
+from infgan.tune.space import SCHEDULERS, SEARCHERS
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space", nargs="?", metavar="SPACE.yaml", help="search space (default: search_spaces/ou.yaml)")
+    p.add_argument("--samples", type=int, metavar="N", help="number of trials (default: the space's)")
+    p.add_argument("--concurrency", type=int, metavar="K", help="trials at once (default: as many as the cluster fits)")
+    add_set_arg(p, "override the base config of every trial (repeatable)")
+    p.add_argument(
+        "--workers-per-trial", type=int, metavar="N", help="Ray Train workers per trial (default: the space's, 1)"
+    )
+    p.add_argument("--gpus-per-worker", type=float, metavar="G", help="GPUs per worker (default: the space's, 0)")
+    p.add_argument(
+        "--address", metavar="ADDR", help="Ray cluster to join (auto or HOST:PORT); default: a fresh local Ray"
+    )
+    p.add_argument(
+        "--searcher",
+        choices=SEARCHERS,
+        help="tpe or random (Optuna), wandb-bayes or wandb-random (W&B's sweep engine); default: the space's, tpe",
+    )
+    p.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        help="early stopping: asha, wandb-hyperband (W&B's) or none; default: the space's, asha",
+    )
+    p.add_argument(
+        "--confirm",
+        metavar="K,N",
+        help="after the search, train the K best configs again on N fresh seeds each and pick the best median "
+        "(default: the space's confirm:, else none; 0,0 turns it off)",
+    )
+    p.add_argument("--storage", default="runs/tune", metavar="DIR", help="where sweeps are written (default runs/tune)")
+    p.add_argument("--name", metavar="NAME", help="sweep name (default: <space>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
+    add_wandb_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from infgan.config import parse_set
+    from infgan.tune.report import build_report
+    from infgan.tune.run import run_sweep
+    from infgan.tune.space import load_space
+
+    space = load_space(args.space, parse_set(args.sets))
+    changes = {
+        k: v
+        for k, v in (
+            ("samples", args.samples),
+            ("workers_per_trial", args.workers_per_trial),
+            ("gpus_per_worker", args.gpus_per_worker),
+            ("searcher", args.searcher),
+            ("scheduler", args.scheduler),
+        )
+        if v is not None
+    }
+    if any(isinstance(v, (int, float)) and v < (1 if k != "gpus_per_worker" else 0) for k, v in changes.items()):
+        raise ConfigError("--samples and --workers-per-trial must be >= 1, --gpus-per-worker >= 0")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.confirm is not None:
+        top, _, seeds = args.confirm.partition(",")
+        if not (top.strip().isdigit() and seeds.strip().isdigit()) or (int(top) == 0) != (int(seeds) == 0):
+            raise ConfigError(
+                f"--confirm takes K,N (the K best configs on N fresh seeds, e.g. 2,3; 0,0: none); got {args.confirm!r}"
+            )
+        changes.update(confirm_top=int(top), confirm_seeds=int(seeds))
+    space = dataclasses.replace(space, **changes)
+    if args.resume and not args.name:
+        raise ConfigError("--resume needs --name, the sweep to continue")
+    name = args.name or f"{Path(space.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp = check_output(Path(args.storage), "dir", "--storage") / name
+    try:
+        run_sweep(space, exp, args.resume, args.concurrency, args.address, tracking=wandb_settings(args))
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; continue with: infgan tune {args.space or ''} --name {name} --storage {args.storage} "
+            "--resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    build_report(exp)
+    print(f"sweep directory {exp.resolve()}")
+    return 0
