@@ -49,7 +49,7 @@ def _load(state: TrainState, payload: dict[str, Any], ctx: RunContext) -> None:
     if len(ranks) == ctx.world_size:
         mine = ranks[ctx.rank]
         state.rng.set_state(mine["rng"])
-        state.progress = Progress.from_dict(mine["progress"] if "progress" in mine else mine.get("extra", {}))
+        state.progress = Progress.from_dict(mine["progress"])
     elif ctx.rank > 0:
         # Another world size: give this rank a fresh stream rather than a copy of rank 0's.
         state.rng.manual_seed(rank_seed(state.step, ctx.rank, "resumed"))

@@ -74,7 +74,7 @@ class Progress:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Progress:
-        """What `to_dict` returned (or the `extra` dict of checkpoints written before Progress existed)."""
+        """What `to_dict` returned."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**copy.deepcopy({k: v for k, v in d.items() if k in names}))
 
@@ -132,7 +132,7 @@ class TrainState:
             part.load_state_dict(sd[name])
         self.rng.set_state(sd["rng"])
         self.step = int(sd["step"])
-        self.progress = Progress.from_dict(sd["progress"] if "progress" in sd else sd.get("extra", {}))
+        self.progress = Progress.from_dict(sd["progress"])
 
     def set_rates(self, cfg: Config) -> None:
         """Give the optimisers the config's learning rates and weight decays (a loaded optimiser state
