@@ -16,8 +16,8 @@ same `train_step` (`step.py`), and all differences live in the run context (`con
    `--workers`); `commands/train.py: _train_config` takes the run's config from the agent's W&B run.
 
 Modules: `state` (models, optimisers, averages, RNG, loop progress), `step` (one training step,
-no I/O), `losses` (one module per loss kind, a registry), `loop` (`fit`), `sinks` (where each evaluation goes: metrics.jsonl, W&B, `board` for
-TensorBoard, `animation` for samples.gif), `guard` (divergence), `context` (where it runs),
-`distributed` (the Ray Train driver), `checkpoint` and `run_dir` (files), `trained` (a run read
-back by the commands).
+no I/O), `losses` (one module per loss kind, a registry), `loop` (`fit`), `sinks` (where each
+evaluation goes: metrics.jsonl, W&B, `board` for TensorBoard, `animation` for samples.gif),
+`guard` (divergence), `context` (where it runs), `distributed` (the Ray Train driver),
+`checkpoint` and `run_dir` (files), `trained` (a run read back by the commands).
 """
