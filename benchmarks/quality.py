@@ -51,8 +51,10 @@ ROWS = {
 METRICS = ("val/score", "val/disc", "val/pred_ratio", "val/sig_mmd")
 
 
-def train(row: str, out: Path, reuse: bool, sets: list[str], samples: int | None = None) -> tuple[Path, float]:
-    """Run the row's command unless --reuse finds its result; the run directory and the wall time."""
+def train(row: str, out: Path, reuse: bool, sets: list[str], samples: int | None = None) -> tuple[list[Path], float]:
+    """Run the row's command unless --reuse finds its result; the run directories to score and the wall
+    time. A sweep's: the trial best by its metric or, when the sweep confirmed its winners on fresh
+    seeds, the chosen config's confirmation runs (the row is then their median)."""
     args, kind = ROWS[row]
     target = out / row
     extra = [a for s in sets for a in ("--set", s)]
@@ -72,12 +74,21 @@ def train(row: str, out: Path, reuse: bool, sets: list[str], samples: int | None
     if kind == "sweep":
         from infgan.tune.report import collect
 
+        best = target / "best.json"
+        chosen = json.loads(best.read_text()) if best.exists() else {}
+        if chosen.get("confirmed"):  # the confirmed winner: its runs on the fresh seeds
+            runs = [
+                d
+                for d in sorted((target / "confirm").iterdir())
+                if json.loads((d / "confirm.json").read_text())["of"] == chosen["trial_id"]
+            ]
+            return runs, wall
         sweep, trials = collect(target)
         finite = [t for t in trials if math.isfinite(t.best) and (t.run_dir / "generator.pt").exists()]
         if not finite:
             raise SystemExit(f"{target}: no trial finished with a generator")
-        return min(finite, key=lambda t: t.best).run_dir, wall
-    return target, wall
+        return [min(finite, key=lambda t: t.best).run_dir], wall
+    return [target], wall
 
 
 def score(row: str, run: Path, wall: float, repeats: int) -> dict:
@@ -100,8 +111,13 @@ def over_seeds(row: str, results: list[dict]) -> dict:
     import statistics
 
     out: dict = {"row": row, "seeds": len(results), "runs": [r["run"] for r in results]}
+
+    def value(x):  # a confirmed sweep's seed already summarised its runs: its median stands for it
+        return x["median"] if isinstance(x, dict) and "median" in x else x
+
     for key in results[0]:
-        values = [r[key] for r in results if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        values = [value(r.get(key)) for r in results]
+        values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
         if values and key not in ("row", "run"):
             out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
     return out
@@ -128,9 +144,11 @@ def main() -> None:
         for seed in range(args.seeds):
             out = args.out / f"seed-{seed}" if args.seeds > 1 else args.out
             sets = [*args.sets, f"seed={seed}"] if args.seeds > 1 else args.sets
-            run, wall = train(row, out, args.reuse, sets, args.samples)
-            per_seed.append({**score(row, run, wall, args.repeats), "seed": seed})
-            print(json.dumps(per_seed[-1]), file=sys.stderr, flush=True)
+            runs, wall = train(row, out, args.reuse, sets, args.samples)
+            scored = [{**score(row, run, wall, args.repeats), "seed": seed} for run in runs]
+            for result in scored:
+                print(json.dumps(result), file=sys.stderr, flush=True)
+            per_seed.append(scored[0] if len(scored) == 1 else {**over_seeds(row, scored), "seed": seed})
         results.append(over_seeds(row, per_seed) if args.seeds > 1 else per_seed[0])
     print(json.dumps({"rows": results}, indent=2))
 

@@ -9,6 +9,7 @@ import glob
 import hashlib
 import importlib.util
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -308,6 +309,13 @@ def test_resume_after_the_driver_is_killed(tmp_path, searcher, scheduler):
         log = str(storage / "k" / "optuna.log")
         study = optuna.load_study(study_name="k", storage=JournalStorage(JournalFileBackend(log)))
         assert len([t for t in study.trials if t.state.is_finished()]) == 3  # one study across both drivers
+        # A trial the killed driver started after Tune last saved its record: set aside on resume.
+        from infgan.tune.run import set_aside_orphans
+
+        shutil.copytree(finished, storage / "k" / "trials" / "0rphan00")
+        assert set_aside_orphans(storage / "k", storage / "k" / "tune") == ["0rphan00"]
+        assert (storage / "k" / "orphans" / "0rphan00" / "summary.json").exists()
+        assert len(rows_after := [d.name for d in (storage / "k" / "trials").iterdir()]) == 3, rows_after
     else:
         saved = json.loads((storage / "k" / "hyperband_state.json").read_text())
         assert set(saved["state"]) == {r["trial_id"] for r in results}  # hyperband's record survived the kill

@@ -84,7 +84,7 @@ def run_confirmation(space: SearchSpace, exp_dir: Path, limit: int, resources: d
         tuner = tune.Tuner(
             trainable,
             param_space={"point": tune.grid_search(points)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=limit),
+            tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=True),  # as the search's
             run_config=tune.RunConfig(
                 name=TUNE_CONFIRM,
                 storage_path=str(exp_dir),

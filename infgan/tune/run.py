@@ -17,6 +17,7 @@ import json
 import math
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,33 @@ def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, member: Member |
     if summary["status"] == "diverged":
         # A diverged trial gets the worst value and is marked, so the sweep goes on and TPE learns.
         ray.tune.report({"step": summary["steps"], space.metric: objective.worst(space.mode), "diverged": True})
+
+
+ORPHANS = "orphans"
+
+
+def set_aside_orphans(exp_dir: Path, tune_dir: Path) -> list[str]:
+    """Move the trials Tune's saved state does not know to `<exp>/orphans/`; returns their ids.
+
+    Tune saves its record of the trials at most every second; a trial that a killed driver started
+    in that last second trained (its files are real) but is unknown to the restored sweep, which
+    samples its place again. Left in `trials/` it would count as an extra trial of the sweep; it is
+    kept, out of the way, and named in one line."""
+    from ray.tune import ExperimentAnalysis
+
+    known = {t.trial_id for t in ExperimentAnalysis(str(tune_dir)).trials}
+    root = exp_dir / TRIALS
+    orphans = sorted(d.name for d in (root.iterdir() if root.is_dir() else []) if d.name not in known)
+    for name in orphans:
+        (exp_dir / ORPHANS).mkdir(exist_ok=True)
+        (root / name).rename(exp_dir / ORPHANS / name)
+    if orphans:
+        print(
+            f"trials {', '.join(orphans)} started after the killed driver last saved Tune's record: the sweep "
+            f"samples their places again; their files are in {exp_dir / ORPHANS}",
+            file=sys.stderr,
+        )
+    return orphans
 
 
 def trial_cost(space: SearchSpace) -> tuple[float, float]:
@@ -208,6 +236,7 @@ def run_sweep(
             )
         )
         if resume and tune.Tuner.can_restore(str(tune_dir)):
+            set_aside_orphans(exp_dir, tune_dir)
             tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
             # The restored run config is the pickled original: give it this run's callbacks and
             # output (a sweep started by an older infgan printed Tune's trial tables).
@@ -239,6 +268,10 @@ def run_sweep(
                     scheduler=kind.build(space, exp_dir, sweep),
                     num_samples=1 if kind.population else space.samples,
                     max_concurrent_trials=limit,
+                    # A finished trial's process starts the next trial (and a PBT member continues
+                    # from its donor in place): no new process importing torch per trial. A trial
+                    # whose training thread does not end within Tune's timeout gets a new process.
+                    reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
                     name=TUNE_DIR,
