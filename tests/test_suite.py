@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("xdist")
 
-SHARED = '''
+SHARED = """
 import os
 import pytest
 
@@ -27,7 +27,7 @@ def test_reads_shared(shared, i):
 @pytest.mark.parametrize("i", range(4))
 def test_alone(i):
     pass
-'''
+"""
 
 
 def test_tests_sharing_a_module_fixture_run_on_one_worker_and_build_it_once(tmp_path):
