@@ -84,8 +84,12 @@ def test_resuming_a_finished_multi_worker_run_returns_at_once(two_worker_run, tm
     before = {name: (out / name).read_bytes() for name in ("metrics.jsonl", "summary.json", "generator.pt")}
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
+    import ray
+
+    address = ray.get_runtime_context().gcs_address  # this session's Ray: no fresh one to start
     proc = subprocess.run(
-        [sys.executable, "-m", "infgan", "train", "--workers", "2", "--out", str(out), "--resume", "--no-progress"],
+        [sys.executable, "-m", "infgan", "train", "--workers", "2", "--out", str(out), "--resume", "--no-progress"]
+        + ["--address", address],
         capture_output=True,
         text=True,
         env=env,
@@ -168,7 +172,7 @@ def test_fresh_local_ray_is_started_and_nothing_left_behind(tmp_path):
     assert not _session_processes(proc.pid)  # no raylet, GCS, dashboard or worker left behind
 
 
-def test_sigterm_says_the_state_is_saved_and_the_resumed_run_completes(tmp_path):
+def test_sigterm_says_the_state_is_saved_and_the_resumed_run_completes(ray_local, tmp_path):
     # ray.init installs Ray's own SIGTERM handler (a stack dump, exit 1); the driver must answer
     # SIGTERM (scancel, a time limit) as `infgan tune` does: one line, exit 130, nothing lost.
     out = tmp_path / "r"
@@ -193,7 +197,11 @@ def test_sigterm_says_the_state_is_saved_and_the_resumed_run_completes(tmp_path)
     assert "SIGTERM received" not in driver and "Traceback" not in driver, driver[-3000:]
     assert stderr.strip().splitlines()[-1] == f"interrupted; continue with: infgan train --out {out} --resume"
     assert not (out / "summary.json").exists()
-    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    # The resume on this session's Ray (the signal above went to a driver with a fresh local Ray).
+    address = ray_local.get_runtime_context().gcs_address
+    resumed = subprocess.run(
+        [*cmd, "--resume", "--address", address], capture_output=True, text=True, env=env, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 300 and summary["resumed_from"][0] >= 25

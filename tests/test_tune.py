@@ -280,13 +280,17 @@ def kill_when(cmd: list[str], condition, timeout: float = 240):
 
 
 def resume(cmd: list[str]) -> None:
-    time.sleep(2)
-    proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=400)
+    """The killed driver's sweep resumed by a new driver, on this test session's Ray (where the new
+    driver's Ray comes from does not matter to a resume; starting one costs seconds)."""
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    proc = subprocess.run(cmd + ["--resume", "--address", address], capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("searcher, scheduler", [("tpe", "asha"), ("wandb-bayes", "wandb-hyperband")])
-def test_resume_after_the_driver_is_killed(tmp_path, searcher, scheduler):
+def test_resume_after_the_driver_is_killed(ray_local, tmp_path, searcher, scheduler):
     if searcher.startswith("wandb"):
         pytest.importorskip("sweeps")
     space = write_space(tmp_path, samples=3, searcher=searcher, scheduler=scheduler)
