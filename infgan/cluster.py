@@ -70,10 +70,19 @@ def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: flo
     authentication (Ray 2.60 turns it on for a local instance unless RAY_AUTH_MODE=disabled is
     exported: its GCS and raylet listen on all interfaces, so the token is what keeps other users
     out), and serves the dashboard on 127.0.0.1 only. If this process is already
-    connected (a test session, a notebook), that connection is used and left open.
+    connected (a test session, a notebook), that connection is used and left open; an `address`
+    naming another cluster is then refused (a dead one as any dead address), never silently
+    replaced by the connected one.
     """
     ray = import_ray()
     if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        if address not in (None, "auto", current):
+            check_address(address, timeout_s)
+            raise ConfigError(
+                f"--address {address}: this process is already connected to the Ray cluster at {current}; "
+                "give that address, or run the command in a process of its own"
+            )
         yield
         return
     env = {"env_vars": {"OMP_NUM_THREADS": "1"}}  # tiny tensors: one intra-op thread per worker

@@ -141,3 +141,22 @@ def test_more_gpus_than_the_machine_has_is_refused_before_ray(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "this machine has" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.ray
+def test_an_address_other_than_the_connected_clusters_is_refused_not_replaced(ray_local, tmp_path, monkeypatch, capsys):
+    """In a process already connected to Ray (a notebook, this test session), `--address` of another
+    cluster must not run the command on the connected one."""
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--address", "127.0.0.1:1"]) == 2  # nothing answers there
+    assert "nothing answers there" in capsys.readouterr().err
+    with socket.socket() as listener:  # something answers, but it is not the connected cluster
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        assert main(["tune", "--address", address, "--storage", str(tmp_path / "runs"), "--name", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already connected to the Ray cluster at" in err[0]
+    assert not (tmp_path / "runs" / "x").exists()

@@ -87,3 +87,37 @@ def test_the_wandb_sweep_file_says_plainly_that_wandb_has_no_pbt(tmp_path):
 
     text = write_sweep(parse_space(PBT_SPACE, "s"), tmp_path / "w.yaml").read_text()
     assert "W&B has no Population Based Training" in text and "early_terminate" not in text
+
+
+@pytest.mark.parametrize("bandit", [False, True])
+def test_no_member_is_perturbed_on_its_final_report_and_the_scheduler_pickles(bandit):
+    """An exploit on the last report would replace a member's finished result with a copy of the
+    donor's; the scheduler passes final reports through, and survives Tune's pickling (resume)."""
+    import pickle
+
+    from infgan.tune.pbt import make_pbt
+
+    if bandit:
+        pytest.importorskip("sklearn")
+    space = parse_space(PBT_SPACE, "s")
+    scheduler = pickle.loads(pickle.dumps(make_pbt(space, bandit)))
+    assert scheduler.budget == space.steps
+    # At the end no controller or trial state is even looked at (None would fail if it were).
+    assert scheduler.on_trial_result(None, None, {"step": space.steps, space.metric: 1.0}) == "CONTINUE"
+    with pytest.raises(Exception):  # noqa: B017 - before the end, Ray's own logic runs (and needs a trial)
+        scheduler.on_trial_result(None, None, {"step": space.pbt_interval, space.metric: 1.0})
+
+
+def test_a_member_restored_to_other_parameters_than_its_last_record_says_so(tmp_path):
+    """A driver killed between an exploit and Tune's next save: the resumed sweep continues the member
+    as it was before the exploit; its lineage then says which parameters it trains with."""
+    from infgan.tune.pbt import current_params, lineage, record_restore
+
+    record(tmp_path, "m", 0, None, {"train.generator_lr": 0.01})
+    record(tmp_path, "m", 8, "d", {"train.generator_lr": 0.03})  # the exploit the killed driver made
+    record_restore(tmp_path, "m", 8, {"train.generator_lr": 0.03})  # restored as recorded: nothing to add
+    assert len(lineage(tmp_path)) == 2
+    record_restore(tmp_path, "m", 8, {"train.generator_lr": 0.01})  # restored as before the exploit
+    last = lineage(tmp_path)[-1]
+    assert (last["step"], last["donor"], last["restored"]) == (8, None, True)
+    assert current_params(tmp_path)["m"] == {"train.generator_lr": 0.01}

@@ -406,7 +406,8 @@ def test_a_population_based_sweep_exploits_and_writes_its_lineage(ray_local, tmp
         points=[],
         scheduler=scheduler,
         budget={"steps": 24 if scheduler == "pbt" else 16, "eval_every": 4},
-        pbt={"perturbation_interval": 8, "quantile": 0.5},
+        # No perturbation at the budget's end: pb2's 16 steps perturb at 4, 8, 12; pbt's at 8 and 16.
+        pbt={"perturbation_interval": 8 if scheduler == "pbt" else 4, "quantile": 0.5},
         parameters={"train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1}},
     )
     exp = tmp_path / "runs" / "p"
@@ -433,7 +434,10 @@ def test_a_population_based_sweep_exploits_and_writes_its_lineage(ray_local, tmp
         last = [x for x in events if x["trial"] == e["trial"]][-1]
         assert cfg["train"]["generator_lr"] == pytest.approx(last["params"]["train.generator_lr"])
     assert (exp / "plots" / "pbt_lineage.png").stat().st_size > 0
-    assert all(r["status"] == "completed" and r["steps"] == str(24 if scheduler == "pbt" else 16) for r in rows(exp))
+    ends = [(r["trial_id"], r["status"], r["steps"]) for r in rows(exp)]
+    assert all(status == "completed" and steps == str(24 if scheduler == "pbt" else 16) for _, status, steps in ends), (
+        ends
+    )
     assert main(["report", str(exp)]) == 0 and "population" not in capsys.readouterr().err
     assert main(["compare", str(exp), "--out", str(tmp_path / "cmp")]) == 0
     assert scheduler in (tmp_path / "cmp" / "compare.csv").read_text()

@@ -238,11 +238,13 @@ class RayTrainContext(DistributedContext):
 
 @dataclass(frozen=True)
 class Member:
-    """A Population Based Training member as its trial's context sees it: its trial id, and what to
-    call (step, donor's trial id) when it continues from another member's checkpoint."""
+    """A Population Based Training member as its trial's context sees it: its trial id, what to call
+    (step, donor's trial id) when it continues from another member's checkpoint, and (step) when
+    it continues from its own."""
 
     trial: str
     on_exploit: Callable[[int, str], None]
+    on_restore: Callable[[int], None] = lambda step: None  # continuing from its own checkpoint at `step`
 
 
 @dataclass
@@ -274,11 +276,13 @@ class TuneTrialContext(RunContext):
 
         assert self.member is not None  # called for a member only
         donor, trial = payload.get("owner"), self.member.trial
+        step = int(payload["step"])
         if donor and donor != trial:
-            step = int(payload["step"])
             payload["rng"] = torch.Generator().manual_seed(rank_seed(step, 0, f"exploit {trial}")).get_state()
             payload["ranks"] = []
             self.member.on_exploit(step, donor)
+        else:
+            self.member.on_restore(step)
         return payload
 
     def publish(

@@ -18,8 +18,13 @@ perturbation) ship in Ray Tune, and neither W&B sweeps nor Optuna has them. How 
   and the member's random stream is re-seeded from its own trial and the step, so that it does not
   draw the donor's noise again.
 - Lineage: `<exp>/lineage.jsonl`, one line per member at its start and per exploit (time, step,
-  trial, donor, the member's parameters from then on); `infgan report` draws each mutable
-  parameter of each member over the steps (`plots/pbt_lineage.png`).
+  trial, donor, the member's parameters from then on), and a `restored` line when a resumed sweep
+  continues a member as it was before an exploit that a killed driver had not yet saved;
+  `infgan report` draws each mutable parameter of each member over the steps
+  (`plots/pbt_lineage.png`).
+- No perturbation at the budget's end: Ray's schedulers would exploit a bottom member on its final
+  report too, replacing its finished result with a copy of the donor's (seen: a member's record
+  then stopped at the step before). `EndsOwnRun` passes the final reports through.
 - Settings (`pbt:` in a space): `perturbation_interval` (steps; a multiple of
   `budget.eval_every`, default 4 evaluations), `quantile` (0.25), `resample_probability` (0.25,
   PBT only).
@@ -27,6 +32,7 @@ perturbation) ship in Ray Tune, and neither W&B sweeps nor Optuna has them. How 
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -77,10 +83,38 @@ def population(space: SearchSpace) -> list[dict[str, Any]]:
     return members
 
 
+class EndsOwnRun:
+    """Mixin for Ray's PBT and PB2: a result at or past `budget` (the trial's last) is not perturbed."""
+
+    budget: int = 0
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if self.budget and result.get("step", 0) >= self.budget:
+            return "CONTINUE"  # TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+
+
+# The schedulers, built on first use (PB2 imports scikit-learn): module attributes all the same, so
+# that Tune can pickle them with the sweep and unpickle them on resume.
+_SCHEDULERS = {
+    "PBTEndsOwnRun": ("ray.tune.schedulers", "PopulationBasedTraining"),
+    "PB2EndsOwnRun": ("ray.tune.schedulers.pb2", "PB2"),
+}
+
+
+def __getattr__(name: str) -> type:
+    if name not in _SCHEDULERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, base = _SCHEDULERS[name]
+    cls = type(name, (EndsOwnRun, getattr(importlib.import_module(module), base)), {"__module__": __name__})
+    cls.__qualname__ = name
+    globals()[name] = cls
+    return cls
+
+
 def make_pbt(space: SearchSpace, bandit: bool) -> Any:
     """Ray's PopulationBasedTraining (or PB2) on the training step, mutating the member config."""
     from ray import tune
-    from ray.tune.schedulers import PopulationBasedTraining
 
     params = mutable(space)
     common: dict[str, Any] = {
@@ -92,19 +126,36 @@ def make_pbt(space: SearchSpace, bandit: bool) -> Any:
         "log_config": False,  # lineage.jsonl, written by the members themselves, is the record
     }
     if bandit:
-        from ray.tune.schedulers.pb2 import PB2
-
-        return PB2(hyperparam_bounds={"member": {p.path: [p.low, p.high] for p in params}}, **common)
-    domains = {p.path: (tune.loguniform if p.type == "loguniform" else tune.uniform)(p.low, p.high) for p in params}
-    return PopulationBasedTraining(
-        hyperparam_mutations={"member": domains}, resample_probability=space.pbt_resample, **common
-    )
+        scheduler = __getattr__("PB2EndsOwnRun")(
+            hyperparam_bounds={"member": {p.path: [p.low, p.high] for p in params}}, **common
+        )
+    else:
+        domains = {p.path: (tune.loguniform if p.type == "loguniform" else tune.uniform)(p.low, p.high) for p in params}
+        scheduler = __getattr__("PBTEndsOwnRun")(
+            hyperparam_mutations={"member": domains}, resample_probability=space.pbt_resample, **common
+        )
+    scheduler.budget = space.steps
+    return scheduler
 
 
 def record(exp_dir: Path, trial: str, step: int, donor: str | None, params: dict[str, Any]) -> None:
     """Append one lineage event (a member's start, or an exploit) to `<exp>/lineage.jsonl`."""
     line = json.dumps({"time": time.time(), "step": step, "trial": trial, "donor": donor, "params": params})
     with (Path(exp_dir) / LINEAGE).open("a") as fh:  # one short line per write: appends do not interleave
+        fh.write(line + "\n")
+
+
+def record_restore(exp_dir: Path, trial: str, step: int, params: dict[str, Any]) -> None:
+    """A member continuing from its own checkpoint with other parameters than its lineage last gave
+    it: after a driver was killed between an exploit and Tune's next save of its record, Tune
+    restores the member as it was before that exploit. Recorded (donor none, `restored`), so the
+    lineage says which parameters the member trains with from `step` on."""
+    if current_params(exp_dir).get(trial) == params:
+        return
+    line = json.dumps(
+        {"time": time.time(), "step": step, "trial": trial, "donor": None, "params": params, "restored": True}
+    )
+    with (Path(exp_dir) / LINEAGE).open("a") as fh:
         fh.write(line + "\n")
 
 

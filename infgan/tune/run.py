@@ -53,11 +53,15 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
         params.write_text(json.dumps(config, indent=2))
     member = None
     if population:
-        from infgan.tune.pbt import record
+        from infgan.tune.pbt import record, record_restore
 
         if first:
             record(Path(exp_dir), trial_id, 0, None, config)
-        member = Member(trial_id, lambda step, donor: record(Path(exp_dir), trial_id, step, donor, config))
+        member = Member(
+            trial_id,
+            on_exploit=lambda step, donor: record(Path(exp_dir), trial_id, step, donor, config),
+            on_restore=lambda step: record_restore(Path(exp_dir), trial_id, step, config),
+        )
     train_trial(space, space.trial_config(config), run_dir, member)
 
 
