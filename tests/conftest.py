@@ -95,7 +95,7 @@ EXCLUSIVE = {"test_slurm.py": "cluster", "test_cluster.py": "cluster"}
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items):
-    """A test marked `ray` is also `slow`: starting or joining Ray alone takes seconds.
+    """A test marked `ray` is also `slow`: starting or joining Ray alone takes seconds. Slow tests run first.
 
     Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml) every test runs on whichever worker
     is free, except that the tests sharing a module-scoped fixture (one tiny run or sweep that
@@ -116,6 +116,9 @@ def pytest_collection_modifyitems(items):
             group = f"{item.path.stem}:{'+'.join(shared)}" if shared else None
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+    # The longest first (Ray's, then other slow ones), so that no worker is left running a
+    # minute-long test alone at the end; the order within each kind (and so each group) is kept.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("ray") else 1 if item.get_closest_marker("slow") else 2)
 
 
 def stops_at(call: int):

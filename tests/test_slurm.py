@@ -180,7 +180,9 @@ def test_tune_sbatch_survives_the_time_limit_warning_and_scancel_and_finishes_on
     env, work = slurm
     tmp = work / "tune"
     tmp.mkdir()
-    space = write_space(tmp, samples=8, steps=240)
+    # Long enough that the sweep is still running when the warning comes (trial processes are
+    # reused: at 240 steps the 8 trials were done 12 s into the sweep, before any warning).
+    space = write_space(tmp, samples=8, steps=4800)
     sweep = work / "scratch" / "infgan" / "space"
 
     # 1. A 2-minute job whose time-limit warning comes 90 s before its end: 30 to 60 s in. (On a

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from infgan.config import parse_set
+    from infgan.interrupt import sigterm_as_interrupt
     from infgan.tune.report import build_report
     from infgan.tune.run import run_sweep
     from infgan.tune.space import load_space
@@ -89,15 +90,19 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --name, the sweep to continue")
     name = args.name or f"{Path(space.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp = check_output(Path(args.storage), "dir", "--storage") / name
-    try:
-        run_sweep(space, exp, args.resume, args.concurrency, args.address, tracking=wandb_settings(args))
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted; continue with: infgan tune {args.space or ''} --name {name} --storage {args.storage} "
-            "--resume",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    build_report(exp)
+    # SIGTERM (scancel, a time-limit warning) anywhere in the command, the report and Ray's shutdown
+    # included, ends it as Ctrl-C does: one line, exit code 130, and the same command with --resume
+    # continues (a sweep that had finished only writes its report again).
+    with sigterm_as_interrupt():
+        try:
+            run_sweep(space, exp, args.resume, args.concurrency, args.address, tracking=wandb_settings(args))
+            build_report(exp)
+        except KeyboardInterrupt:
+            print(
+                f"\ninterrupted; continue with: infgan tune {args.space or ''} --name {name} "
+                f"--storage {args.storage} --resume",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
     print(f"sweep directory {exp.resolve()}")
     return 0
