@@ -262,9 +262,14 @@ def test_a_sweep_can_optimise_a_path_metric(ray_local, tmp_path, capsys):
 
 
 def tune_command(space: Path, storage: Path, name: str, concurrency: int = 1) -> list[str]:
-    """`infgan tune` as a user runs it, in a process of its own (so that it can be killed)."""
+    """`infgan tune` as a user runs it, in a process of its own (so that it can be killed), joining
+    this test session's Ray as a sweep joins its cluster's (`--address`): where the driver's Ray
+    comes from does not matter to what a kill leaves behind, and starting one costs seconds."""
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
     args = ["tune", str(space), "--name", name, "--storage", str(storage), "--concurrency", str(concurrency)]
-    return [sys.executable, "-m", "infgan", *args]
+    return [sys.executable, "-m", "infgan", *args, "--address", address]
 
 
 def kill_when(cmd: list[str], condition, timeout: float = 240):
@@ -280,12 +285,8 @@ def kill_when(cmd: list[str], condition, timeout: float = 240):
 
 
 def resume(cmd: list[str]) -> None:
-    """The killed driver's sweep resumed by a new driver, on this test session's Ray (where the new
-    driver's Ray comes from does not matter to a resume; starting one costs seconds)."""
-    import ray
-
-    address = ray.get_runtime_context().gcs_address
-    proc = subprocess.run(cmd + ["--resume", "--address", address], capture_output=True, text=True, timeout=400)
+    """The killed driver's sweep resumed by a new driver (on the same cluster)."""
+    proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
