@@ -182,7 +182,9 @@ def two_nodes(tmp_path_factory):
     file made by cluster/ray-cluster.sh; stopped by their own process ids afterwards."""
     tmp = tmp_path_factory.mktemp("cluster")
     job_id = free_job_id()
-    env = slurm_env(tmp, job_id, RAY_AUTH_MODE="token")  # as cluster/ray-cluster.sh exports it
+    # Two CPUs a node (logical; this machine has two cores in all): room for two trials of two DDP
+    # workers each, as test_a_pbt_sweep_of_ddp_trials_runs_across_the_nodes needs.
+    env = slurm_env(tmp, job_id, cpus=2, RAY_AUTH_MODE="token")  # as cluster/ray-cluster.sh exports it
     subprocess.run(
         ["bash", "-c", f"source {REPO}/cluster/ray-cluster.sh && _infgan_token"],
         env=env,
@@ -255,7 +257,7 @@ def test_cluster_check_waits_for_both_nodes_and_checks_shared_storage(two_nodes)
             "--nodes",
             "2",
             "--cpus",
-            "2",
+            "4",
             "--storage",
             str(storage),
             "--timeout",
@@ -265,7 +267,7 @@ def test_cluster_check_waits_for_both_nodes_and_checks_shared_storage(two_nodes)
     )
     assert proc.returncode == 0, proc.stderr
     assert (
-        f"Ray cluster ready: 2 nodes, 2 CPUs, 0 GPUs, State API up, {storage} shared and writable from every "
+        f"Ray cluster ready: 2 nodes, 4 CPUs, 0 GPUs, State API up, {storage} shared and writable from every "
         "node" in proc.stdout
     )
     assert list(storage.iterdir()) == []  # the probe files are removed
@@ -276,7 +278,7 @@ def test_cluster_check_waits_for_both_nodes_and_checks_shared_storage(two_nodes)
     "args, message",
     [
         (["--nodes", "3", "--timeout", "3"], "only 2 of 3 Ray nodes joined within 3s"),
-        (["--nodes", "2", "--gpus", "4"], "has 2 CPUs and 0 GPUs, expected 0 and 4"),
+        (["--nodes", "2", "--gpus", "4"], "has 4 CPUs and 0 GPUs, expected 0 and 4"),
         (
             ["--nodes", "2", "--storage", "/proc/version/sweeps"],
             "cannot write the storage directory /proc/version/sweeps",
@@ -316,6 +318,60 @@ def test_a_client_without_the_clusters_token_is_refused(two_nodes):
     assert "the Ray cluster refused this client's token" in one_error_line(err)
     assert raw.returncode != 0
     assert "InvalidAuthToken" in out
+
+
+@pytest.mark.ray
+def test_a_pbt_sweep_of_ddp_trials_runs_across_the_nodes(two_nodes):
+    """Population Based Training whose members are TorchTrainers of two workers each: the weaker
+    member copies the stronger one's state from its Tune checkpoint, its workers start from it,
+    and every member ends at its full budget."""
+    import torch
+
+    tmp = two_nodes["tmp"] / "pbt"
+    tmp.mkdir()
+    space = tmp / "space.yaml"
+    space.write_text(
+        yaml.safe_dump(
+            {
+                "base": {"overrides": {**TINY, "loss": {"kind": "gan"}, "train": {"batch_size": 8, "swa_start": 8}}},
+                "samples": 2,
+                # The second member (the first is the base config) starts from a generator scaled
+                # x100: behind the first at any step.
+                "points": [{"model.initial_scale": 100.0}],
+                "scheduler": "pbt",
+                "budget": {"steps": 16, "eval_every": 4},
+                # Synchronous, so that the first member waits at step 8 for the second (asynchronous,
+                # it finishes its 16 tiny steps before the other starts, and a finished member is
+                # nobody's donor): then the second copies the first.
+                "pbt": {"perturbation_interval": 8, "quantile": 0.5, "synch": True},
+                "resources": {"workers_per_trial": 2, "cpus_per_worker": 0.5},
+                "parameters": {
+                    "model.initial_scale": {"type": "choice", "values": [3.0, 100.0]},
+                    "train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1},
+                },
+            }
+        )
+    )
+    args = ["tune", str(space), "--name", "p", "--storage", str(tmp / "runs"), "--address", two_nodes["address"]]
+    args += ["--concurrency", "2"]  # both members at once, even before the second node has joined
+    proc = infgan(args, two_nodes["env"], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = tmp / "runs" / "p"
+    events = [json.loads(x) for x in (exp / "lineage.jsonl").read_text().splitlines()]
+    exploits = [e for e in events if e["donor"]]
+    hopeless = {e["trial"] for e in events if e["params"]["model.initial_scale"] == 100.0}
+    assert exploits and {e["trial"] for e in exploits} == hopeless, events
+    for e in exploits:
+        member = exp / "trials" / e["trial"]
+        start = torch.load(member / "pbt_start.pt", weights_only=False)  # what its workers started from
+        assert (start["owner"], start["step"]) == (e["donor"], e["step"])
+        assert start["reseed"] == f"exploit {e['trial']}"  # its own noise from there
+        summary = json.loads((member / "summary.json").read_text())
+        assert e["step"] in summary["resumed_from"] and summary["world_size"] == 2
+    for trial in (exp / "trials").iterdir():
+        summary = json.loads((trial / "summary.json").read_text())
+        assert (summary["status"], summary["steps"]) == ("completed", 16)
+        assert (trial / "checkpoints" / "step_000016" / "state.pt").is_file()
 
 
 def run_sbatch(script: str, args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import torch
 
 from infgan.config import ConfigError
 from infgan.train.checkpoint import checkpoints, load_checkpoint
-from infgan.train.context import Member, RunContext, TuneTrialContext
+from infgan.train.context import Member, RunContext, adopt
 from infgan.train.loop import fit
 from infgan.train.state import init_state
 from infgan.tune.pbt import record
@@ -36,8 +36,7 @@ def test_an_exploit_copies_every_piece_of_the_donors_state_and_takes_the_new_rat
     payload = {**load_checkpoint(checkpoints(tmp_path / "donor" / "checkpoints")[-1]), "owner": "donor"}
     params = {"train.generator_lr": 0.01}
     member_of = Member("member", lambda step, donor: record(tmp_path, "member", step, donor, params))
-    ctx = TuneTrialContext(progress=False, member=member_of)
-    adopted = ctx._adopt(copy.deepcopy(payload))
+    adopted = adopt(copy.deepcopy(payload), member_of)
     new = tiny("train.steps=8", "checkpoint.every=8", "eval.every=8", "train.swa_start=4", "train.generator_lr=0.01")
     member, donor = init_state(new, 1, torch.device("cpu")), init_state(cfg, 1, torch.device("cpu"))
     member.load_state_dict(adopted)
@@ -53,11 +52,11 @@ def test_an_exploit_copies_every_piece_of_the_donors_state_and_takes_the_new_rat
     assert member.g_opt.param_groups[0]["lr"] == 0.01 and donor.g_opt.param_groups[0]["lr"] == 0.046
     assert member.d_opt.param_groups[0]["lr"] == donor.d_opt.param_groups[0]["lr"]
     assert not torch.equal(member.rng.get_state(), donor.rng.get_state())  # its own noise from here
-    again = ctx._adopt(copy.deepcopy(payload))
+    again = adopt(copy.deepcopy(payload), member_of)
     assert torch.equal(again["rng"], adopted["rng"])  # re-seeded the same way every time
     events = [json.loads(x) for x in (tmp_path / "lineage.jsonl").read_text().splitlines()]
     assert events[0]["trial"] == "member" and events[0]["donor"] == "donor" and events[0]["step"] == 8
-    own = ctx._adopt({**copy.deepcopy(payload), "owner": "member"})  # its own checkpoint: nothing changes
+    own = adopt({**copy.deepcopy(payload), "owner": "member"}, member_of)  # its own checkpoint: nothing changes
     assert torch.equal(own["rng"], payload["rng"])
 
 
@@ -72,8 +71,9 @@ def test_what_cannot_mutate_is_refused_or_fixed_per_member():
     only_shapes = {**PBT_SPACE, "parameters": {"model.hidden_size": {"type": "choice", "values": [4, 8]}}}
     with pytest.raises(ConfigError, match="needs a continuous parameter it can change"):
         parse_space(only_shapes, "s")
-    with pytest.raises(ConfigError, match="one-worker trials only"):
-        parse_space({**PBT_SPACE, "resources": {"workers_per_trial": 2}}, "s")
+    assert parse_space({**PBT_SPACE, "resources": {"workers_per_trial": 2}}, "s").workers_per_trial == 2
+    with pytest.raises(ConfigError, match="'pbt.synch' must be true or false, got 'yes'"):
+        parse_space({**PBT_SPACE, "pbt": {"synch": "yes"}}, "s")
     with pytest.raises(ConfigError, match="multiple of budget.eval_every"):
         parse_space({**PBT_SPACE, "pbt": {"perturbation_interval": 6}}, "s")
     with pytest.raises(ConfigError, match=r"perturbation_interval \(16\) must be below budget.steps \(16\)"):

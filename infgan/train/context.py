@@ -193,23 +193,37 @@ class RayTrainContext(DistributedContext):
 
     Checkpoints are Ray Train checkpoints persisted under `<run dir>/checkpoints/step_NNNNNN/state.pt`,
     so a run directory looks the same whichever way it was trained, and a restarted worker group
-    continues from the latest one.
+    continues from the latest one. A PBT member's workers (`owner`: its trial id) mark each
+    checkpoint as theirs and start from `start`, the state the member adopted, until their run
+    has a checkpoint of its own.
     """
 
+    start: str | None = None
+    owner: str | None = None
+
     @classmethod
-    def current(cls, use_gpu: bool) -> RayTrainContext:
+    def current(cls, use_gpu: bool, start: str | None = None, owner: str | None = None) -> RayTrainContext:
         """The context of the calling Ray Train worker."""
         import ray.train
         import ray.train.torch
 
         tc = ray.train.get_context()
         device = ray.train.torch.get_device() if use_gpu else torch.device("cpu")
-        return cls(device=device, rank=tc.get_world_rank(), world_size=tc.get_world_size(), progress=False)
+        return cls(
+            device=device,
+            rank=tc.get_world_rank(),
+            world_size=tc.get_world_size(),
+            progress=False,
+            start=start,
+            owner=owner,
+        )
 
     def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
         import ray.train
 
         checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None and self.start is not None:
+            return load_checkpoint(Path(self.start))
         if checkpoint is None:  # no Ray checkpoint yet: maybe a single-process run to continue
             return super().restore(run_dir, resume)
         with checkpoint.as_directory() as d:
@@ -231,7 +245,7 @@ class RayTrainContext(DistributedContext):
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if self.is_main:  # rank 0 alone writes; Ray persists it to the run directory
-                torch.save(payload, Path(tmp) / RAY_STATE_FILE)
+                torch.save({**payload, "owner": self.owner} if self.owner else payload, Path(tmp) / RAY_STATE_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step_{step:06d}")
 
@@ -260,30 +274,10 @@ class TuneTrialContext(RunContext):
     member: Member | None = None
 
     def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
-        if self.member is not None:
-            import ray.tune
-
-            checkpoint = ray.tune.get_checkpoint()
-            if checkpoint is not None:
-                with checkpoint.as_directory() as d:
-                    payload = load_checkpoint(Path(d) / RAY_STATE_FILE)
-                return self._adopt(payload)
+        adopted = member_checkpoint(self.member) if self.member is not None else None
+        if adopted is not None:
+            return adopted
         return super().restore(run_dir, True)  # a restarted trial always continues its own run directory
-
-    def _adopt(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """A checkpoint as this member continues from it: another member's gets this member's own noise."""
-        from infgan.train.state import rank_seed
-
-        assert self.member is not None  # called for a member only
-        donor, trial = payload.get("owner"), self.member.trial
-        step = int(payload["step"])
-        if donor and donor != trial:
-            payload["rng"] = torch.Generator().manual_seed(rank_seed(step, 0, f"exploit {trial}")).get_state()
-            payload["ranks"] = []
-            self.member.on_exploit(step, donor)
-        else:
-            self.member.on_restore(step)
-        return payload
 
     def publish(
         self, run_dir: Path, step: int, record: dict[str, Any] | None, payload: dict[str, Any] | None, keep: int
@@ -298,3 +292,34 @@ class TuneTrialContext(RunContext):
         with tempfile.TemporaryDirectory() as tmp:
             torch.save({**payload, "owner": self.member.trial}, Path(tmp) / RAY_STATE_FILE)
             ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
+
+
+def member_checkpoint(member: Member) -> dict[str, Any] | None:
+    """The Tune checkpoint a PBT member's trial was (re)started from, as the member continues from
+    it (see `adopt`), or None when Tune gave it none (a member's first start)."""
+    import ray.tune
+
+    checkpoint = ray.tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        return adopt(load_checkpoint(Path(d) / RAY_STATE_FILE), member)
+
+
+def adopt(payload: dict[str, Any], member: Member) -> dict[str, Any]:
+    """A checkpoint as `member` continues from it: another member's (an exploit) gets this member's
+    own random stream, re-seeded from its trial and the step, and is recorded as an exploit; its own
+    (a resumed sweep) is recorded as a restore."""
+    from infgan.train.state import rank_seed
+
+    donor, trial = payload.get("owner"), member.trial
+    step = int(payload["step"])
+    if donor and donor != trial:
+        # Every rank's stream anew (`reseed` names them; ranks past 0 are seeded in the loop's `_load`).
+        payload["reseed"] = f"exploit {trial}"
+        payload["rng"] = torch.Generator().manual_seed(rank_seed(step, 0, payload["reseed"])).get_state()
+        payload["ranks"] = []
+        member.on_exploit(step, donor)
+    else:
+        member.on_restore(step)
+    return payload

@@ -20,7 +20,7 @@ HEALTH_CHECK_INTERVAL_S = 0.25
 
 def train_worker(config: dict[str, Any]) -> None:
     """The function every Ray Train worker runs."""
-    ctx = RayTrainContext.current(config["use_gpu"])
+    ctx = RayTrainContext.current(config["use_gpu"], config.get("start"), config.get("owner"))
     # Only rank 0 logs to W&B: a tracker per worker would make a W&B run per rank.
     tracker = Tracker(Tracking(**config["tracking"]), Path(config["out_dir"])) if ctx.is_main else None
     # resume=True: the driver has already refused to overwrite another run, and a restarted
@@ -57,12 +57,15 @@ def fit_distributed(
     callbacks: list | None = None,
     check: bool = True,
     tracking: Tracking | None = None,
+    start: Path | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Run `fit` on `workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU); returns the summary.
 
     The request must have passed `check_request`. Needs a Ray connection (see
     `infgan.cluster.ray_session`). `callbacks` go to the Train RunConfig (a Tune trial passes
     TuneReportCallback); `check=False` skips the cluster checks that the sweep has already made.
+    `start`, `owner`: a PBT member's adopted state and trial id (see `RayTrainContext`).
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -86,6 +89,8 @@ def fit_distributed(
             "out_dir": str(out),
             "use_gpu": use_gpu,
             "tracking": dataclasses.asdict(tracking or Tracking()),
+            "start": None if start is None else str(start),
+            "owner": owner,
         },
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),

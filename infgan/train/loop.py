@@ -51,8 +51,8 @@ def _load(state: TrainState, payload: dict[str, Any], ctx: RunContext) -> None:
         state.rng.set_state(mine["rng"])
         state.progress = Progress.from_dict(mine["progress"])
     elif ctx.rank > 0:
-        # Another world size: give this rank a fresh stream rather than a copy of rank 0's.
-        state.rng.manual_seed(rank_seed(state.step, ctx.rank, "resumed"))
+        # Another world size (or an adopted PBT state): a fresh stream rather than a copy of rank 0's.
+        state.rng.manual_seed(rank_seed(state.step, ctx.rank, payload.get("reseed", "resumed")))
 
 
 def _postfix(record: dict[str, Any], progress: Progress) -> dict[str, str]:

@@ -27,7 +27,10 @@ perturbation) ship in Ray Tune, and neither W&B sweeps nor Optuna has them. How 
   then stopped at the step before). `EndsOwnRun` passes the final reports through.
 - Settings (`pbt:` in a space): `perturbation_interval` (steps; a multiple of
   `budget.eval_every`, default 4 evaluations), `quantile` (0.25), `resample_probability` (0.25,
-  PBT only).
+  PBT only), `synch` (false: each member is compared with the others' latest results when it
+  reaches an interval; true: every member waits at each interval until all have reached it, then
+  the bottom quantile copies the top — the same decisions whatever order members arrive in).
+- Members that are TorchTrainers (`workers_per_trial` > 1): `infgan.tune.member`.
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ def make_pbt(space: SearchSpace, bandit: bool) -> Any:
         "mode": space.mode,
         "perturbation_interval": space.pbt_interval,
         "quantile_fraction": space.pbt_quantile,
+        "synch": space.pbt_synch,
         "log_config": False,  # lineage.jsonl, written by the members themselves, is the record
     }
     if bandit:

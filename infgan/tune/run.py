@@ -78,26 +78,24 @@ def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, member: Member |
     (run_dir / "node.json").write_text(
         json.dumps({"hostname": socket.gethostname(), "ray_node_id": ray.get_runtime_context().get_node_id()})
     )
+    if member is not None and (run_dir / "config.yaml").exists():
+        save_config(cfg, run_dir / "config.yaml")  # the member's parameters from now on
     if space.workers_per_trial == 1:
         ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False, member=member)
-        if member is not None and (run_dir / "config.yaml").exists():
-            save_config(cfg, run_dir / "config.yaml")  # the member's parameters from now on
         summary = fit(cfg, run_dir, ctx, resume=True)
     else:
-        from ray.tune.integration.ray_train import TuneReportCallback
-
         from infgan.train.distributed import check_request, fit_distributed
 
         check_request(cfg, space.workers_per_trial, space.gpus_per_worker, space.cpus_per_worker)
-        summary = fit_distributed(
-            cfg,
-            run_dir,
-            space.workers_per_trial,
-            space.gpus_per_worker,
-            space.cpus_per_worker,
-            callbacks=[TuneReportCallback()],
-            check=False,
-        )
+        workers = (space.workers_per_trial, space.gpus_per_worker, space.cpus_per_worker)
+        if member is not None:  # a PBT member: its checkpoints go to Tune too, see infgan.tune.member
+            from infgan.tune.member import fit_member
+
+            summary = fit_member(cfg, run_dir, member, *workers)
+        else:
+            from ray.tune.integration.ray_train import TuneReportCallback
+
+            summary = fit_distributed(cfg, run_dir, *workers, callbacks=[TuneReportCallback()], check=False)
     if summary["status"] == "diverged":
         # A diverged trial gets the worst value and is marked, so the sweep goes on and TPE learns.
         ray.tune.report({"step": summary["steps"], space.metric: objective.worst(space.mode), "diverged": True})
@@ -282,6 +280,9 @@ def run_sweep(
                     storage_path=str(exp_dir),
                     stop=StepBudget(max_total_steps) if max_total_steps else None,
                     failure_config=tune.FailureConfig(max_failures=1),
+                    # A member's Tune checkpoints are copies of its state for PBT to hand on; an
+                    # exploit takes the donor's latest, so a few suffice (Ray's PBT examples keep 4).
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=4) if kind.population else None,
                     verbose=0,  # SweepProgress prints a line per trial instead of Tune's tables
                     callbacks=callbacks,
                 ),

@@ -12,7 +12,7 @@ loaded, so a typo fails in a second, before any cluster time is spent. The forma
     asha: {grace_period: 100, reduction_factor: 3, judge: last}   # steps; judge: last or best (so far)
     searcher: tpe                # tpe, random (Optuna), wandb-bayes, wandb-random (W&B's engine)
     scheduler: asha              # asha, wandb-hyperband (W&B's early_terminate), none, pbt or pb2
-    pbt: {perturbation_interval: 200, quantile: 0.25, resample_probability: 0.25}   # pbt/pb2 only
+    pbt: {perturbation_interval: 200, quantile: 0.25, resample_probability: 0.25, synch: false}   # pbt/pb2 only
     resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0}
     points: [{train.n_critic: 5}]  # extra configs evaluated right after the base config's own
     confirm: {top: 2, seeds: 3}  # after the search, the 2 best configs train again on 3 fresh seeds
@@ -137,6 +137,7 @@ class SearchSpace:
     pbt_interval: int = 0  # pbt/pb2: steps between perturbations
     pbt_quantile: float = 0.25  # pbt/pb2: the bottom (and top) fraction of the population
     pbt_resample: float = 0.25  # pbt: probability of resampling a parameter instead of perturbing it
+    pbt_synch: bool = False  # pbt/pb2: perturb once every member has reached the interval (Ray's `synch`)
 
     def trial_config(self, sampled: Mapping[str, Any]) -> Config:
         """The full config of a trial with these sampled values."""
@@ -266,11 +267,6 @@ def check_scheduler(space: SearchSpace) -> None:
             f"scheduler {space.scheduler} draws its population itself (Optuna's random sampler): it takes no "
             f"searcher; use searcher tpe or random (the default), not {space.searcher}"
         )
-    if space.workers_per_trial > 1:
-        raise ConfigError(
-            f"scheduler {space.scheduler} runs one-worker trials only (its exploit restores Tune checkpoints "
-            "in the trial process); set resources.workers_per_trial: 1"
-        )
     if space.pbt_interval >= space.steps:
         raise ConfigError(
             f"pbt.perturbation_interval ({space.pbt_interval}) must be below budget.steps ({space.steps}): "
@@ -326,8 +322,16 @@ def _section(data: Mapping[str, Any], key: str, allowed: dict[str, tuple[type, .
     for k, v in sec.items():
         if k not in allowed:
             raise ConfigError(f"unknown key '{key}.{k}'; allowed: {', '.join(key + '.' + a for a in allowed)}")
-        if isinstance(v, bool) or not isinstance(v, allowed[k]):
-            kind = "a number" if float in allowed[k] else "a string" if str in allowed[k] else "an integer"
+        if (isinstance(v, bool) and bool not in allowed[k]) or not isinstance(v, allowed[k]):
+            kind = (
+                "a number"
+                if float in allowed[k]
+                else "a string"
+                if str in allowed[k]
+                else "true or false"
+                if bool in allowed[k]
+                else "an integer"
+            )
             raise ConfigError(f"'{key}.{k}' must be {kind}, got {v!r}")
     return dict(sec)
 
@@ -401,7 +405,14 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
             need = "> 0" if key == "cpus_per_worker" else ">= 0"
             raise ConfigError(f"{name}: resources.{key} must be a number {need}, got {value!r}")
     pbt = _section(
-        data, "pbt", {"perturbation_interval": (int,), "quantile": (int, float), "resample_probability": (int, float)}
+        data,
+        "pbt",
+        {
+            "perturbation_interval": (int,),
+            "quantile": (int, float),
+            "resample_probability": (int, float),
+            "synch": (bool,),
+        },
     )
     interval = pbt.get("perturbation_interval", 4 * eval_every)
     while "perturbation_interval" not in pbt and interval >= steps and interval > eval_every:
@@ -460,6 +471,7 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
         pbt_interval=int(interval),
         pbt_quantile=float(pbt.get("quantile", 0.25)),
         pbt_resample=float(pbt.get("resample_probability", 0.25)),
+        pbt_synch=bool(pbt.get("synch", False)),
     )
     check_scheduler(space)
     for point in space.first_points():
