@@ -141,40 +141,13 @@ def _session_processes(sid: int) -> list[str]:
     return [line for line in out.splitlines()[1:] if int(line.split()[1]) == sid]
 
 
-def test_fresh_local_ray_is_started_and_nothing_left_behind(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "infgan",
-            "train",
-            "--workers",
-            "1",
-            "--out",
-            str(tmp_path / "r"),
-            "--no-progress",
-            *set_args([*TINY, "train.steps=8"]),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr[-3000:]
-    assert "Started a local Ray instance" in stderr and "http://127.0.0.1:" in stderr  # dashboard on loopback
-    deadline = time.time() + 20
-    while _session_processes(proc.pid) and time.time() < deadline:
-        time.sleep(0.5)
-    assert not _session_processes(proc.pid)  # no raylet, GCS, dashboard or worker left behind
-
-
-def test_sigterm_says_the_state_is_saved_and_the_resumed_run_completes(ray_local, tmp_path):
+def test_sigterm_on_a_fresh_local_ray_saves_the_state_leaves_no_process_and_the_resumed_run_completes(
+    ray_local, tmp_path
+):
     # ray.init installs Ray's own SIGTERM handler (a stack dump, exit 1); the driver must answer
-    # SIGTERM (scancel, a time limit) as `infgan tune` does: one line, exit 130, nothing lost.
+    # SIGTERM (scancel, a time limit) as `infgan tune` does: one line, exit 130, nothing lost. The
+    # driver starts a fresh local Ray (dashboard on loopback), which it must stop: no raylet, GCS,
+    # dashboard or worker left behind in its session, even after the signal.
     out = tmp_path / "r"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
@@ -182,7 +155,9 @@ def test_sigterm_says_the_state_is_saved_and_the_resumed_run_completes(ray_local
     # Long enough to be signalled mid-run after the first checkpoint, short enough that the resumed
     # run finishes quickly (1000 steps took 87 s of the suite).
     run = set_args([*TINY, "train.steps=300", "eval.every=25", "checkpoint.every=25"])
-    proc = subprocess.Popen([*cmd, *run], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [*cmd, *run], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     deadline = time.time() + 180
     while not checkpoints(out / "checkpoints") and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -197,6 +172,11 @@ def test_sigterm_says_the_state_is_saved_and_the_resumed_run_completes(ray_local
     assert "SIGTERM received" not in driver and "Traceback" not in driver, driver[-3000:]
     assert stderr.strip().splitlines()[-1] == f"interrupted; continue with: infgan train --out {out} --resume"
     assert not (out / "summary.json").exists()
+    assert "Started a local Ray instance" in stderr and "http://127.0.0.1:" in stderr  # dashboard on loopback
+    deadline = time.time() + 20
+    while _session_processes(proc.pid) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not _session_processes(proc.pid)
     # The resume on this session's Ray (the signal above went to a driver with a fresh local Ray).
     address = ray_local.get_runtime_context().gcs_address
     resumed = subprocess.run(
