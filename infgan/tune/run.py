@@ -280,9 +280,6 @@ def run_sweep(
                     storage_path=str(exp_dir),
                     stop=StepBudget(max_total_steps) if max_total_steps else None,
                     failure_config=tune.FailureConfig(max_failures=1),
-                    # A member's Tune checkpoints are copies of its state for PBT to hand on; an
-                    # exploit takes the donor's latest, so a few suffice (Ray's PBT examples keep 4).
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=4) if kind.population else None,
                     verbose=0,  # SweepProgress prints a line per trial instead of Tune's tables
                     callbacks=callbacks,
                 ),
