@@ -82,6 +82,12 @@ def bench_space(doc: dict, args: argparse.Namespace, strategy: str, seed: int):
     space = parse_space(doc, f"{args.space or 'search_spaces/ou.yaml'} ({strategy}, seed {seed})")
     budget = (args.trials if not args.full else space.samples) * space.steps
     if scheduler in ("pbt", "pb2"):  # a population that trains the budget between its members
+        # A perturbation every 2 evaluations (3 a trial), unless --full: at the default 4 (one, at
+        # half way) no member was ever exploited in 10 sweeps. Asynchronous PBT copies only a member
+        # that has itself passed an interval in the top quantile, and pauses each member at its
+        # first interval while others wait to start, so one interval a trial leaves no donor.
+        if not args.full:
+            doc = {**doc, "pbt": {**(doc.get("pbt") or {}), "perturbation_interval": 2 * space.eval_every}}
         return parse_space({**doc, "samples": budget // space.steps}, space.name), budget
     # Enough trials that the step budget, not the trial count, ends every sweep.
     return parse_space({**doc, "samples": 10 * budget // space.steps}, space.name), budget
