@@ -88,8 +88,9 @@ def set_args(sets) -> list[str]:
 
 
 # Tests that start daemons or Ray heads at fixed ports (a real SLURM, the sbatch cluster scripts) never
-# run at the same time on two pytest-xdist workers. (The README's check runs them in a pytest of their
-# own after the rest: beside other tests their timed jobs failed.)
+# run at the same time on two pytest-xdist workers. (The README's check runs the real SLURM's in a pytest
+# of their own after the rest: beside other tests their timed jobs failed. The fake-SLURM cluster tests
+# run beside the rest, one at a time.)
 EXCLUSIVE = {"test_slurm.py": "cluster", "test_cluster.py": "cluster"}
 
 
