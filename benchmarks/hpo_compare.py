@@ -2,7 +2,7 @@
 
     python benchmarks/hpo_compare.py [--seeds 5] [--strategies random,tpe,...] [--metric val/score]
                                      [--space SPACE.yaml] [--full] [--trials 5] [--steps 144]
-                                     [--out runs/hpo_compare] [--reuse]
+                                     [--confirm-seeds 3] [--out runs/hpo_compare] [--reuse]
 
 Strategies (searcher + scheduler of `infgan tune`):
     random                  Optuna random search, every trial its full length
@@ -10,6 +10,8 @@ Strategies (searcher + scheduler of `infgan tune`):
     tpe+asha                Optuna TPE with ASHA (infgan's default sweep)
     wandb-bayes+hyperband   W&B's Bayesian search with W&B's hyperband early stopping
     wandb-random            W&B's random search, every trial its full length
+    pbt, pb2                Ray Tune's Population Based Training and PB2 over a population that
+                            spends the budget (its members drawn by Optuna's random sampler)
 
 Every sweep gets the same total budget, `trials x steps` training steps summed over its trials,
 and stops when it is spent; trials run 2 at a time. No strategy is handed the base config's own
@@ -19,10 +21,16 @@ configs. By default the space's base config is shrunk for speed (t_size 16, batc
 `--steps` long, evaluated every eighth of that, with ASHA's grace period (and W&B's min_iter) at a
 quarter; `--full` runs the space as written, with the budget `samples x budget.steps`.
 
+After each sweep, its winner (the trial with the best report) trains again from scratch on
+`--confirm-seeds` seeds no trial of the sweep used, at the full trial length (infgan's own
+confirmation, `infgan/tune/confirm.py`): each sweep is judged both by its best report and by its
+winner's confirmed median, which is what a user would get from the config the sweep hands over.
+
 Prints one JSON line per sweep (its best-so-far curve against cumulative training steps), then a
 summary line: per strategy the median and interquartile range of the final best, the median
 best-so-far curve, and the fraction of random search's budget the strategy needs to reach random
-search's final median best (on its median curve, and per seed). The sweeps stay in `--out`, so
+search's final median best (on its median curve, and per seed), and the median and IQR of the
+sweeps' confirmed medians. The sweeps stay in `--out`, so
 `infgan compare OUT/*` draws them (median line and band per strategy).
 """
 
@@ -70,6 +78,7 @@ def bench_space(doc: dict, args: argparse.Namespace, strategy: str, seed: int):
     }
     if args.metric:
         doc["metric"] = args.metric
+    doc["confirm"] = {"top": 1, "seeds": args.confirm_seeds} if args.confirm_seeds else {}
     if not args.full:
         eighth, quarter = max(1, args.steps // 8), max(1, args.steps // 8) * 2
         base = dict(doc.get("base") or {})
@@ -94,12 +103,13 @@ def bench_space(doc: dict, args: argparse.Namespace, strategy: str, seed: int):
 
 
 def sweep(space, exp: Path, budget: int) -> dict:
-    """Run one budgeted sweep; return its record (best-so-far curve up to the budget)."""
+    """Run one budgeted sweep (its winner confirmed, where the space asks); return its record
+    (best-so-far curve up to the budget)."""
     from infgan.tune.report import best_so_far, collect
     from infgan.tune.run import run_sweep
 
     start = time.time()
-    with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables: stdout stays JSON only
+    with contextlib.redirect_stdout(sys.stderr):  # Tune's progress lines: stdout stays JSON only
         run_sweep(space, exp, resume=False, concurrency=2, address=None, first_points=False, max_total_steps=budget)
     _, trials = collect(exp)
     sign = -1.0 if space.mode == "max" else 1.0
@@ -114,7 +124,33 @@ def sweep(space, exp: Path, budget: int) -> dict:
         "wall_s": round(time.time() - start, 1),
         "dir": str(exp),
         "curve": curve,
+        **confirmation(space, exp),
     }
+
+
+def confirmation(space, exp: Path) -> dict:
+    """The sweep's winner on fresh seeds: which trial, its seeds, each final value, their median."""
+    from infgan.tune.confirm import confirmed
+
+    found = confirmed(exp, space.metric, space.mode) if space.confirm_seeds else []
+    if not found:
+        return {}
+    best = found[0]
+    return {
+        "confirmed_of": best.of,
+        "confirmed_seeds": best.seeds,
+        "confirmed_values": best.values,
+        "confirmed_median": best.median,
+    }
+
+
+def confirm_only(space, exp: Path) -> dict:
+    """Confirm the winner of a sweep an earlier run finished without confirming (`--reuse`)."""
+    from infgan.tune.confirm import run_confirmation
+
+    with contextlib.redirect_stdout(sys.stderr):
+        run_confirmation(space, exp, 2, {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker})
+    return confirmation(space, exp)
 
 
 def steps_to_reach(steps: list[float], values: list[float], target: float, sign: float) -> float | None:
@@ -147,6 +183,13 @@ def summary(records: list[dict], budget: int, sign: float) -> dict:
             "median_curve": {"steps": [round(s) for s in band["steps"]], "best": [round(v, 5) for v in median_curve]},
             "median_wall_s": statistics.median(r["wall_s"] for r in recs),
         }
+        confirmed = sorted(r["confirmed_median"] for r in recs if r.get("confirmed_median") is not None)
+        if confirmed:
+            entry["confirmed_medians"] = confirmed
+            entry["median_confirmed"] = statistics.median(confirmed)
+            entry["confirmed_iqr"] = (
+                [statistics.quantiles(confirmed, n=4)[i] for i in (0, 2)] if len(confirmed) > 1 else None
+            )
         if target is not None:
             reached = steps_to_reach(band["steps"], median_curve, target, sign)
             entry["fraction_of_random_steps_to_match"] = None if reached is None else round(reached / budget, 3)
@@ -170,17 +213,23 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=5, help="budget = TRIALS full-length trials (default 5)")
     parser.add_argument("--steps", type=int, default=144, help="full trial length in steps (default 144)")
     parser.add_argument(
+        "--confirm-seeds",
+        type=int,
+        default=3,
+        help="fresh seeds each sweep's winner trains again on (default 3; 0: no confirmation)",
+    )
+    parser.add_argument(
         "--out", default="runs/hpo_compare", help="where the sweeps are kept (default runs/hpo_compare)"
     )
     parser.add_argument("--reuse", action="store_true", help="keep sweeps already finished in --out; run the rest")
     args = parser.parse_args()
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown or args.seeds < 1 or args.trials < 1 or args.steps < 8:
+    if unknown or args.seeds < 1 or args.trials < 1 or args.steps < 8 or args.confirm_seeds < 0:
         parser.error(
             f"unknown strategy {unknown[0]!r}; allowed: {', '.join(STRATEGIES)}"
             if unknown
-            else "--seeds and --trials must be >= 1, --steps >= 8"
+            else "--seeds and --trials must be >= 1, --steps >= 8, --confirm-seeds >= 0"
         )
 
     import ray
@@ -204,6 +253,9 @@ def main() -> None:
         exp, done = out / f"{st}-seed{seed}", out / f"{st}-seed{seed}.json"
         if args.reuse and done.exists():
             record = json.loads(done.read_text())
+            if space.confirm_seeds and "confirmed_median" not in record:
+                record.update(confirm_only(space, exp))
+                done.write_text(json.dumps(record))
         else:
             if exp.exists() and not args.reuse:
                 parser.exit(2, f"hpo_compare.py: error: {exp} exists: pass --reuse, or another --out\n")

@@ -249,6 +249,11 @@ class EvalConfig:
     gif_frames: int = _opt(
         40, "frames kept for plots/samples.gif (one per evaluation, thinned past this); 0 = no animation", ge=0
     )
+    plots: bool = _opt(
+        True,
+        "draw the final plots into <run>/plots/ (samples, marginals, diagnostics, curves, the animation): a few "
+        "seconds a run; a sweep of many short trials may skip them (`infgan evaluate RUN` draws the diagnostics later)",
+    )
 
 
 @dataclass(frozen=True)

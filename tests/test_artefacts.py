@@ -20,7 +20,7 @@ from infgan.train.board import SAMPLES_TAG
 from infgan.train.context import RunContext
 from infgan.train.loop import fit
 
-from conftest import TINY, set_args, stops_at, tiny
+from conftest import DRAWN, TINY, set_args, stops_at, tiny
 
 
 def quiet():
@@ -85,8 +85,7 @@ def board(run):
 
 
 def test_tensorboard_holds_each_evaluation_once_also_after_a_resume(tmp_path):
-
-    cfg = tiny()
+    cfg = tiny(*DRAWN)
     fit(cfg, tmp_path / "full", quiet())
     records = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     acc = board(tmp_path / "full")
@@ -107,10 +106,12 @@ def test_tensorboard_holds_each_evaluation_once_also_after_a_resume(tmp_path):
     assert frames["steps"].tolist() == [0, 4, 8, 12]
 
 
-def test_switched_off_there_is_no_tensorboard_and_no_animation(tmp_path):
-    fit(tiny("eval.tensorboard=false", "eval.gif_frames=0"), tmp_path / "r", quiet())
+def test_switched_off_there_is_no_tensorboard_no_animation_and_no_plot(tmp_path):
+    fit(tiny("eval.plots=true", "eval.tensorboard=false", "eval.gif_frames=0"), tmp_path / "r", quiet())
     assert not (tmp_path / "r" / "tensorboard").exists() and not (tmp_path / "r" / "plots" / "samples.gif").exists()
     assert (tmp_path / "r" / "plots" / "ks.png").is_file()
+    fit(tiny("eval.plots=false"), tmp_path / "bare", quiet())  # the generator, and nothing drawn
+    assert (tmp_path / "bare" / "generator.pt").is_file() and not list((tmp_path / "bare").rglob("*.png"))
 
 
 # Loads the exported file with infgan, torchsde and torchcde made unimportable.

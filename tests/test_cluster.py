@@ -38,7 +38,8 @@ TINY = {
     "data": {"size": 64, "t_size": 8},
     "train": {"batch_size": 8},
     "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2},
-    "eval": {"path_metrics": "off"},  # the path-level metrics train small models: seconds each
+    # The path-level metrics train small models, the plots take seconds to draw: off.
+    "eval": {"path_metrics": "off", "plots": False, "tensorboard": False, "gif_frames": 0},
 }
 
 

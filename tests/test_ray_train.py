@@ -16,12 +16,12 @@ import pytest
 from infgan.cli import main
 from infgan.train.checkpoint import checkpoints
 
-from conftest import ARTEFACTS, TINY, set_args
+from conftest import ARTEFACTS, DRAWN, TINY, set_args
 
 pytestmark = pytest.mark.ray  # every test here starts or joins Ray (and so is slow: see conftest)
 
 STEPS = 80  # long enough that a worker killed after the first checkpoint (step 20) dies mid-run
-RUN = [*TINY, f"train.steps={STEPS}", "eval.every=20", "checkpoint.every=20"]
+RUN = [*TINY, *DRAWN, f"train.steps={STEPS}", "eval.every=20", "checkpoint.every=20"]
 
 
 def read_metrics(run):

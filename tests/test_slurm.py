@@ -30,7 +30,7 @@ TINY = {
     "data": {"size": 64, "t_size": 8},
     "train": {"batch_size": 8},
     "model": {"hidden_size": 4, "mlp_size": 4, "initial_noise_size": 3, "noise_size": 2},
-    "eval": {"path_metrics": "off"},
+    "eval": {"path_metrics": "off", "plots": False, "tensorboard": False, "gif_frames": 0},  # seconds a run
 }
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ray, pytest.mark.slow]

@@ -19,7 +19,7 @@ from infgan.train.context import RunContext
 from infgan.train.loop import fit
 from infgan.train.state import init_state
 
-from conftest import ARTEFACTS, TINY, stops_at, tiny
+from conftest import ARTEFACTS, DRAWN, TINY, stops_at, tiny
 
 
 def quiet():
@@ -107,7 +107,7 @@ def test_non_finite_loss_stops_the_run_as_diverged(tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(loop, "train_step", nan_at_step_6)
     out = tmp_path / "r"
-    code = main(["train", "--out", str(out), "--no-progress", *sum((["--set", s] for s in TINY), [])])
+    code = main(["train", "--out", str(out), "--no-progress", *sum((["--set", s] for s in [*TINY, *DRAWN]), [])])
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("infgan: error: run diverged at step 6") and "Traceback" not in "".join(err)
@@ -127,7 +127,7 @@ def test_run_whose_every_evaluation_is_non_finite_ends_as_diverged(tmp_path, mon
 
     monkeypatch.setattr(loop.metrics, "quality_metrics", nan_metrics)
     out = tmp_path / "r"
-    code = main(["train", "--out", str(out), "--no-progress", *sum((["--set", s] for s in TINY), [])])
+    code = main(["train", "--out", str(out), "--no-progress", *sum((["--set", s] for s in [*TINY, *DRAWN]), [])])
     assert code == 1
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
@@ -176,7 +176,7 @@ def test_a_finished_run_extended_with_more_steps_ends_as_one_trained_straight_to
 @pytest.mark.slow
 def test_cli_run_writes_every_artefact_and_sample_writes_data_units(tmp_path):
     out, npz = tmp_path / "run", tmp_path / "s.npz"
-    sets = sum((["--set", s] for s in TINY), [])
+    sets = sum((["--set", s] for s in [*TINY, *DRAWN]), [])
     env_cmd = [sys.executable, "-m", "infgan", "train", "--out", str(out), *sets]
     proc = subprocess.run(env_cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -31,7 +31,7 @@ TINY_SPACE = {
             "train": {"batch_size": 8, "swa_start": 8, "generator_lr": 0.046},
             "loss": {"kind": "gan"},
             # Seconds per completed trial: only the sweep that tests them (`sweep`) turns them on.
-            "eval": {"path_metrics": "off"},
+            "eval": {"path_metrics": "off", "plots": False, "tensorboard": False, "gif_frames": 0},
         }
     },
     "samples": 5,
@@ -63,7 +63,7 @@ def rows(exp: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def sweep(ray_local, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tune")
-    overrides = {**TINY_SPACE["base"]["overrides"], "eval": {"path_metrics": "end"}}
+    overrides = {**TINY_SPACE["base"]["overrides"], "eval": {"path_metrics": "end"}}  # plots and TensorBoard too
     space = write_space(tmp, base={"overrides": overrides})
     wandb = ["--wandb", "offline"] if importlib.util.find_spec("wandb") else []
     code = main(["tune", str(space), "--name", "s", "--storage", str(tmp / "runs"), "--concurrency", "1", *wandb])

@@ -18,7 +18,7 @@ from infgan.tune.space import load_space
 from infgan.wandb.sweep_file import sweep_config
 from infgan.wandb.tracking import wandb_mode
 
-from conftest import TINY, set_args
+from conftest import DRAWN, TINY, set_args
 
 pytest.importorskip("wandb")
 from infgan.commands.compare import read_wandb_run
@@ -38,9 +38,9 @@ def same(a, b) -> bool:
 @pytest.mark.slow
 def test_offline_run_holds_config_metrics_plots_and_best_values(tmp_path):
     out = tmp_path / "run"
-    assert main(["train", "--out", str(out), "--wandb", "offline", "--no-progress", *set_args(TINY)]) == 0
+    assert main(["train", "--out", str(out), "--wandb", "offline", "--no-progress", *set_args([*TINY, *DRAWN])]) == 0
     (run,) = offline_runs(out / "wandb")
-    assert same(run["config"], to_dict(resolve(sets=TINY)))  # the keys of a config file
+    assert same(run["config"], to_dict(resolve(sets=[*TINY, *DRAWN])))  # the keys of a config file
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     logged = [h for h in run["history"] if "val/score" in h]
     assert [h["step"] for h in logged] == [r["step"] for r in records] == [0, 4, 8, 12]

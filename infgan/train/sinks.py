@@ -140,6 +140,8 @@ class Sinks:
             },
             run.generator_path,
         )
+        if not self.cfg.eval.plots:
+            return
         fake = self.evaluator.last_fake
         if fake is not None and bool(torch.isfinite(fake).all()):  # a diverged generator has nothing to show
             fake = dataset.denormalise(fake)

@@ -289,7 +289,7 @@ def run_sweep(
         if max_total_steps is None and _finished_trials(exp_dir) + results.num_errors < space.samples:
             # Tune's SIGINT handler (Ctrl-C, or SIGTERM above) saved the state and returned early.
             raise KeyboardInterrupt
-        if space.confirm_top and space.confirm_seeds and max_total_steps is None:
+        if space.confirm_top and space.confirm_seeds:  # (a budgeted sweep too: hpo_compare confirms)
             from infgan.tune.confirm import run_confirmation
 
             run_confirmation(space, exp_dir, limit, resources)
