@@ -295,7 +295,15 @@ def test_resume_after_the_driver_is_killed(ray_local, tmp_path, searcher, schedu
 
         log = str(storage / "k" / "optuna.log")
         study = optuna.load_study(study_name="k", storage=JournalStorage(JournalFileBackend(log)))
-        assert len([t for t in study.trials if t.state.is_finished()]) == 3  # one study across both drivers
+        # One study across both drivers: every trial of the sweep is in it, finished, and nothing else
+        # but a trial the killed driver started and told after Tune last saved its record (set aside
+        # on resume as an orphan; seen in CI once trials ended sooner).
+        told = [t.params for t in study.trials if t.state.is_finished()]
+        trials, orphans = (
+            [json.loads(p.read_text()) for p in (storage / "k" / part).glob("*/params.json")]
+            for part in ("trials", "orphans")
+        )
+        assert all(p in told for p in trials) and all(p in trials + orphans for p in told), (told, trials)
         # A trial the killed driver started after Tune last saved its record: set aside on resume.
         from infgan.tune.run import set_aside_orphans
 
@@ -305,7 +313,11 @@ def test_resume_after_the_driver_is_killed(ray_local, tmp_path, searcher, schedu
         assert len(rows_after := [d.name for d in (storage / "k" / "trials").iterdir()]) == 3, rows_after
     else:
         saved = json.loads((storage / "k" / "hyperband_state.json").read_text())
-        assert set(saved["state"]) == {r["trial_id"] for r in results}  # hyperband's record survived the kill
+        # Hyperband's record survived the kill: every trial of the sweep, and at most the trials set
+        # aside as orphans (started after Tune's last save; seen since trials end sooner).
+        orphans = {d.name for d in (storage / "k" / "orphans").glob("*")}
+        ids = {r["trial_id"] for r in results}
+        assert ids <= set(saved["state"]) <= ids | orphans, (saved["state"], orphans)
 
 
 def test_trials_with_two_ddp_workers_each(ray_local, tmp_path):
