@@ -285,6 +285,9 @@ def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
             "checkpoint.every=2",
             "train.device=cpu",
             "eval.path_metrics=off",  # this test is about the spaces' configs, not the metrics
+            # Drawing takes seconds a run: one space draws its plots (eight channels with gaps, a condition).
+            *([] if name == "weather_conditional" else ["eval.plots=false", "eval.tensorboard=false"]),
+            *([] if name == "weather_conditional" else ["eval.gif_frames=0"]),
         ]
     )
     summary = fit(resolve(merge(to_dict(cfg), small)), tmp_path / "run")

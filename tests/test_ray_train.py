@@ -21,7 +21,7 @@ from conftest import ARTEFACTS, DRAWN, TINY, set_args
 pytestmark = pytest.mark.ray  # every test here starts or joins Ray (and so is slow: see conftest)
 
 STEPS = 80  # long enough that a worker killed after the first checkpoint (step 20) dies mid-run
-RUN = [*TINY, *DRAWN, f"train.steps={STEPS}", "eval.every=20", "checkpoint.every=20"]
+RUN = [*TINY, f"train.steps={STEPS}", "eval.every=20", "checkpoint.every=20"]
 
 
 def read_metrics(run):
@@ -31,7 +31,7 @@ def read_metrics(run):
 @pytest.fixture(scope="module")
 def two_worker_run(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("ray") / "run"
-    code = main(["train", "--workers", "2", "--out", str(out), "--no-progress", *set_args(RUN)])
+    code = main(["train", "--workers", "2", "--out", str(out), "--no-progress", *set_args([*RUN, *DRAWN])])
     return code, out
 
 
@@ -70,8 +70,13 @@ def _kill_a_worker_after_first_checkpoint(out, killed, gcs_address):
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "checkpoints" / "step_000020" / "state.pt").exists():
         time.sleep(0.05)
-    # This test session's cluster by address: other Ray clusters may run on the machine.
-    workers = list_actors(address=gcs_address, filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    # This test session's cluster by address (other Ray clusters may run on the machine), and this
+    # driver's job (other test processes share the cluster).
+    import ray
+
+    job = ray.get_runtime_context().get_job_id()
+    mine = [("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE"), ("job_id", "=", job)]
+    workers = list_actors(address=gcs_address, filters=mine)
     if workers:
         os.kill(workers[-1].pid, signal.SIGKILL)
         killed.append(workers[-1].pid)
@@ -178,10 +183,6 @@ def test_sigterm_on_a_fresh_local_ray_saves_the_state_leaves_no_process_and_the_
         time.sleep(0.5)
     assert not _session_processes(proc.pid)
     # The resume on this session's Ray (the signal above went to a driver with a fresh local Ray).
-    address = ray_local.get_runtime_context().gcs_address
-    resumed = subprocess.run(
-        [*cmd, "--resume", "--address", address], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert main([*cmd[3:], "--resume"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 150 and summary["resumed_from"][0] >= 25
