@@ -149,7 +149,7 @@ def confirm_only(space, exp: Path) -> dict:
     from infgan.tune.confirm import run_confirmation
 
     with contextlib.redirect_stdout(sys.stderr):
-        run_confirmation(space, exp, 2, {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker})
+        run_confirmation(space, exp.resolve(), 2, {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker})
     return confirmation(space, exp)
 
 
