@@ -7,7 +7,7 @@
 Strategies (searcher + scheduler of `infgan tune`):
     random                  Optuna random search, every trial its full length
     tpe                     Optuna TPE, every trial its full length
-    tpe+asha                Optuna TPE with ASHA (infgan's default sweep)
+    tpe+asha                Optuna TPE with ASHA (the default sweep before docs/search.md)
     wandb-bayes+hyperband   W&B's Bayesian search with W&B's hyperband early stopping
     wandb-random            W&B's random search, every trial its full length
     pbt, pb2                Ray Tune's Population Based Training and PB2 over a population that
