@@ -147,9 +147,10 @@ def confirmation(space, exp: Path) -> dict:
 def confirm_only(space, exp: Path) -> dict:
     """Confirm the winner of a sweep an earlier run finished without confirming (`--reuse`)."""
     from infgan.tune.confirm import run_confirmation
+    from infgan.tune.run import trial_resources
 
     with contextlib.redirect_stdout(sys.stderr):
-        run_confirmation(space, exp.resolve(), 2, {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker})
+        run_confirmation(space, exp.resolve(), 2, trial_resources(space))
     return confirmation(space, exp)
 
 

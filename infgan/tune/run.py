@@ -217,9 +217,7 @@ def run_sweep(
             from infgan.wandb.trials import WandbTrials
 
             callbacks.append(WandbTrials(tracking, space, exp_dir, TRIALS))
-        resources: dict[str, float] = (
-            {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker} if space.workers_per_trial == 1 else {"cpu": 1}
-        )
+        resources = trial_resources(space)
         trainable = tune.with_resources(trainable, resources)
         # Save the experiment state at least every second (the default is every 10 s or more; a
         # save took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
@@ -294,6 +292,14 @@ def run_sweep(
 
             run_confirmation(space, exp_dir, limit, resources)
     return exp_dir
+
+
+def trial_resources(space: SearchSpace) -> dict[str, float]:
+    """What Tune reserves for one trial: its worker's CPUs and GPUs, or one CPU for the process that
+    drives a TorchTrainer of several workers (which reserve their own)."""
+    if space.workers_per_trial == 1:
+        return {"cpu": space.cpus_per_worker, "gpu": space.gpus_per_worker}
+    return {"cpu": 1}
 
 
 OPTUNA_FILE = "optuna.log"  # the Optuna study (journal file storage), for optuna.load_study and optuna-dashboard
