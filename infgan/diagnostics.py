@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
-from infgan.plots import FAKE, REAL, plt, save_figure
+from infgan.plots import FAKE, REAL, pyplot, save_figure
 
 # Variables (time points x channels) beyond which the correlation matrix takes every k-th time
 # point: a 64 x 10 path gives 640 variables, and a 640 x 640 image is still readable; more is not.
@@ -63,6 +62,8 @@ def path_norms(paths: torch.Tensor) -> np.ndarray:
 def ks_by_time(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, np.ndarray]:
     """Per (time, channel): `ks` and `p` of real vs generated, and `floor`, the statistic between
     two random halves of the real set (NaN where a side has fewer than 2 observations)."""
+    from scipy import stats  # here: scipy.stats takes about 0.5 s to import, and only the final plots need it
+
     r, f = _values(real), _values(fake)
     order = np.random.default_rng(seed).permutation(r.shape[0])
     half_a, half_b = r[order[: len(order) // 2]], r[order[len(order) // 2 :]]
@@ -86,7 +87,7 @@ def plot_correlation(real: torch.Tensor, fake: torch.Tensor, path: Path, names: 
     """Real and generated correlation matrices and their difference, channel blocks marked."""
     cr, cf = correlations(real), correlations(fake)
     times = correlation_times(real.size(1), real.size(-1) - 1)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.6))
     panels = (
         (cr, "real (held out)", "coolwarm", (-1, 1)),
         (cf, "generated", "coolwarm", (-1, 1)),
@@ -109,7 +110,7 @@ def plot_correlation(real: torch.Tensor, fake: torch.Tensor, path: Path, names: 
 def plot_norms(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[str]) -> None:
     """Histograms of each path's L2 norm over time (root mean square), per channel."""
     nr, nf = path_norms(real), path_norms(fake)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(names), figsize=(3.4 * len(names), 3), squeeze=False)
     for c, ax in enumerate(axes[0]):
         r, f = nr[:, c][np.isfinite(nr[:, c])], nf[:, c][np.isfinite(nf[:, c])]
         both = np.concatenate([r, f])
@@ -126,7 +127,7 @@ def plot_ks(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequence[
     """KS statistic (with its real-vs-real floor) and p-value against time, one line per channel."""
     found = ks_by_time(real, fake)
     t = real[0, :, 0].numpy()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    fig, (top, bottom) = pyplot().subplots(2, 1, figsize=(8, 5.5), sharex=True)
     for c, name in enumerate(names):
         line = top.plot(t, found["ks"][:, c], lw=1.2, label=name)[0]
         top.plot(t, found["floor"][:, c], lw=0.8, ls="--", color=line.get_color())

@@ -6,14 +6,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 REAL, FAKE = "tab:blue", "tab:orange"
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only; never needs a display), imported at first
+    use: it costs about 0.35 s of CPU in every process that imports the training loop (each Tune
+    trial and Ray Train worker), and most of those never draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_figure(fig: Any, path: Path) -> None:
@@ -21,7 +29,7 @@ def save_figure(fig: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def samples_figure(
@@ -29,7 +37,7 @@ def samples_figure(
 ) -> Any:
     """Real (observed points joined) and generated paths, one panel per channel, in data units."""
     channels = real.size(-1) - 1
-    fig, axes = plt.subplots(channels, 2, figsize=(10, 2.8 * channels), squeeze=False, sharey="row")
+    fig, axes = pyplot().subplots(channels, 2, figsize=(10, 2.8 * channels), squeeze=False, sharey="row")
     for c in range(channels):
         for ax, paths, colour, title in (
             (axes[c, 0], real, REAL, "real (held out)"),
@@ -67,7 +75,8 @@ def plot_marginals(
 ) -> None:
     """Histograms of real vs generated values at a few fractions of the time range, per channel."""
     channels, t_size = real.size(-1) - 1, real.size(1)
-    fig, axes = plt.subplots(channels, len(fractions), figsize=(3.2 * len(fractions), 2.6 * channels), squeeze=False)
+    size = (3.2 * len(fractions), 2.6 * channels)
+    fig, axes = pyplot().subplots(channels, len(fractions), figsize=size, squeeze=False)
     for c in range(channels):
         for j, frac in enumerate(fractions):
             i = min(t_size - 1, round(frac * (t_size - 1)))
@@ -91,7 +100,7 @@ def _curve(ax: Any, history: list[dict[str, Any]], key: str, label: str | None =
 
 def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Critic and generator losses, and mean real/fake critic scores, against the step."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(11, 3.5))
     for key in ("train/critic_loss", "train/generator_loss"):
         _curve(ax1, history, key)
     ax1.set_title("losses (diagnostic; not comparable across trials)")
@@ -107,7 +116,7 @@ def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
 
 def plot_score(history: list[dict[str, Any]], path: Path) -> None:
     """val/score and its parts against the step (log scale)."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = pyplot().subplots(figsize=(7, 3.8))
     for key in ("val/score", "val/marginal_w1", "val/marginal_ks", "val/cov_error"):
         _curve(ax, history, key)
     ax.set_yscale("log")
@@ -136,13 +145,13 @@ def plot_sweep(
             ("best_vs_steps.png", steps, "cumulative training steps (all trials)"),
             ("best_vs_time.png", [s / 60 for s in secs], "wall time since the first evaluation (min)"),
         ):
-            fig, ax = plt.subplots(figsize=(7, 4))
+            fig, ax = pyplot().subplots(figsize=(7, 4))
             ax.step(x, best, where="post")
             ax.set_xlabel(label)
             ax.set_ylabel(f"best {metric} so far")
             ax.set_title(f"{Path(sweep['name']).stem}: best {metric} so far")
             save_figure(fig, directory / name)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = pyplot().subplots(figsize=(8, 4.5))
     for t in trials:
         pts = [(r["step"], sign * s) for r, s in zip(t.records, t.scores) if np.isfinite(s)]
         if pts:
@@ -157,7 +166,7 @@ def plot_sweep(
     save_figure(fig, directory / "learning_curves.png")
     if importances:
         names = list(importances)[::-1]
-        fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
+        fig, ax = pyplot().subplots(figsize=(7, 0.5 * len(names) + 1.5))
         ax.barh(names, [importances[n] for n in names])
         ax.set_xlabel(f"importance for {metric} (fANOVA, Optuna)")
         save_figure(fig, directory / "param_importance.png")
@@ -172,7 +181,7 @@ def plot_comparison(
     their median with the 25th-75th percentile band. Values come lower-is-better; `sign` turns
     them back into the metric's own direction for the axis.
     """
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7.5, 4.5))
     for label, pts in curves.items():
         if isinstance(pts, dict):
             x = np.asarray(pts["steps"])
@@ -201,7 +210,7 @@ def plot_path_metrics(history: list[dict[str, Any]], path: Path) -> None:
     shown = [k for k in PATH_METRICS if any(k in r for r in history)]
     if not shown:
         return
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(shown), figsize=(3.6 * len(shown), 3.4), squeeze=False)
     for ax, key in zip(axes[0], shown):
         _curve(ax, history, key, "generated vs real")
         floor = next((r[f"{key}_floor"] for r in history if f"{key}_floor" in r), None)
@@ -216,7 +225,7 @@ def plot_path_metrics(history: list[dict[str, Any]], path: Path) -> None:
 def plot_evaluation(rows: Sequence[dict[str, Any]], correlations: dict[str, float], path: Path) -> None:
     """val/score against each path-level metric over a sweep's trials, with Spearman's rho and the floors."""
     keys = list(correlations)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(keys), figsize=(3.6 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         pts = [
             (r["val/score"], r[key]) for r in rows if key in r and np.isfinite(r[key]) and np.isfinite(r["val/score"])

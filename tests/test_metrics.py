@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from infgan.metrics import lags, quality_metrics
+from infgan.metrics.marginal import w1_and_ks
 
 
 def paths(values: torch.Tensor) -> torch.Tensor:
@@ -54,3 +57,16 @@ def test_non_finite_fakes_give_nan_score():
 def test_lags_are_powers_of_two_below_length():
     assert lags(64) == [0, 1, 2, 4, 8, 16, 32]
     assert lags(2) == [0, 1]
+
+
+def test_w1_and_ks_match_scipy_on_unequal_sizes_and_ties():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for i in range(100):
+        n, m = rng.integers(1, 200, size=2)
+        a, b = rng.normal(size=n), rng.standard_t(3, size=m) + rng.normal()
+        if i % 3 == 0:  # ties within and across the samples
+            a, b = np.round(a, 1), np.round(b, 1)
+        w1, ks = w1_and_ks(a, b)
+        assert w1 == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-9, abs=1e-12)
+        assert ks == pytest.approx(stats.ks_2samp(a, b).statistic, rel=1e-9)

@@ -25,7 +25,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
+
+
+def w1_and_ks(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Wasserstein-1 distance and Kolmogorov-Smirnov statistic between the empirical distributions
+    of two 1-D samples: the integral and the largest gap of |F_a - F_b| over the pooled values.
+
+    What scipy.stats' `wasserstein_distance` and `ks_2samp(...).statistic` give (tested against
+    them); written here because importing scipy.stats costs about 0.5 s of CPU in every process
+    that trains (each Tune trial and Ray Train worker), for two sorts.
+    """
+    a, b = np.sort(a), np.sort(b)
+    pooled = np.sort(np.concatenate([a, b]))
+    gap = np.abs(np.searchsorted(a, pooled, side="right") / a.size - np.searchsorted(b, pooled, side="right") / b.size)
+    return float(np.sum(gap[:-1] * np.diff(pooled))), float(gap.max())
 
 
 def lags(t_size: int) -> list[int]:
@@ -63,8 +76,7 @@ def quality_metrics(
             rv = r[:, t, c][~np.isnan(r[:, t, c])]
             fv = f[:, t, c][~np.isnan(f[:, t, c])]
             if rv.size and fv.size:
-                w1[t, c] = stats.wasserstein_distance(rv, fv)
-                ks[t, c] = stats.ks_2samp(rv, fv).statistic
+                w1[t, c], ks[t, c] = w1_and_ks(rv, fv)
     cov = np.abs(_lag_covariances(r, t_size) - _lag_covariances(f, t_size))  # (lags, channels, channels)
     out = {
         "val/marginal_w1": float(np.nanmean(w1)),

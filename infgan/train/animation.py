@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from infgan.atomic import atomic_write
-from infgan.plots import FAKE, REAL, plt, spread
+from infgan.plots import FAKE, REAL, pyplot, spread
 
 FRAME_PATHS = 16  # generated paths drawn in each frame
 FPS = 4
@@ -74,7 +73,7 @@ class FrameCanvas:
 
     def __init__(self, real: torch.Tensor, names: Sequence[str], time_unit: str):
         channels = len(names)
-        self.fig, axes = plt.subplots(channels, 2, figsize=(8, 2.1 * channels + 0.5), squeeze=False, sharey="row")
+        self.fig, axes = pyplot().subplots(channels, 2, figsize=(8, 2.1 * channels + 0.5), squeeze=False, sharey="row")
         self.lines: list[list] = []
         times = real[..., 0].numpy()
         for c in range(channels):
@@ -100,6 +99,8 @@ class FrameCanvas:
         self.axes = axes
         self.title = self.fig.suptitle(" ", animated=True)
         self.fig.tight_layout()
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         self.canvas = FigureCanvasAgg(self.fig)  # what plots.py's Agg backend gives every figure
         self.canvas.draw()  # the fixed part, once
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
@@ -120,7 +121,7 @@ class FrameCanvas:
         return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
     def close(self) -> None:
-        plt.close(self.fig)
+        pyplot().close(self.fig)
 
 
 def write_gif(

@@ -187,11 +187,9 @@ def plot_lineage(exp_dir: Path, out: Path, paths: list[str]) -> Path | None:
     events = lineage(exp_dir)
     if not events or not paths:
         return None
-    import matplotlib
+    from infgan.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(paths), 1, figsize=(8, 2.6 * len(paths)), squeeze=False, sharex=True)
     members = sorted({e["trial"] for e in events})
     ends: dict[str, int] = {}
