@@ -248,7 +248,9 @@ def main() -> None:
         parser.exit(2, f"hpo_compare.py: error: {e}\n")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ray.init(address="local", num_cpus=2, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}, log_to_driver=False)
+    from infgan.cluster import local_init_args
+
+    ray.init(**local_init_args(num_cpus=2), log_to_driver=False)
     records = []
     for (st, seed), (space, budget) in spaces.items():  # seed-major: every strategy's first seed first
         exp, done = out / f"{st}-seed{seed}", out / f"{st}-seed{seed}.json"

@@ -85,22 +85,14 @@ def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: flo
             )
         yield
         return
-    env = {"env_vars": {"OMP_NUM_THREADS": "1"}}  # tiny tensors: one intra-op thread per worker
     watchdog = None
     if address is None:
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            runtime_env=env,
-            log_to_driver=True,
-        )
+        ray.init(**local_init_args(num_cpus), log_to_driver=True)
         watchdog = _watchdog(ray)
     else:
         check_address(address, timeout_s)
         try:
-            ray.init(address=address, runtime_env=env, log_to_driver=True)
+            ray.init(address=address, runtime_env=worker_env(address), log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as e:
             if _refused_token(e):
                 raise ConfigError(
@@ -115,6 +107,40 @@ def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: flo
         ray.shutdown()
         if watchdog is not None:
             watchdog.release()
+
+
+def worker_env(address: str | None = None, api_server: str | None = None) -> dict[str, Any]:
+    """The runtime environment of every worker: one intra-op thread (tiny tensors), and where this
+    cluster's State API is.
+
+    Ray's State API, asked from inside a worker, looks for the cluster in RAY_ADDRESS, else in
+    /tmp/ray/ray_current_cluster: the last cluster `ray start` began on that machine, which may be
+    another one or a dead one. Ray Train's PlacementGroupCleaner asks it every second whether the
+    run's controller lives; pointed at a dead cluster each question hung for its 10 s timeout, the
+    cleaner watched nothing, and every Ray Train run waited 12 s at its end for it to stop.
+    """
+    env = {"OMP_NUM_THREADS": "1"}
+    if api_server:
+        env["RAY_API_SERVER_ADDRESS"] = api_server
+    elif address and address != "auto" and "://" not in address:
+        env["RAY_ADDRESS"] = address
+    return {"env_vars": env}
+
+
+def local_init_args(num_cpus: int | None = None) -> dict[str, Any]:
+    """`ray.init` arguments of a fresh local instance: its dashboard (and State API) on loopback at a
+    port chosen here, so that its workers can be told where it is (`worker_env`)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return {
+        "address": "local",
+        "num_cpus": num_cpus,
+        "include_dashboard": True,
+        "dashboard_host": "127.0.0.1",
+        "dashboard_port": port,
+        "runtime_env": worker_env(api_server=f"http://127.0.0.1:{port}"),
+    }
 
 
 def _watchdog(ray: Any) -> Any:

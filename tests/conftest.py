@@ -78,14 +78,9 @@ def tiny_cfg() -> Config:
 def ray_local():
     """One local Ray for the whole test session (2 CPUs, one thread per worker)."""
     ray = pytest.importorskip("ray")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
-        log_to_driver=False,
-    )
+    from infgan.cluster import local_init_args
+
+    ray.init(**local_init_args(num_cpus=2), log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -140,6 +140,23 @@ def test_requests_that_do_not_fit_are_refused(ray_local, tmp_path, capsys):
     assert time.time() - start < 60  # refused, not queued behind resources that never come
 
 
+def test_a_workers_state_api_finds_its_own_cluster(ray_local):
+    # Inside a worker Ray's State API looks for the cluster in RAY_ADDRESS, else in the last cluster
+    # `ray start` began on the machine (/tmp/ray/ray_current_cluster), which a local instance never
+    # is: Ray Train's PlacementGroupCleaner then hung on every lookup and each run waited 12 s at its end.
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def nodes() -> list[str]:
+        from ray.util.state import list_nodes
+
+        return [n.node_id for n in list_nodes(timeout=10, raise_on_missing_output=False)]
+
+    start = time.time()
+    assert ray.get(nodes.remote(), timeout=60) == [ray.get_runtime_context().get_node_id()]
+    assert time.time() - start < 30  # not one lookup timed out
+
+
 def _session_processes(sid: int) -> list[str]:
     """Processes of one session: Ray's daemons stay in the session of the driver that started them."""
     out = subprocess.run(["ps", "-eo", "pid,sid,comm"], capture_output=True, text=True).stdout
@@ -170,9 +187,7 @@ def test_sigterm_on_a_fresh_local_ray_saves_the_state_leaves_no_process_and_the_
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-3000:]
-    # The driver's own lines (Ray prefixes its workers' output with "(Name pid=N)"; with other Ray
-    # instances on the machine, as in this test session, Ray Train's PlacementGroupCleaner logs a
-    # traceback of its own there).
+    # The driver's own lines (Ray prefixes its workers' output with "(Name pid=N)").
     driver = "\n".join(line for line in stderr.splitlines() if " pid=" not in line)
     assert "SIGTERM received" not in driver and "Traceback" not in driver, driver[-3000:]
     assert stderr.strip().splitlines()[-1] == f"interrupted; continue with: infgan train --out {out} --resume"
