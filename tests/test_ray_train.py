@@ -174,9 +174,10 @@ def test_sigterm_on_a_fresh_local_ray_saves_the_state_leaves_no_process_and_the_
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, "-m", "infgan", "train", "--workers", "1", "--out", str(out), "--no-progress"]
-    # Long enough to be signalled mid-run after the first checkpoint (the test looks every 0.2 s; 125
-    # steps are left), short enough that the resumed run finishes quickly (1000 steps took 87 s).
-    run = set_args([*TINY, "train.steps=150", "eval.every=25", "checkpoint.every=25"])
+    # Long enough to be signalled mid-run after the first checkpoint (the test looks every 0.2 s; 475
+    # steps, about 5 s, are left: with 125 left, a run once ended before the signal reached it),
+    # short enough that the resumed run finishes quickly.
+    run = set_args([*TINY, "train.steps=500", "eval.every=25", "checkpoint.every=25"])
     proc = subprocess.Popen(
         [*cmd, *run], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
@@ -200,4 +201,4 @@ def test_sigterm_on_a_fresh_local_ray_saves_the_state_leaves_no_process_and_the_
     # The resume on this session's Ray (the signal above went to a driver with a fresh local Ray).
     assert main([*cmd[3:], "--resume"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["steps"] == 150 and summary["resumed_from"][0] >= 25
+    assert summary["status"] == "completed" and summary["steps"] == 500 and summary["resumed_from"][0] >= 25
