@@ -103,6 +103,25 @@ def trial(name: str, config: dict | None = None) -> SimpleNamespace:
     return SimpleNamespace(trial_id=name, config=config or {})
 
 
+def test_the_first_points_go_first_and_the_engine_fills_what_they_leave_out(tmp_path):
+    sp = space(
+        base={"overrides": {"train": {"generator_lr": 0.05}, "loss": {"kind": "wgan_gp"}}},
+        points=[{"model.initial_scale": 1.5}],
+    )
+    first = sp.first_points()
+    searcher = WandbSearch(engine_config(sweep_config(sp, "bayes")), sp, first)
+    proposals = [searcher.suggest("t0")]
+    searcher.save(str(tmp_path / "searcher.pkl"))  # a driver killed here: the next point is not lost
+    resumed = WandbSearch(engine_config(sweep_config(sp, "bayes")), sp)
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    proposals += [resumed.suggest("t1"), resumed.suggest("t2")]
+    for point, got in zip(first, proposals):
+        assert {k: got[k] for k in point} == point
+        assert set(got) == {p.path for p in sp.params}  # the engine filled the rest
+    assert first[0]["train.generator_lr"] == 0.05 and first[1]["model.initial_scale"] == 1.5
+    assert proposals[2]["train.generator_lr"] != 0.05  # then the engine's own proposals
+
+
 def test_hyperband_stops_a_hopeless_trial_and_keeps_a_good_one(tmp_path):
     sp = space()
     state = tmp_path / "hyperband_state.json"
@@ -142,12 +161,13 @@ def test_a_missing_engine_is_one_line_and_exit_2_before_ray(tmp_path, capsys, mo
     monkeypatch.setitem(sys.modules, "sweeps", None)  # import sweeps now raises ImportError
     code = main(["tune", "--searcher", "wandb-bayes", "--name", "x", "--storage", str(tmp_path)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "pip install 'infgan[wandb]'" in err and len(err.splitlines()) == 1
+    assert code == 2 and "pip install 'sweeps>=0.2'" in err and len(err.splitlines()) == 1
     assert not Path(tmp_path / "x").exists()  # nothing was started or written
 
 
 def test_nothing_imports_sweeps_or_wandb_unless_asked(tmp_path):
     code = f"""
+import dataclasses
 import sys
 from pathlib import Path
 from infgan.cli import main
@@ -155,7 +175,7 @@ from infgan.tune.run import make_searcher, space_record
 from infgan.tune.schedulers import SCHEDULERS
 from infgan.tune.space import load_space
 from infgan.wandb.sweep_file import sweep_config
-sp = load_space(None)
+sp = dataclasses.replace(load_space(None), searcher="tpe", scheduler="asha")  # Optuna's and Ray's
 make_searcher(sp, Path({str(tmp_path)!r}), True, None)
 SCHEDULERS[sp.scheduler].build(sp, Path({str(tmp_path)!r}), None)
 sweep_config(sp)

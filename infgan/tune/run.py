@@ -325,7 +325,7 @@ def make_searcher(space: SearchSpace, exp_dir: Path, first_points: bool, sweep: 
         from infgan.wandb.engine import WandbSearch
 
         assert sweep is not None
-        return WandbSearch(sweep, space)
+        return WandbSearch(sweep, space, space.first_points() if first_points else None)
     from optuna.samplers import RandomSampler, TPESampler
 
     from infgan.tune.search import PruningOptunaSearch

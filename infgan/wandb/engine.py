@@ -46,7 +46,7 @@ TIME_ATTR = "step"
 
 
 def import_sweeps() -> Any:
-    """`sweeps`, or a clear error naming the extra that installs it."""
+    """`sweeps`, or a clear error saying how to install it (it is one of infgan's dependencies)."""
     try:
         with warnings.catch_warnings():
             # sweeps 0.2.0 declares a pydantic-v1 config key; pydantic 2 warns on import.
@@ -54,7 +54,7 @@ def import_sweeps() -> Any:
             import sweeps
     except ImportError:
         raise ConfigError(
-            "the wandb-* searchers and wandb-hyperband need W&B's sweep engine: pip install 'infgan[wandb]'"
+            "the wandb-* searchers and wandb-hyperband need W&B's sweep engine, missing here: pip install 'sweeps>=0.2'"
         ) from None
     return sweeps
 
@@ -158,15 +158,22 @@ class _Seeded:
 
 
 class WandbSearch(Searcher):
-    """Ray Tune searcher that asks W&B's sweep engine (`method: bayes` or `random`) for each trial."""
+    """Ray Tune searcher that asks W&B's sweep engine (`method: bayes` or `random`) for each trial.
 
-    def __init__(self, sweep: Mapping[str, Any], space: SearchSpace):
+    `points` (the space's first points: the base config's own values, then its `points:`) go first,
+    as Optuna's `points_to_evaluate` do: W&B's engine has no such notion, so each is laid over the
+    engine's own proposal (which fills the parameters a point leaves out) and the engine then learns
+    from it as from any run.
+    """
+
+    def __init__(self, sweep: Mapping[str, Any], space: SearchSpace, points: list[dict[str, Any]] | None = None):
         super().__init__(metric=space.metric, mode=space.mode)
         import_sweeps()
         self.sweep = dict(sweep)
         self.params = {p.path: p for p in space.params}
         self.seed = space.seed
         self.runs = _Runs(space.metric)
+        self.points = [dict(p) for p in points or []]
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         sweeps = import_sweeps()
@@ -176,6 +183,8 @@ class WandbSearch(Searcher):
         if proposal is None:  # a finished grid; infgan writes bayes and random sweeps only
             return Searcher.FINISHED  # type: ignore[return-value]  # Ray's own sentinel, a str
         config = {k: _plain(self.params[k], spec["value"]) for k, spec in proposal.config.items() if k in self.params}
+        if self.points:
+            config.update(self.points.pop(0))
         self.runs.config[trial_id] = config
         self.runs.state[trial_id] = "running"
         return config
@@ -190,13 +199,14 @@ class WandbSearch(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
-            pickle.dump({"sweep": self.sweep, "seed": self.seed, "runs": self.runs.as_dict()}, f)
+            pickle.dump({"sweep": self.sweep, "seed": self.seed, "runs": self.runs.as_dict(), "points": self.points}, f)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             saved = pickle.load(f)
         self.sweep, self.seed = saved["sweep"], saved["seed"]
         self.runs.load(saved["runs"])
+        self.points = list(saved.get("points", []))
 
 
 class WandbHyperband(FIFOScheduler):
