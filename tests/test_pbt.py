@@ -121,3 +121,18 @@ def test_a_member_restored_to_other_parameters_than_its_last_record_says_so(tmp_
     last = lineage(tmp_path)[-1]
     assert (last["step"], last["donor"], last["restored"]) == (8, None, True)
     assert current_params(tmp_path)["m"] == {"train.generator_lr": 0.01}
+
+
+def test_importances_take_a_member_whose_explored_value_passed_its_bound_by_rounding(tmp_path):
+    pytest.importorskip("optuna")
+    from infgan.tune.report import TrialResult, _importances
+
+    lr = {"path": "train.generator_lr", "type": "loguniform", "low": 1e-3, "high": 0.1, "log": True}
+    sweep = {"distributions": [lr]}
+    lrs = [0.002, 0.01, 0.05, float(torch.tensor(0.1, dtype=torch.float32))]  # PB2 once explored 0.10000000149
+    trials = [
+        TrialResult(f"t{i}", tmp_path, {"train.generator_lr": lr}, [{"step": 4}], "completed", 1.0, [1.0 / (i + 1)])
+        for i, lr in enumerate(lrs)
+    ]
+    assert lrs[-1] > 0.1
+    assert set(_importances(sweep, trials)) == {"train.generator_lr"}  # it raised ValueError before

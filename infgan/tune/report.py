@@ -319,10 +319,17 @@ def _importances(sweep: dict[str, Any], trials: list[TrialResult]) -> dict[str, 
             return IntDistribution(int(spec["low"]), int(spec["high"]), log=spec["log"])
         return FloatDistribution(spec["low"], spec["high"], log=spec["type"] == "loguniform" or spec["log"])
 
+    def inside(spec: dict[str, Any], value: Any) -> Any:
+        # A value PBT or PB2 explored can pass its bound by float32 rounding (0.1 -> 0.10000000149),
+        # which Optuna refuses outright.
+        if spec["type"] == "choice" or not isinstance(value, (int, float)):
+            return value
+        return min(max(value, spec["low"]), spec["high"])
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize")
     for t in usable:
-        params = {k: v for k, v in t.params.items() if k in specs}
+        params = {k: inside(specs[k], v) for k, v in t.params.items() if k in specs}
         study.add_trial(
             optuna.trial.create_trial(params=params, distributions={k: dist(specs[k]) for k in params}, value=t.best)
         )
