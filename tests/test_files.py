@@ -394,12 +394,13 @@ def test_unreadable_times_are_refused_or_dropped(tmp_path, capsys, bad):
     assert len(storms["A"].times) == 3 and storms["A"].values[:, 0].tolist() == [1.0, 3.0, 4.0]
 
 
-def test_numeric_times_with_an_empty_cell_are_dropped_under_the_policy(tmp_path):
-    frame = pd.DataFrame({"id": ["a"] * 5, "t": [0.0, 1.0, np.nan, 3.0, 4.0], "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
+@pytest.mark.parametrize("bad, message", [(np.nan, "is empty"), (np.inf, "'inf' is not finite")])
+def test_numeric_times_with_an_empty_or_infinite_cell_are_dropped_under_the_policy(tmp_path, bad, message):
+    frame = pd.DataFrame({"id": ["a"] * 5, "t": [0.0, 1.0, bad, 3.0, 4.0], "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
     path = tmp_path / "n.csv"
     frame.to_csv(path, index=False)
     cfg = tiny("data.dataset=csv", f"data.path={path}", "data.time_column=t", "data.id_column=id")
-    with pytest.raises(Exception, match="row 4: the time is empty"):
+    with pytest.raises(Exception, match=f"row 4: the time {message}"):
         read_file(cfg.data, str(path))
     dropped = read_file(
         resolve(

@@ -236,7 +236,7 @@ def _bad_time_rows(frame, column: str) -> np.ndarray:
     col = frame[column]
     numbers = pd.to_numeric(col, errors="coerce")
     if numbers.notna().mean() >= 0.5:
-        return numbers.isna().to_numpy()
+        return ~np.isfinite(numbers.to_numpy(dtype=np.float64))  # empty, unreadable or infinite ("inf")
     stamps = _dates(col)  # every value readable in one format: only empty cells are bad
     if stamps is None:  # else the format that reads the most of them
         with warnings.catch_warnings():
@@ -249,8 +249,10 @@ def _bad_time_rows(frame, column: str) -> np.ndarray:
 
 
 def apply_bad_times(cfg: DataConfig, frame, source: str):
-    """The frame without its rows of unreadable or empty times under `data.bad_times: drop`; a
-    one-line refusal naming the first such row and the policy under `error`."""
+    """The frame without its rows of unreadable, empty or infinite times under `data.bad_times: drop`;
+    a one-line refusal naming the first such row and the policy under `error`."""
+    import pandas as pd
+
     if not cfg.time_column:
         return frame
     bad = _bad_time_rows(frame, cfg.time_column)
@@ -260,7 +262,12 @@ def apply_bad_times(cfg: DataConfig, frame, source: str):
         return frame.loc[~bad].reset_index(drop=True)
     row = int(np.flatnonzero(bad)[0])
     value = frame[cfg.time_column].iloc[row]
-    what = "is empty" if value is None or value != value or not str(value).strip() else f"{str(value)!r} cannot be read"
+    if value is None or value != value or not str(value).strip():
+        what = "is empty"
+    elif pd.to_numeric(pd.Series([value]), errors="coerce").abs().iloc[0] == np.inf:
+        what = f"{str(value)!r} is not finite"
+    else:
+        what = f"{str(value)!r} cannot be read"
     raise DataError(
         f"{source}: column {cfg.time_column!r} (data.time_column) row {row + 2}: the time {what} "
         f"({int(bad.sum())} such rows); data.bad_times: drop drops them (default: error)"
