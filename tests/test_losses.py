@@ -93,6 +93,53 @@ def test_fakes_take_the_gaps_of_their_real_pairs():
     assert not torch.allclose(with_gaps, kernel(fake, Batch(coeffs), Shard(), seed=0))
 
 
+def direct_fdm(fake: torch.Tensor, real: torch.Tensor, cfg, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """fdm's loss point by point: for each pair of times, (X_0, X_s, X_t - X_s) standardised by the
+    real points' spreads, the kernel of every two
+    generated points (i != j) less twice that of every generated and real one, averaged."""
+    total = torch.zeros((), dtype=fake.dtype)
+    floor = 0.1 * real[..., 1:].reshape(-1, real.size(-1) - 1).std(dim=0).repeat(3)
+    for a, b in zip(s.tolist(), t.tolist(), strict=True):
+
+        def point(p, i):
+            return torch.cat([p[i, 0, 1:], p[i, a, 1:], p[i, b, 1:] - p[i, a, 1:]])
+
+        ys = torch.stack([point(real, j) for j in range(real.size(0))])
+        scale = cfg.sig_scale / torch.maximum(ys.std(dim=0), floor)
+        xs = [point(fake, i) * scale for i in range(fake.size(0))]
+        ys = [y * scale for y in ys]
+
+        def k(u, v):
+            d = (u - v).square().sum()
+            if cfg.fdm_kernel == "energy":
+                return -torch.sqrt(d + 1e-12)
+            return torch.exp(-d / (cfg.sig_sigma * (real.size(-1) - 1)))
+
+        m, n = len(xs), len(ys)
+        same = sum(k(xs[i], xs[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+        total = total + same - 2 * sum(k(x, y) for x in xs for y in ys) / (m * n)
+    return total / s.numel()
+
+
+@pytest.mark.parametrize("sets", [[], ["loss.fdm_kernel=energy"], ["loss.sig_scale=0.7", "loss.sig_sigma=2"]])
+def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
+    cfg = resolve(sets=["loss.fdm_pairs=5", *sets]).loss
+    loss = losses.build(cfg)
+    g = torch.Generator().manual_seed(0)
+    fake = torch.cat([paths(6, 7, 0)[..., :1], torch.randn(6, 7, 2, generator=g, dtype=torch.float64)], -1)
+    fake.requires_grad_(True)
+    real = paths(9, 7, 1)
+    real = torch.cat([real, real[..., 1:] * 0.5 + 0.1 * torch.randn(9, 7, 1, generator=g, dtype=torch.float64)], -1)
+    got = loss.objective(fake, Batch(real), Shard(), seed=3)
+    s, t = loss.pairs(7, 3)
+    want = direct_fdm(fake, real, cfg, s, t)
+    (g_got,) = torch.autograd.grad(got, fake)
+    (g_want,) = torch.autograd.grad(want, fake)
+    assert torch.allclose(got, want, rtol=1e-9, atol=1e-12), (got, want)
+    assert torch.allclose(g_got, g_want, rtol=1e-7, atol=1e-10)
+    assert g_got[..., 1:].abs().sum() > 0
+
+
 SETTINGS = {"sig_score": ["data.t_size=64"], "fdm": ["data.t_size=16"]}
 
 
