@@ -99,14 +99,14 @@ def direct_fdm(fake: torch.Tensor, real: torch.Tensor, cfg, s: torch.Tensor, t: 
     generated points (i != j) less twice that of every generated and real one, averaged."""
     total = torch.zeros((), dtype=fake.dtype)
     floor = 0.1 * real[..., 1:].reshape(-1, real.size(-1) - 1).std(dim=0).repeat(3)
+
+    def point(p, i, a, b):
+        return torch.cat([p[i, 0, 1:], p[i, a, 1:], p[i, b, 1:] - p[i, a, 1:]])
+
     for a, b in zip(s.tolist(), t.tolist(), strict=True):
-
-        def point(p, i):
-            return torch.cat([p[i, 0, 1:], p[i, a, 1:], p[i, b, 1:] - p[i, a, 1:]])
-
-        ys = torch.stack([point(real, j) for j in range(real.size(0))])
+        ys = torch.stack([point(real, j, a, b) for j in range(real.size(0))])
         scale = cfg.sig_scale / torch.maximum(ys.std(dim=0), floor)
-        xs = [point(fake, i) * scale for i in range(fake.size(0))]
+        xs = [point(fake, i, a, b) * scale for i in range(fake.size(0))]
         ys = [y * scale for y in ys]
 
         def k(u, v):
