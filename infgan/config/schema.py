@@ -1,0 +1,301 @@
+"""What a run's config holds: frozen dataclasses whose defaults are the default run, each field
+with its help text and allowed values (`_opt`), the presets' names, and `ConfigError`.
+
+Nothing here reads input; `infgan.config.values` checks values against these fields and
+`infgan.config.sources` layers the files, presets and `--set` items that override them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from infgan.train.losses import KINDS as LOSS_KINDS
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message is one line for the user.
+
+    Control characters that came in with the input (a key named "\\n" in a YAML file) are shown
+    escaped, so the message stays one line whatever the input held.
+    """
+
+    def __init__(self, message: object = "", *args: object):
+        text = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(message))
+        super().__init__(text, *args)
+
+
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    pattern: str | None = None,
+    critic: bool = False,
+) -> Any:
+    """A config field with its documentation and the values it allows; `critic`: it concerns the CDE
+    critic only, and a loss kind without one refuses it."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt, "pattern": pattern, "critic": critic}
+    return field(default=default, metadata=meta)
+
+
+DATASETS = (
+    "ou",
+    "gauss",
+    "trunc_gauss",
+    "cauchy",
+    "uniform",
+    "csv",
+    "parquet",
+    "npz",
+    "geolife",
+    "goog",
+    "stocks",
+    "weather",
+)
+SYNTHETIC = ("ou", "gauss", "trunc_gauss", "cauchy", "uniform")  # generated, not read
+FILE_DATASETS = ("csv", "parquet", "npz")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = _opt(
+        "ou",
+        "which data: ou (synthetic), random walks with gauss/trunc_gauss/cauchy/uniform increments (synthetic), "
+        "a csv/parquet/npz file at data.path, GeoLife trajectories (a directory at data.path), or goog/stocks/weather",
+        choices=DATASETS,
+    )
+    path: str = _opt("", "data file, for dataset csv, parquet or npz; for geolife, the extracted directory")
+    time_column: str = _opt("", "column of observation times (numbers or dates); empty = the row number")
+    id_column: str = _opt("", "column naming the series each row belongs to; empty = one long series")
+    columns: tuple[str, ...] = _opt((), "channels to model; empty = every numeric column but time and id")
+    t_size: int = _opt(64, "time points per series (files: window length, the longest series kept)", ge=2)
+    stride: int = _opt(0, "files: rows between the starts of consecutive windows; 0 = t_size (no overlap)", ge=0)
+    size: int = _opt(8192, "number of series or windows (train + held-out); files: an upper bound", ge=4)
+    val_fraction: float = _opt(0.125, "fraction of series held out for the quality metrics", gt=0, lt=1)
+    split: str = _opt(
+        "blocks",
+        "files: what is held out: whole series, or contiguous blocks of a single series (blocks), or random "
+        "windows, which overlap the training ones when data.stride < data.t_size (windows, TimeGAN's protocol)",
+        choices=("blocks", "windows"),
+    )
+    missing_rate: float = _opt(
+        0.3, "synthetic data only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1
+    )
+    dims: int = _opt(1, "random walks (gauss, trunc_gauss, cauchy, uniform): dimensions of each path", ge=1)
+    scale: float = _opt(
+        1.0,
+        "random walks: increment scale (gauss: std, trunc_gauss: std before truncation, cauchy: scale, "
+        "uniform: half-width)",
+        gt=0,
+    )
+    truncation: float = _opt(2.0, "trunc_gauss: increments truncated to +-truncation * scale", gt=0)
+    correlation: float = _opt(
+        0.0, "random walks: correlation between the dimensions of one increment (Gaussian copula)", gt=-1, lt=1
+    )
+    duplicate_times: str = _opt(
+        "error",
+        "files: what to do with several rows of one series at the same time: refuse the file, keep the first or "
+        "the last row, or average them (per channel, over the values present)",
+        choices=("error", "first", "last", "mean"),
+    )
+    bad_times: str = _opt(
+        "error",
+        "files: what to do with rows whose time (data.time_column) is empty or cannot be read: refuse the file, "
+        "or drop those rows",
+        choices=("error", "drop"),
+    )
+    split_gap: float = _opt(
+        600.0, "geolife: a recording is cut into trips where points are this many seconds apart", gt=0
+    )
+    resample: float = _opt(
+        0.0, "geolife: interpolate each trip onto a regular grid of this many seconds; 0 = keep its own times", ge=0
+    )
+    modes: tuple[str, ...] = _opt((), "geolife: keep only trips of these transport modes (labels.txt); empty = all")
+    condition_columns: tuple[str, ...] = _opt(
+        (),
+        "static per-series columns (numeric or categorical) the generator and critic are conditioned on; files "
+        "with data.id_column, weather (origin) or geolife (mode, user); empty = unconditional",
+    )
+    conditional: bool = _opt(
+        True, "condition on data.condition_columns (false: the same data, unconditioned; a search-space switch)"
+    )
+    transform: tuple[str, ...] = _opt(
+        (),
+        "per-channel value transform before normalisation: none, log, log_return, relative, diff, or high/low "
+        "(OHLC bars); "
+        "one for all channels, one per channel, or CHANNEL=KIND entries; empty = none",
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    initial_noise_size: int = _opt(5, "size of the generator's initial noise", ge=1)
+    noise_size: int = _opt(3, "number of Brownian motions driving the generator SDE", ge=1)
+    hidden_size: int = _opt(16, "hidden state size of both the SDE and the CDE", ge=1)
+    mlp_size: int = _opt(16, "width of every MLP", ge=1)
+    num_layers: int = _opt(1, "hidden layers of every MLP", ge=1)
+    # Why off by default: for models this small, plain backpropagation through the solver is
+    # about 2x faster than the adjoint (benchmarks/train_speed.py); the adjoint saves memory.
+    adjoint: bool = _opt(False, "backpropagate with the reversible Heun adjoint (else through the solver)")
+    dt: float = _opt(1.0, "solver step, in the data's time units", gt=0)
+    unit_time: bool = _opt(
+        False, "vector fields of both models see time divided by the path's last time (in [0, 1]), not raw"
+    )
+    initial_scale: float = _opt(3.0, "multiplier on the generator's initial-MLP weights at init", gt=0)
+    field_scale: float = _opt(0.5, "multiplier on the generator's drift/diffusion weights at init", gt=0)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = _opt(
+        "fdm",
+        "what the generator is trained on: a CDE critic's adversarial loss (gan, wgan_clip, wgan_gp), or a "
+        "kernel score against each real batch with no critic: the signature kernel's (sig_score) or that of "
+        "pairs of times (fdm)",
+        choices=tuple(LOSS_KINDS),
+    )
+    gp_weight: float = _opt(10.0, "gradient-penalty weight (wgan_gp only)", ge=0, critic=True)
+    sig_weight: float = _opt(
+        0.0,
+        "adversarial kinds: weight of the signature-kernel score added to the generator's loss (0 = none)",
+        ge=0,
+        critic=True,
+    )
+    sig_kernel: str = _opt("rbf", "signature kernel's static kernel on path points", choices=("rbf", "linear"))
+    sig_sigma: float = _opt(
+        1.0, "RBF kernel's scale per data channel (sig_score, fdm): exp(-|a - b|^2 / (sig_sigma * channels))", gt=0
+    )
+    sig_scale: float = _opt(1.0, "the normalised path values are multiplied by this before the kernel", gt=0)
+    sig_dyadic_order: int = _opt(0, "signature kernel PDE grid refined by 2^order per axis", ge=0)
+    sig_time_aug: bool = _opt(True, "the kernel sees time (rescaled to [0, 1]) as a channel")
+    sig_basepoint: bool = _opt(True, "the kernel sees each path start from the origin (so it sees the start)")
+    sig_points: int = _opt(
+        16,
+        "time points the kernel sees per step: the first and a random subset, drawn afresh each step "
+        "(the cost grows with their square); 0 = every point",
+        ge=0,
+    )
+    fdm_pairs: int = _opt(64, "fdm: pairs of times whose joint law is matched per step", ge=1)
+    fdm_kernel: str = _opt(
+        "rbf",
+        "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / (sig_sigma * channels))) or energy (-|a - b|, the energy score)",
+        choices=("rbf", "energy"),
+    )
+
+
+_OPTIMISERS = ("adadelta", "adam", "rmsprop")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = _opt(2500, "generator steps", ge=1)
+    batch_size: int = _opt(128, "global batch size (split across workers)", ge=1)
+    n_critic: int = _opt(
+        1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1, critic=True
+    )
+    generator_lr: float = _opt(0.15, "generator learning rate", gt=0)
+    discriminator_lr: float = _opt(0.12, "discriminator learning rate", gt=0, critic=True)
+    generator_optimizer: str = _opt("adadelta", "generator optimiser", choices=_OPTIMISERS)
+    discriminator_optimizer: str = _opt("adadelta", "discriminator optimiser", choices=_OPTIMISERS, critic=True)
+    generator_weight_decay: float = _opt(0.01, "generator weight decay", ge=0)
+    discriminator_weight_decay: float = _opt(0.01, "discriminator weight decay", ge=0, critic=True)
+    adam_betas: tuple[float, float] = _opt((0.5, 0.9), "Adam betas (adam only)")
+    swa_start: int = _opt(1250, "step from which weights are averaged (evaluation uses the average)", ge=0)
+    ema_decay: float = _opt(
+        0.0,
+        "0: equal-weight average of every step from swa_start (SWA); else the decay of an exponential "
+        "moving average from swa_start (EMA, e.g. 0.99)",
+        ge=0,
+        lt=1,
+    )
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
+    threads: int = _opt(
+        1, "intra-op threads per process (1 is fastest for these small tensors; 0 = torch's default)", ge=0
+    )
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = _opt(50, "steps between evaluations of the quality metrics", ge=1)
+    path_metrics: str = _opt(
+        "end",
+        "when the path-level metrics (val/disc, val/pred, val/sig_mmd) run: at the final step, at every "
+        "evaluation, or never",
+        choices=("end", "every", "off"),
+    )
+    diverge_factor: float = _opt(
+        1000.0,
+        "a run whose val/score exceeds this multiple of its first evaluation's (the untrained "
+        "generator's) ends as diverged; 0 turns the check off",
+        ge=0,
+    )
+    tensorboard: bool = _opt(
+        True, "write TensorBoard logs (scalars and the sample figure at each evaluation) to <run>/tensorboard/"
+    )
+    gif_frames: int = _opt(
+        40, "frames kept for plots/samples.gif (one per evaluation, thinned past this); 0 = no animation", ge=0
+    )
+    plots: bool = _opt(
+        True,
+        "draw the final plots into <run>/plots/ (samples, marginals, diagnostics, curves, the animation): a few "
+        "seconds a run; a sweep of many short trials may skip them (`infgan evaluate RUN` draws the diagnostics later)",
+    )
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = _opt(100, "steps between checkpoints", ge=1)
+    keep: int = _opt(2, "how many recent checkpoints to keep", ge=1)
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = _opt(0, "seed of data, initialisation and noise", ge=0)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+PRESETS = (
+    "default",
+    "reference",
+    "seed",
+    "goog",
+    "stocks",
+    "weather",
+    "geolife",
+    "gauss",
+    "trunc_gauss",
+    "cauchy",
+    "uniform",
+)
+
+
+def config_paths() -> dict[str, Any]:
+    """Every settable dotted path mapped to its (type, field metadata)."""
+
+    def walk(cls: type, prefix: str) -> Iterable[tuple[str, Any]]:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from walk(hints[f.name], f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}", (hints[f.name], f.metadata)
+
+    return dict(walk(Config, ""))
+
+
+def critic_paths() -> list[str]:
+    """The dotted paths of the settings that concern the CDE critic only."""
+    return [path for path, (_, meta) in config_paths().items() if meta.get("critic")]
