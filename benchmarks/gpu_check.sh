@@ -16,5 +16,8 @@ compare=()
 [[ -n ${SDE_GAN:-} ]] && compare=(--compare-reference "$SDE_GAN")
 python benchmarks/train_speed.py --device cuda --preset reference --steps 10 --repeats 3 "${compare[@]}"
 python benchmarks/train_speed.py --device cuda --preset default --steps 20 --repeats 3
+# The loss kinds side by side (the kernels' CUDA path when pysiglib has it; at the default's batch,
+# where a CPU fallback still takes well under a second a step).
+python benchmarks/train_speed.py --device cuda --preset default --steps 10 --repeats 3 --losses gan,sig_score,fdm,gan+sig
 # Four trials sharing the GPU (gpus_per_worker: 0.25) against one alone.
 python benchmarks/train_speed.py --device cuda --preset default --steps 20 --repeats 3 --share 4

@@ -56,18 +56,34 @@ def _timer(device: str) -> Callable[[], float]:
     return now
 
 
+def variant_config(preset: str, sets: list[str]):
+    """The preset with a variant's `sets`. When they choose a loss kind that trains no critic, the
+    preset's critic settings (the reference's `n_critic`, its critic's rate) are left out, as a user
+    would leave them out of a config file for that kind (`infgan train` refuses them)."""
+    import dataclasses
+
+    from infgan.config import applicable_dict, parse_set, resolve
+    from infgan.train.losses import needs_critic
+
+    base = resolve(source=preset)
+    kind = parse_set(sets).get("loss", {}).get("kind", base.loss.kind)
+    if needs_critic(kind):
+        return resolve(source=preset, sets=sets)
+    layer = applicable_dict(dataclasses.replace(base, loss=dataclasses.replace(base.loss, kind=kind)))
+    return resolve(layer, sets=sets)
+
+
 def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[], None], dict]:
     """infgan's training step for `preset`, ready to call, and what it ran."""
     import torch
 
-    from infgan.config import resolve
     from infgan.data import build_dataset
     from infgan.data.dataset import sample_batch
     from infgan.train import losses
     from infgan.train.state import init_state
     from infgan.train.step import Players, train_step
 
-    cfg = resolve(source=preset, sets=sets)
+    cfg = variant_config(preset, sets)
     data = build_dataset(cfg.data, cfg.seed)
     dev = torch.device(device)
     coeffs, ts = data.coeffs().to(dev), data.ts.to(dev)
