@@ -63,14 +63,11 @@ def variant_config(preset: str, sets: list[str]):
     import dataclasses
 
     from infgan.config import applicable_dict, parse_set, resolve
-    from infgan.train.losses import needs_critic
 
     base = resolve(source=preset)
     kind = parse_set(sets).get("loss", {}).get("kind", base.loss.kind)
-    if needs_critic(kind):
-        return resolve(source=preset, sets=sets)
-    layer = applicable_dict(dataclasses.replace(base, loss=dataclasses.replace(base.loss, kind=kind)))
-    return resolve(layer, sets=sets)
+    applicable = applicable_dict(dataclasses.replace(base, loss=dataclasses.replace(base.loss, kind=kind)))
+    return resolve(applicable, sets=sets)
 
 
 def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[], None], dict]:
