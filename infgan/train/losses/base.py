@@ -46,12 +46,15 @@ class AdversarialLoss(Loss):
         # oscillates (`loss.sig_weight`; 0 leaves the loss as it was).
         self.kernel = SignatureScore(cfg) if cfg.sig_weight > 0 else None
 
-    def generator_extra(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor | None:
-        """`loss.sig_weight` times the signature kernel score of `fake` (as `DirectLoss.objective`
-        scales it), added to the generator's loss; None without one."""
+    def generator_terms(
+        self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int
+    ) -> dict[str, tuple[float, torch.Tensor]]:
+        """Scores added to the generator's loss beside the critic's, by name: (weight, value), each
+        value scaled as `DirectLoss.objective` scales it. Here the signature kernel score of `fake`
+        at `loss.sig_weight`, when that is above 0."""
         if self.kernel is None:
-            return None
-        return self.cfg.sig_weight * self.kernel(fake, batch, shard, seed)
+            return {}
+        return {"sig_score": (self.cfg.sig_weight, self.kernel(fake, batch, shard, seed))}
 
     def losses(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(critic_loss, generator_loss) from per-path scores (batch,), penalty excluded."""

@@ -13,6 +13,13 @@ Why those coordinates: they are a one-to-one linear map of (X_s, X_{s+k}), so th
 proper, but an increment is small beside the level it starts from (OU's one-step increments are a
 tenth of its spread), and an RBF kernel on the raw pair is all but blind to how rough a path is.
 Standardised separately, the level and the increment weigh alike.
+
+The cost: with `loss.fdm_partners` 0 every generated point is scored against every other and every
+real one, a cost that grows with the square of the batch. With K partners, each generated point is
+scored against K other generated points and K real ones drawn afresh each step (with replacement,
+the same draw on every rank, indexed by the point's place in the global batch). The expectation over
+the draw of each point's term is its term against all of them, so the estimate stays unbiased, and
+its cost grows linearly with the batch (an incomplete U-statistic).
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from infgan.train.losses.base import DirectLoss
 class FDM(DirectLoss):
     """The kernel score of two-time marginals, averaged over random pairs of times."""
 
-    def pairs(self, t_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`fdm_pairs` pairs of time indices (s, s + k), k log-uniform in 1 .. t_size - 1."""
-        g = torch.Generator().manual_seed(seed)
+    def pairs(self, t_size: int, seed: int | torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`fdm_pairs` pairs of time indices (s, s + k), k log-uniform in 1 .. t_size - 1, drawn by
+        `seed` (or from a generator, which the draw moves on)."""
+        g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
         n = self.cfg.fdm_pairs
         u = torch.rand(n, generator=g, dtype=torch.float64)
         lag = torch.exp(u * math.log(t_size)).floor().long().clamp(1, t_size - 1)
@@ -60,22 +68,41 @@ class FDM(DirectLoss):
         cross = -torch.cdist(x, y).mean(dim=1)  # (pairs, n)
         return (first[:, None] - 2.0 * cross).mean(dim=0)
 
+    def partners(self, m: int, n: int, pairs: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each of `pairs` pairs of times and each of the `m` generated points of the global batch,
+        `fdm_partners` other generated points (never itself) and as many of the `n` real ones,
+        drawn uniformly with replacement: index tensors (pairs, m, partners)."""
+        k = self.cfg.fdm_partners
+        own = torch.arange(m).view(1, m, 1)
+        others = (own + 1 + torch.randint(0, max(m - 1, 1), (pairs, m, k), generator=g)) % m
+        return others, torch.randint(0, n, (pairs, m, k), generator=g)
+
     def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """k(a_i, b_j) (pairs, n, m) of points (pairs, n, d) and (pairs, m, d)."""
         d2 = a.square().sum(-1, keepdim=True) + b.square().sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(-1, -2)
-        d2 = d2.clamp_min(0)
+        return self.of_distance(d2.clamp_min(0), a.size(-1))
+
+    def of_distance(self, d2: torch.Tensor, dim: int) -> torch.Tensor:
+        """The kernel as a function of the squared distance `d2` between points of `dim` coordinates."""
         if self.cfg.fdm_kernel == "energy":
             # -|a - b|: the energy score (smoothed at 0, where |.| has no gradient).
             return -torch.sqrt(d2 + 1e-12)
         # Per data channel: a point has three coordinates per channel, and with many channels the
         # squared distance grows with them (six stock channels put it near 36, where exp(-d2) is 0).
-        return torch.exp(-d2 / (self.cfg.sig_sigma * a.size(-1) / 3))
+        return torch.exp(-d2 / (self.cfg.sig_sigma * dim / 3))
+
+    def with_partners(self, a: torch.Tensor, b: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """k(a_i, b_index[i, j]) (pairs, n, partners) of points a (pairs, n, d), b (pairs, m, d)."""
+        pairs, n, k = index.shape
+        chosen = b.gather(1, index.reshape(pairs, n * k, 1).expand(-1, -1, b.size(-1))).view(pairs, n, k, -1)
+        return self.of_distance((a.unsqueeze(2) - chosen).square().sum(-1), a.size(-1))
 
     def objective(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor:
         values = fake[..., 1:]
         if batch.observed is not None:
             values = fill_gaps(values, batch.observed[: values.size(0)])
-        s, t = self.pairs(values.size(1), seed)
+        g = torch.Generator().manual_seed(seed)
+        s, t = self.pairs(values.size(1), g)
         reals = shard.gather(batch.coeffs.detach())[..., 1:]
 
         y = coordinates(reals, s, t)
@@ -84,9 +111,16 @@ class FDM(DirectLoss):
         ys = y * scale
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
         b, m, n = x.size(1), xs.size(1), ys.size(1)
-        same = self.kernel(x, xs)  # (pairs, b, m)
+        if self.cfg.fdm_partners:
+            others, real = self.partners(m, n, s.numel(), g)
+            mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
+            same = self.with_partners(x, xs, others[:, mine].to(x.device)).sum(dim=(1, 2))
+            cross = self.with_partners(x, ys, real[:, mine].to(x.device)).sum(dim=(1, 2))
+            share = (same - 2.0 * cross) / (m * self.cfg.fdm_partners)
+            return share.mean() * shard.world_size
+        full = self.kernel(x, xs)  # (pairs, b, m)
         own = torch.arange(b, device=x.device)
-        off_diagonal = same.sum(dim=(1, 2)) - same[:, own, shard.rank * b + own].sum(dim=1)
+        off_diagonal = full.sum(dim=(1, 2)) - full[:, own, shard.rank * b + own].sum(dim=1)
         cross = self.kernel(x, ys).sum(dim=(1, 2))
         share = off_diagonal / (m * (m - 1)) - 2.0 * cross / (m * n)
         return share.mean() * shard.world_size
