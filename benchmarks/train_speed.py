@@ -18,9 +18,15 @@ Discriminator and data at its defaults (batch 1024, 64 times, hidden 16), its ow
 hits both alike. The ratio `reference_s_per_step / s_per_step` is the speed-up.
 
 `--losses gan,sig_score,fdm,gan+sig` times each loss variant of every preset in turn (a
-`KIND+sig` variant adds the signature-kernel term beside the critic, `loss.sig_weight=1`), each in
+`KIND+sig` variant adds the signature-kernel term beside the critic, `loss.sig_weight=1`; a
+`:KEY=VALUE` suffix adds a setting, `fdm:loss.fdm_partners=0`), each in
 its own subprocess for its own peak memory, and ends with one line of each variant's seconds per
 step and peak memory against the first variant's.
+
+`--batch-sizes 64,128,256,512` times every variant (`--losses`, default the preset's own loss) at
+each global batch size, one subprocess each, and ends with one line per variant: seconds per step
+and peak memory by batch size, each as a multiple of the smallest batch's, and the log-log slope of
+the cost (1: linear in the batch, 2: its square). `--plot PATH` draws the curves (log-log).
 
 `--share N` runs one copy alone, then N copies at once (as N trials placed on one GPU with
 `gpus_per_worker: 1/N`), and reports the aggregate steps/s of the N against the one. The copies
@@ -57,17 +63,12 @@ def _timer(device: str) -> Callable[[], float]:
 
 
 def variant_config(preset: str, sets: list[str]):
-    """The preset with a variant's `sets`. When they choose a loss kind that trains no critic, the
-    preset's critic settings (the reference's `n_critic`, its critic's rate) are left out, as a user
-    would leave them out of a config file for that kind (`infgan train` refuses them)."""
-    import dataclasses
+    """The preset with a variant's `sets`. A variant of a kind that trains no critic leaves the
+    preset's critic settings (the reference's `n_critic`, its critic's rate) out, as `resolve` does
+    for any shipped preset."""
+    from infgan.config import resolve
 
-    from infgan.config import applicable_dict, parse_set, resolve
-
-    base = resolve(source=preset)
-    kind = parse_set(sets).get("loss", {}).get("kind", base.loss.kind)
-    applicable = applicable_dict(dataclasses.replace(base, loss=dataclasses.replace(base.loss, kind=kind)))
-    return resolve(applicable, sets=sets)
+    return resolve(source=preset, sets=sets)
 
 
 def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[], None], dict]:
@@ -236,6 +237,12 @@ def main() -> None:
         metavar="KIND[,KIND+sig...]",
         help="compare loss variants per preset, e.g. gan,sig_score,fdm,gan+sig (KIND+sig: loss.sig_weight=1)",
     )
+    parser.add_argument(
+        "--batch-sizes",
+        metavar="B[,B...]",
+        help="time each variant at these global batch sizes (a curve: JSON, and --plot)",
+    )
+    parser.add_argument("--plot", type=Path, metavar="PATH", help="with --batch-sizes: the curves as a PNG")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compare_reference and not args.compare_reference.is_file():
@@ -246,6 +253,17 @@ def main() -> None:
     if args.child:
         result = measure(presets[0], args.steps, args.repeats, args.sets, args.device, args.compare_reference)
         print(json.dumps(result), flush=True)
+        return
+    if args.batch_sizes:
+        try:
+            sizes = sorted({int(b) for b in args.batch_sizes.split(",")})
+        except ValueError:
+            parser.exit(
+                2, f"train_speed.py: error: --batch-sizes takes integers, e.g. 64,128,256; got {args.batch_sizes!r}\n"
+            )
+        if sizes[0] < 2:
+            parser.exit(2, "train_speed.py: error: --batch-sizes must be >= 2\n")
+        curve(presets, args.losses.split(",") if args.losses else [""], sizes, args)
         return
     if args.losses:
         compare_losses(presets, args.losses.split(","), args)
@@ -262,12 +280,80 @@ def main() -> None:
         subprocess.run(cmd, check=True)
 
 
+def child(preset: str, sets: list[str], args: argparse.Namespace) -> dict:
+    """One measurement in a fresh subprocess (its own peak memory); its JSON."""
+    cmd = [sys.executable, __file__, "--child", "--preset", preset, "--device", args.device]
+    cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats)]
+    cmd += [x for s in sets for x in ("--set", s)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def curve(presets: list[str], variants: list[str], sizes: list[int], args: argparse.Namespace) -> None:
+    """Each variant of each preset at each batch size; then a line per variant: cost by batch size."""
+    import math
+
+    lines = []
+    for preset in presets:
+        for variant in variants:
+            points = []
+            for b in sizes:
+                sets = [*args.sets, *(loss_sets(variant) if variant else []), f"train.batch_size={b}"]
+                points.append(child(preset, sets, args))
+                print(json.dumps({"variant": variant or "preset", **points[-1]}), flush=True)
+            first = points[0]
+            slope = math.log(points[-1]["s_per_step"] / first["s_per_step"]) / math.log(sizes[-1] / sizes[0])
+            line = {
+                "preset": preset,
+                "device": args.device,
+                "variant": variant or f"preset ({first['loss']})",
+                "batch_sizes": sizes,
+                "s_per_step": [p["s_per_step"] for p in points],
+                "time_ratio": [round(p["s_per_step"] / first["s_per_step"], 2) for p in points],
+                "peak_rss_mb": [p["peak_rss_mb"] for p in points],
+                "loglog_slope": round(slope, 2) if len(sizes) > 1 else None,
+            }
+            if args.device == "cuda":
+                line["peak_cuda_mb"] = [p.get("peak_cuda_mb") for p in points]
+            lines.append(line)
+            print(json.dumps(line), flush=True)
+    if args.plot:
+        plot_curves(lines, args.plot)
+
+
+def plot_curves(lines: list[dict], path: Path) -> None:
+    """Seconds per step against the batch size, log-log, one curve per preset and variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (time_ax, mem_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for line in lines:
+        label = f"{line['preset']}: {line['variant']} (slope {line['loglog_slope']})"
+        time_ax.plot(line["batch_sizes"], line["s_per_step"], marker="o", label=label)
+        mem_ax.plot(line["batch_sizes"], line["peak_rss_mb"], marker="o", label=line["variant"])
+    for ax, what in ((time_ax, "seconds per step"), (mem_ax, "peak memory (MB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("global batch size")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+    time_ax.legend(fontsize=7)
+    fig.suptitle(f"training step cost by batch size ({lines[0]['device']}, one thread)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
 def loss_sets(variant: str) -> list[str]:
-    """The --set items of a loss variant: `KIND`, or `KIND+sig` with the kernel term beside the critic."""
+    """The --set items of a loss variant: `KIND`, `KIND+sig` with the kernel term beside the critic,
+    each optionally followed by `:KEY=VALUE` items (`fdm:loss.fdm_partners=0`)."""
+    variant, *items = variant.split(":")
     kind, _, extra = variant.partition("+")
     if extra not in ("", "sig"):
         raise SystemExit(f"train_speed.py: error: --losses {variant!r}: write KIND or KIND+sig")
-    return [f"loss.kind={kind}"] + (["loss.sig_weight=1"] if extra else [])
+    return [f"loss.kind={kind}"] + (["loss.sig_weight=1"] if extra else []) + items
 
 
 def compare_losses(presets: list[str], variants: list[str], args: argparse.Namespace) -> None:
@@ -275,11 +361,7 @@ def compare_losses(presets: list[str], variants: list[str], args: argparse.Names
     for preset in presets:
         results = []
         for variant in variants:
-            cmd = [sys.executable, __file__, "--child", "--preset", preset, "--device", args.device]
-            cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats)]
-            cmd += [x for s in [*args.sets, *loss_sets(variant)] for x in ("--set", s)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
+            results.append(child(preset, [*args.sets, *loss_sets(variant)], args))
             print(json.dumps({"variant": variant, **results[-1]}), flush=True)
         first = results[0]
         summary = {

@@ -123,7 +123,7 @@ def direct_fdm(fake: torch.Tensor, real: torch.Tensor, cfg, s: torch.Tensor, t: 
 
 @pytest.mark.parametrize("sets", [[], ["loss.fdm_kernel=energy"], ["loss.sig_scale=0.7", "loss.sig_sigma=2"]])
 def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
-    cfg = resolve(sets=["loss.fdm_pairs=5", *sets]).loss
+    cfg = resolve(sets=["loss.fdm_pairs=5", "loss.fdm_partners=0", *sets]).loss
     loss = losses.build(cfg)
     g = torch.Generator().manual_seed(0)
     fake = torch.cat([paths(6, 7, 0)[..., :1], torch.randn(6, 7, 2, generator=g, dtype=torch.float64)], -1)
@@ -230,6 +230,18 @@ def test_critic_settings_are_refused_for_a_loss_without_a_critic():
     resolve(sets=["loss.kind=gan", "loss.sig_weight=1", "train.n_critic=2"])  # fine beside a critic
     with pytest.raises(ConfigError, match="sig_points"):
         resolve(sets=["loss.kind=sig_score", "loss.sig_points=1"])
+
+
+def test_a_shipped_presets_critic_settings_give_way_to_a_kind_without_a_critic(tmp_path):
+    for preset in ("reference", "seed"):
+        cfg = resolve(source=preset, sets=["loss.kind=fdm"])
+        assert cfg.loss.kind == "fdm" and cfg.train.n_critic == 1  # the preset's critic settings left out
+        assert cfg.train.batch_size == resolve(source=preset).train.batch_size  # the rest of the preset kept
+    with pytest.raises(ConfigError, match="'train.n_critic' is a critic setting"):
+        resolve(source="reference", sets=["loss.kind=fdm", "train.n_critic=2"])  # written by the user
+    (tmp_path / "mine.yaml").write_text("loss: {kind: fdm}\ntrain: {n_critic: 5}\n")
+    with pytest.raises(ConfigError, match="'train.n_critic' is a critic setting"):
+        resolve(source=str(tmp_path / "mine.yaml"))  # a user's own file still says what it means
 
 
 def test_a_saved_sig_score_config_loads_back(tmp_path):

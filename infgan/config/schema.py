@@ -202,8 +202,11 @@ class LossConfig:
         ge=0,
     )
     fdm_pairs: int = _opt(64, "fdm: pairs of times whose joint law is matched per step", ge=1)
+    # Why 16: at batch 128 it gave the default run's quality over 3 seeds (docs/quality.md) at a
+    # third of the kernel's cost, and its cost grows linearly with the batch where every pair's grows
+    # with its square (benchmarks/train_speed.py --batch-sizes).
     fdm_partners: int = _opt(
-        0,
+        16,
         "fdm: each generated point is scored against this many other generated and as many real points, "
         "drawn afresh each step (cost linear in the batch); 0 = against every one (cost grows with its square)",
         ge=0,

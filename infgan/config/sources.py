@@ -82,11 +82,26 @@ def check_sections(data: Mapping[str, Any], where: str) -> None:
             raise ConfigError(f"{where}: '{key}' must be a mapping of keys to values, got {value!r}")
 
 
-def check_applies(overrides: Mapping[str, Any], cfg: Config, where: str) -> None:
-    """Refuse critic settings given (in `overrides`) for a loss kind that trains no critic."""
+def is_preset(source: str | None) -> bool:
+    """Whether `source` names a shipped preset (not a file of that name)."""
+    return source is not None and source in PRESETS and not Path(source).exists()
+
+
+def _needs_critic(kind: str) -> bool:
     from infgan.train.losses import needs_critic
 
-    if needs_critic(cfg.loss.kind):
+    return needs_critic(kind)
+
+
+def _without_critic(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`overrides` without the settings that concern the critic only."""
+    critic = set(critic_paths())
+    return unflatten({k: v for k, v in flatten(overrides).items() if k not in critic})
+
+
+def check_applies(overrides: Mapping[str, Any], cfg: Config, where: str) -> None:
+    """Refuse critic settings given (in `overrides`) for a loss kind that trains no critic."""
+    if _needs_critic(cfg.loss.kind):
         return
     critic = critic_paths()
     given = [key for key in flatten(overrides) if key in critic]
@@ -99,13 +114,7 @@ def check_applies(overrides: Mapping[str, Any], cfg: Config, where: str) -> None
 
 def applicable_dict(cfg: Config) -> dict[str, Any]:
     """`to_dict(cfg)` without the critic settings when the loss kind trains no critic."""
-    from infgan.train.losses import needs_critic
-
-    flat = flatten(to_dict(cfg))
-    if not needs_critic(cfg.loss.kind):
-        for key in critic_paths():
-            flat.pop(key, None)
-    return unflatten(flat)
+    return to_dict(cfg) if _needs_critic(cfg.loss.kind) else _without_critic(to_dict(cfg))
 
 
 def resolve(
@@ -127,15 +136,25 @@ def resolve(
     criticless kind, which then has no effect.
     """
     written, set_items = source_overrides(source), parse_set(sets)
-    overrides = written
-    for layer in layers:
-        if isinstance(layer, Mapping):
-            check_sections(layer, given or "the config")
-            overrides = merge(overrides, layer)
-        elif layer is not None:
-            from_dict(layer)  # refused in one line: not a mapping
-    overrides = merge(overrides, set_items)
+
+    def layered(written: Mapping[str, Any]) -> dict[str, Any]:
+        overrides = dict(written)
+        for layer in layers:
+            if isinstance(layer, Mapping):
+                check_sections(layer, given or "the config")
+                overrides = merge(overrides, layer)
+            elif layer is not None:
+                from_dict(layer)  # refused in one line: not a mapping
+        return merge(overrides, set_items)
+
+    overrides = layered(written)
     cfg = from_dict(overrides)
+    if is_preset(source) and not _needs_critic(cfg.loss.kind):
+        # A shipped preset's critic settings are the preset's, not the user's: switched to a kind
+        # without a critic (`--config reference --set loss.kind=fdm`), the preset drops them.
+        written = _without_critic(written)
+        overrides = layered(written)
+        cfg = from_dict(overrides)
     if given is None:  # only what a person wrote: the file or preset and --set
         given, overrides = ("--config/--set" if source is None else f"{source} and --set"), merge(written, set_items)
     check_applies(overrides, cfg, given)
