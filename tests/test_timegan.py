@@ -52,10 +52,52 @@ def test_the_predictor_trained_on_real_windows_beats_one_trained_on_noise():
         timegan.predictive(real[..., :1], real[..., :1], seed=0)
 
 
+def reference_discriminative(real, fake, seed, steps):
+    """TimeGAN's classifier one repeat at a time with PyTorch's own GRU (what the stacked repeats must equal)."""
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for x in (real, fake):
+        order = torch.randperm(x.size(0), generator=g)
+        cut = int(x.size(0) * 0.8)
+        parts.append((x[order[:cut]], x[order[cut:]]))
+    (real_fit, real_test), (fake_fit, fake_test) = parts
+    model = timegan._model(real.size(-1), real.size(-1), seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    for _ in range(steps):
+        i = torch.randperm(real_fit.size(0), generator=g)[:128]
+        j = torch.randperm(fake_fit.size(0), generator=g)[:128]
+        loss = bce(model(real_fit[i])[:, -1], torch.ones(i.numel())) + bce(
+            model(fake_fit[j])[:, -1], torch.zeros(j.numel())
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        right = (model(real_test)[:, -1] > 0).sum() + (model(fake_test)[:, -1] <= 0).sum()
+    return abs(0.5 - right.item() / (real_test.size(0) + fake_test.size(0)))
+
+
+def test_stacked_repeats_are_pytorchs_gru_with_each_repeats_own_weights():
+    x = noisy_sines(7, 0)
+    stacked = timegan._Stacked(3, 3, [5, 6])
+    for r, seed in enumerate([5, 6]):
+        with torch.no_grad():
+            assert torch.allclose(stacked.one(r)(x), timegan._model(3, 3, seed)(x), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_repeats_trained_side_by_side_score_as_each_trained_alone():
+    real, fake = noisy_sines(300, 0), noisy_sines(300, 1, shift=0.1)
+    got = timegan.discriminative_many(real, fake, [0, 1000, 2000], steps=150)
+    want = [reference_discriminative(real, fake, s, 150) for s in (0, 1000, 2000)]
+    assert max(abs(a - b) for a, b in zip(got, want)) <= 2 / 120 + 1e-9, (got, want)  # a test window or two
+    assert len(set(got)) > 1  # each repeat its own split and weights
+
+
 def test_repeats_report_mean_and_spread(monkeypatch):
-    calls = iter([0.1, 0.3])
-    monkeypatch.setattr(timegan, "discriminative", lambda *a, **k: next(calls))
-    monkeypatch.setattr(timegan, "predictive", lambda *a, **k: 0.05)
+    monkeypatch.setattr(timegan, "discriminative_many", lambda *a, **k: [0.1, 0.3])
+    monkeypatch.setattr(timegan, "predictive_many", lambda *a, **k: [0.05, 0.05])
     out = timegan.scores(torch.zeros(4, 3, 2), torch.zeros(4, 3, 2), seed=0, repeats=2)
     assert out["timegan/disc"] == pytest.approx(0.2) and out["timegan/disc_std"] == pytest.approx(0.1414, abs=1e-3)
     assert out["timegan/pred"] == pytest.approx(0.05) and out["timegan/pred_std"] == 0
