@@ -214,3 +214,25 @@ def test_the_confirmed_best_is_the_best_median_not_the_luckiest_seed(tmp_path):
     assert [c.of for c in confirmed(tmp_path, "val/score", "max")] == ["a", "b"]
     space = parse_space({**GOOD, "confirm": {"top": 1, "seeds": 2}}, "s", {"seed": 4})
     assert fresh_seeds(space, [{"seed": 7}, {}], 2) == [8, 9]
+
+
+@pytest.mark.parametrize("scheduler", ["pbt", "pb2"])
+def test_a_population_scheduler_on_the_command_line_sets_the_spaces_searcher_aside(monkeypatch, capsys, scheduler):
+    """The default space's searcher is W&B's (for its hyperband); --scheduler pbt draws its own population."""
+    import infgan.tune.run
+    from infgan.tune.space import check_scheduler
+
+    started = []
+    monkeypatch.setattr(
+        infgan.tune.run, "run_sweep", lambda space, *a, **k: started.append(check_scheduler(space) or space)
+    )
+    monkeypatch.setattr("infgan.tune.report.build_report", lambda exp: None)
+    assert load_space(None).searcher == "wandb-bayes"
+    assert main(["tune", "--scheduler", scheduler, "--storage", "unused"]) == 0
+    (space,) = started
+    assert space.scheduler == scheduler and space.searcher == "random"
+    first = capsys.readouterr().out.splitlines()[0]
+    assert f"--scheduler {scheduler} draws its own population" in first and "wandb-bayes is not used" in first
+    assert main(["tune", "--scheduler", scheduler, "--searcher", "wandb-bayes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"drop --searcher wandb-bayes: infgan tune --scheduler {scheduler}" in err[0]

@@ -16,6 +16,7 @@ from infgan.commands.args import (
 )
 from infgan.config import ConfigError
 from infgan.outputs import check_output
+from infgan.tune.schedulers import SCHEDULERS as SCHEDULER_KINDS
 from infgan.tune.space import SCHEDULERS, SEARCHERS
 
 
@@ -85,6 +86,21 @@ def run(args: argparse.Namespace) -> int:
                 f"--confirm takes K,N (the K best configs on N fresh seeds, e.g. 2,3; 0,0: none); got {args.confirm!r}"
             )
         changes.update(confirm_top=int(top), confirm_seeds=int(seeds))
+    population = args.scheduler is not None and SCHEDULER_KINDS[args.scheduler].population
+    if population and space.searcher not in ("tpe", "random"):
+        # A population scheduler named here draws its members itself: the space's searcher (chosen
+        # for the space's own scheduler) is set aside, and the sweep says so before it starts.
+        if args.searcher is not None:
+            raise ConfigError(
+                f"--scheduler {args.scheduler} draws its own population and takes no searcher; drop --searcher "
+                f"{args.searcher}: infgan tune {args.space or ''} --scheduler {args.scheduler}".replace("  ", " ")
+            )
+        changes["searcher"] = "random"
+        print(
+            f"infgan: --scheduler {args.scheduler} draws its own population at random: the space's searcher "
+            f"{space.searcher} is not used",
+            flush=True,
+        )
     space = dataclasses.replace(space, **changes)
     if args.resume and not args.name:
         raise ConfigError("--resume needs --name, the sweep to continue")
