@@ -421,8 +421,11 @@ def test_a_population_based_sweep_exploits_and_writes_its_lineage(ray_local, tmp
         before = lineage(exp)
         resume(cmd)
         assert lineage(exp)[: len(before)] == before  # what the killed driver's members recorded stands
-    else:
-        assert main(["tune", str(space), "--name", "p", "--storage", str(tmp_path / "runs"), "--concurrency", "3"]) == 0
+    else:  # with W&B tracking on: each member's W&B run takes the member's config (it once failed on "member")
+        wandb = ["--wandb", "offline"] if importlib.util.find_spec("wandb") else []
+        argv = ["tune", str(space), "--name", "p", "--storage", str(tmp_path / "runs"), "--concurrency", "3", *wandb]
+        assert main(argv) == 0
+        assert not wandb or len(list((exp / "wandb").rglob("*.wandb"))) == 3
     events = [json.loads(x) for x in (exp / "lineage.jsonl").read_text().splitlines()]
     members = {e["trial"] for e in events if e["donor"] is None}
     assert len(members) == 3 and {r["trial_id"] for r in rows(exp)} == members  # no member lost or added

@@ -46,7 +46,7 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
     run_dir = Path(exp_dir) / TRIALS / trial_id
     run_dir.mkdir(parents=True, exist_ok=True)
     population = SCHEDULERS[space.scheduler].population
-    config = config["member"] if population else config  # a PBT member's parameters, as PBT last set them
+    config = space.sampled(config)
     params = run_dir / "params.json"
     first = not params.exists()
     if first:  # written once: its time is the trial's start, for the reports

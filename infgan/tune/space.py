@@ -143,6 +143,12 @@ class SearchSpace:
         """The full config of a trial with these sampled values."""
         return resolve(self.base, unflatten(dict(sampled)))
 
+    def sampled(self, tune_config: Mapping[str, Any]) -> dict[str, Any]:
+        """A trial's sampled values from the config Tune holds for it: a population member's (PBT, PB2)
+        sit under "member", as the scheduler last set them. The one way every reader (the trial, the
+        W&B callback) turns Tune's config into the values `trial_config` takes."""
+        return dict(tune_config["member"]) if SCHEDULER_KINDS[self.scheduler].population else dict(tune_config)
+
     def first_points(self) -> list[dict[str, Any]]:
         """The base config's own values (active parameters only), then the space's `points`.
 

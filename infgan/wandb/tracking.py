@@ -129,6 +129,11 @@ class Tracker:
         self.config_set = self.config_set or cfg is not None
         return dict(self.run.config)
 
+    def update_config(self, cfg: Config) -> None:
+        """The started run's config replaced by `cfg` (a population member's new values after an exploit)."""
+        if self.run is not None:
+            self.run.config.update(to_dict(cfg), allow_val_change=True)
+
     def _run_id(self) -> str | None:
         """The given id, the agent's (None: W&B reads it), or one kept in the run directory (a resumed
         run continues its W&B run)."""

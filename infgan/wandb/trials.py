@@ -29,10 +29,14 @@ class WandbTrials(Callback):
         self.trackers: dict[str, Tracker] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        cfg = self.space.trial_config(self.space.sampled(trial.config))
+        if trial.trial_id in self.trackers:  # a population member restarted by an exploit: its run goes on
+            self.trackers[trial.trial_id].update_config(cfg)
+            return
         tracker = Tracker(
             self.tracking.replace(run_id=trial.trial_id, name=trial.trial_id), self.trials_root / trial.trial_id
         )
-        tracker.start(self.space.trial_config(trial.config))
+        tracker.start(cfg)
         self.trackers[trial.trial_id] = tracker
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
