@@ -2,10 +2,9 @@
 imports for type checking only are not imports). A newcomer reads upwards from the helpers.
 
 Floors, lowest first (a module's floor is that of the longest prefix listed):
-0. helpers: atomic, text, objective, interrupt, reaper, plots, diagnostics, and the loss registry
-   (`infgan.train.losses` itself: a table of names, importing nothing, so the config can offer
-   its choices);
-1. the config;
+0. helpers: atomic, text, objective, interrupt, reaper, plots, diagnostics;
+1. the config (with the loss kinds' table, `infgan.config.kinds`, which says which kinds train a
+   critic without importing training code);
 2. data, models, metrics, resource limits, output checks, the Ray cluster connection;
 3. training (`infgan.train`, the loss kinds with it) and W&B run tracking;
 4. sweeps (`infgan.tune`) and the rest of W&B (trials, sweep file, engine);
@@ -30,7 +29,6 @@ FLOORS = {
     "infgan.reaper": 0,
     "infgan.plots": 0,
     "infgan.diagnostics": 0,
-    "infgan.train.losses.__init__": 0,
     "infgan.config": 1,
     "infgan.presets": 1,
     "infgan.data": 2,

@@ -254,7 +254,9 @@ def test_a_saved_sig_score_config_loads_back(tmp_path):
 
 
 def test_the_registry_names_each_kind_once_and_says_which_need_a_critic():
-    assert {k for k in losses.KINDS if losses.needs_critic(k)} == {"gan", "wgan_clip", "wgan_gp", "fdm_gan"}
+    assert {k for k in losses.LOSS_KINDS if losses.needs_critic(k)} == {"gan", "wgan_clip", "wgan_gp", "fdm_gan"}
+    for kind in losses.LOSS_KINDS:  # the table's word agrees with each class's own
+        assert losses.loss_class(kind).critic == losses.needs_critic(kind), kind
     assert not losses.needs_critic("sig_score") and not losses.needs_critic("fdm")
     with pytest.raises(ValueError, match="unknown loss kind"):
         losses.loss_class("nope")

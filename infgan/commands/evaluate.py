@@ -119,10 +119,11 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink:
     key = {"data": data_key, "seed": cfg.seed, "protocol": "timegan", "version": 1, "repeats": repeats}
     if shrink > 1:
         key["shrink"] = shrink
-    with tqdm(total=2 * repeats, desc="TimeGAN scores and floors", disable=not progress) as bar:
-        found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, lambda: bar.update(), shrink))
-        bar.update(repeats - bar.n)  # cached: nothing was computed
-        return {**timegan.scores(real_units, fake_units, seed, repeats, lambda: bar.update(), shrink), **found}
+    # The bar counts classifiers: each score's `repeats` for the floors, then for the run.
+    with tqdm(total=4 * repeats, desc="TimeGAN scores and floors", disable=not progress, unit="classifier") as bar:
+        found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, bar.update, shrink))
+        bar.update(2 * repeats - bar.n)  # cached: nothing was computed
+        return {**timegan.scores(real_units, fake_units, seed, repeats, bar.update, shrink), **found}
 
 
 def timegan_table(metrics: dict[str, float]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from infgan.train.losses import KINDS as LOSS_KINDS
+from infgan.config.kinds import LOSS_KINDS
 
 
 class ConfigError(ValueError):

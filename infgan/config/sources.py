@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from infgan.config.kinds import needs_critic
 from infgan.config.schema import PRESETS, Config, ConfigError, critic_paths
 from infgan.config.values import flatten, from_dict, merge, to_dict, unflatten
 
@@ -87,12 +88,6 @@ def is_preset(source: str | None) -> bool:
     return source is not None and source in PRESETS and not Path(source).exists()
 
 
-def _needs_critic(kind: str) -> bool:
-    from infgan.train.losses import needs_critic
-
-    return needs_critic(kind)
-
-
 def _without_critic(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`overrides` without the settings that concern the critic only."""
     critic = set(critic_paths())
@@ -101,7 +96,7 @@ def _without_critic(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_applies(overrides: Mapping[str, Any], cfg: Config, where: str) -> None:
     """Refuse critic settings given (in `overrides`) for a loss kind that trains no critic."""
-    if _needs_critic(cfg.loss.kind):
+    if needs_critic(cfg.loss.kind):
         return
     critic = critic_paths()
     given = [key for key in flatten(overrides) if key in critic]
@@ -114,7 +109,7 @@ def check_applies(overrides: Mapping[str, Any], cfg: Config, where: str) -> None
 
 def applicable_dict(cfg: Config) -> dict[str, Any]:
     """`to_dict(cfg)` without the critic settings when the loss kind trains no critic."""
-    return to_dict(cfg) if _needs_critic(cfg.loss.kind) else _without_critic(to_dict(cfg))
+    return to_dict(cfg) if needs_critic(cfg.loss.kind) else _without_critic(to_dict(cfg))
 
 
 def resolve(
@@ -149,7 +144,7 @@ def resolve(
 
     overrides = layered(written)
     cfg = from_dict(overrides)
-    if is_preset(source) and not _needs_critic(cfg.loss.kind):
+    if is_preset(source) and not needs_critic(cfg.loss.kind):
         # A shipped preset's critic settings are the preset's, not the user's: switched to a kind
         # without a critic (`--config reference --set loss.kind=fdm`), the preset drops them.
         written = _without_critic(written)

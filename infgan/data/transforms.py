@@ -14,6 +14,11 @@ levels, so held-out years look unlike training years. Practitioners model a tran
 - `high`, `low`: for OHLC bars (channels named `Open` and `Close` needed): log(High / max(Open,
   Close)) and log(min(Open, Close) / Low), inverted with their absolute value, so a generated
   Low <= Open, Close <= High at every point by construction, whatever the generator outputs.
+- `close_ratio`: log(x / Close), for a bar's other prices (a channel named `Close` needed): the
+  Open, or an adjusted close that equals the Close, as its small ratio to the Close rather than a
+  level of its own, so that the generated prices of one bar move together as real ones do (a
+  generator of six separate levels put Open 10 % from Close where real bars have 1 %). A channel
+  always equal to the Close is 0 here and generated equal to it.
 
 The window-anchored transforms (`log_return`, `relative`, `diff`) lose the window's level x0.
 Inverting a generated path therefore needs one: each generated path takes the first
@@ -29,10 +34,10 @@ import torch
 
 from infgan.data.files import DataError
 
-KINDS = ("none", "log", "log_return", "relative", "diff", "high", "low")
+KINDS = ("none", "log", "log_return", "relative", "diff", "high", "low", "close_ratio")
 ANCHORED = ("log_return", "relative", "diff")
-POSITIVE = ("log", "log_return", "relative", "high", "low")
-BAR = ("high", "low")  # relative to the bar's Open and Close
+POSITIVE = ("log", "log_return", "relative", "high", "low", "close_ratio")
+BAR = ("high", "low", "close_ratio")  # relative to the bar's other prices
 
 
 def per_channel(spec: Sequence[str], names: Sequence[str], source: str) -> list[str]:
@@ -63,9 +68,14 @@ def per_channel(spec: Sequence[str], names: Sequence[str], source: str) -> list[
     for kind in out:
         if kind not in KINDS:
             raise DataError(f"{source}: data.transform: unknown transform '{kind}'; allowed: {allowed}")
-    if any(k in BAR for k in out) and not {"Open", "Close"} <= set(names):
+    if any(k in ("high", "low") for k in out) and not {"Open", "Close"} <= set(names):
         raise DataError(
             f"{source}: data.transform high/low need channels named Open and Close; channels are {', '.join(names)}"
+        )
+    if "close_ratio" in out and ("Close" not in names or out[list(names).index("Close")] in BAR):
+        raise DataError(
+            f"{source}: data.transform close_ratio needs a channel named Close whose own transform is not relative "
+            f"to the bar (none or log); channels are {', '.join(names)}"
         )
     return out
 
@@ -106,6 +116,8 @@ def forward(values: torch.Tensor, kinds: Sequence[str], names: Sequence[str], so
             out[..., c] = x / a - 1
         elif kind == "diff":
             out[..., c] = x - _previous_observed(x)
+        elif kind == "close_ratio":
+            out[..., c] = torch.log(x / values[..., list(names).index("Close")])
         elif kind in BAR:
             top, bottom = _open_close(values, names)
             out[..., c] = torch.log(x / top) if kind == "high" else torch.log(bottom / x)
@@ -140,6 +152,9 @@ def inverse(values: torch.Tensor, kinds: list[str], anchors: torch.Tensor, names
             out[..., c] = a * (1 + y)
         elif kind == "diff":
             out[..., c] = torch.where(torch.isnan(y), y, a + torch.nan_to_num(y).cumsum(dim=1))
+    for c in range(len(kinds)):  # after the Close is back in data units
+        if kinds[c] == "close_ratio":
+            out[..., c] = out[..., names.index("Close")] * torch.exp(values[..., c])
     for c in range(len(kinds)):  # after Open and Close are back in data units
         kind = kinds[c]
         if kind == "high" or kind == "low":

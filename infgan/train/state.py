@@ -14,8 +14,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from infgan.config import Config
+from infgan.config.kinds import needs_critic
 from infgan.models import Discriminator, Generator
-from infgan.train.losses import needs_critic
 
 
 def make_optimizer(

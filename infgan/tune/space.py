@@ -51,6 +51,7 @@ from infgan.config import (
     to_dict,
     unflatten,
 )
+from infgan.config.kinds import needs_critic
 from infgan.objective import MODES, PATH_METRICS, SCORE_METRICS, is_reported
 from infgan.tune.schedulers import SCHEDULERS as SCHEDULER_KINDS
 
@@ -287,8 +288,6 @@ def check_scheduler(space: SearchSpace) -> None:
 
 def _check_critic_params(params: dict[str, Param], base_kind: str) -> None:
     """A critic setting may be searched only where every loss kind it is sampled under trains a critic."""
-    from infgan.train.losses import needs_critic
-
     kind = params.get("loss.kind")
     kinds = kind.values if kind is not None else (base_kind,)
     critic = set(critic_paths())

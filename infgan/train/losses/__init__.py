@@ -9,9 +9,9 @@ Two families share one interface (`infgan/train/losses/base.py`):
 - direct kinds train the generator alone on a scoring rule between its paths and each real batch
   (`sig_score`): no critic is built, stepped, checkpointed or wrapped.
 
-Adding a kind: write its module (a subclass of `AdversarialLoss` or `DirectLoss`) and add one line
-below. This module imports no torch, so the config can read the names cheaply; a kind's class is
-imported when a run (or a check of whether it needs a critic) asks for it.
+Adding a kind: write its module (a subclass of `AdversarialLoss` or `DirectLoss`) and add its line
+to `LOSS_KINDS` (`infgan/config/kinds.py`, the table the config reads without importing training
+code). A kind's class is imported when a run asks for it.
 """
 
 from __future__ import annotations
@@ -19,32 +19,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from infgan.config.kinds import LOSS_KINDS, needs_critic
+
 if TYPE_CHECKING:
     from infgan.config import LossConfig
     from infgan.train.losses.base import Loss
 
-# kind -> "module:class" (the default run's kind is `LossConfig.kind`'s default: fdm).
-KINDS: dict[str, str] = {
-    "gan": "infgan.train.losses.adversarial:NonSaturating",
-    "wgan_clip": "infgan.train.losses.adversarial:WassersteinClip",
-    "wgan_gp": "infgan.train.losses.adversarial:WassersteinGP",
-    "sig_score": "infgan.train.losses.sig_score:SigScore",
-    "fdm": "infgan.train.losses.fdm:FDM",
-    "fdm_gan": "infgan.train.losses.fdm_gan:FDMBesideCritic",
-}
+__all__ = ["LOSS_KINDS", "build", "loss_class", "needs_critic"]
 
 
 def loss_class(kind: str) -> type[Loss]:
     """The class of loss `kind` (imports its module, and torch)."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown loss kind {kind!r}; known: {', '.join(KINDS)}")
-    module, name = KINDS[kind].split(":")
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown loss kind {kind!r}; known: {', '.join(LOSS_KINDS)}")
+    module, name = LOSS_KINDS[kind].target.split(":")
     return getattr(importlib.import_module(module), name)
-
-
-def needs_critic(kind: str) -> bool:
-    """Whether loss `kind` trains a CDE critic."""
-    return loss_class(kind).critic
 
 
 def build(cfg: LossConfig) -> Loss:

@@ -135,6 +135,9 @@ def spreads(points: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """Each coordinate's spread over the batch (pairs, 1, 3 * channels), at least a tenth of its
     channel's spread over every time: a coordinate the data hold constant (random walks all start at
     0) would otherwise be divided by almost nothing, every generated point would sit infinitely far
-    from every real one, and an RBF kernel would give no gradient at all."""
-    floor = 0.1 * values.reshape(-1, values.size(-1)).std(dim=0).clamp_min(1e-6).repeat(3)
+    from every real one, and an RBF kernel would give no gradient at all. A channel constant
+    everywhere (an adjusted close always equal to the close, as a ratio to it) is compared in
+    normalised units, where the generator learns to hold it at the data's value like any other."""
+    spread = values.reshape(-1, values.size(-1)).std(dim=0)
+    floor = torch.where(spread > 1e-6, 0.1 * spread, torch.ones_like(spread)).repeat(3)
     return torch.maximum(points.std(dim=1, keepdim=True), floor)
