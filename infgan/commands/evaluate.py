@@ -120,7 +120,8 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink:
     if shrink > 1:
         key["shrink"] = shrink
     # The bar counts classifiers: each score's `repeats` for the floors, then for the run.
-    with tqdm(total=4 * repeats, desc="TimeGAN scores and floors", disable=not progress, unit="classifier") as bar:
+    shown = "{l_bar}{bar}| {n:.1f}/{total} classifiers [{elapsed}<{remaining}]"
+    with tqdm(total=4 * repeats, desc="TimeGAN scores and floors", disable=not progress, bar_format=shown) as bar:
         found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, bar.update, shrink))
         bar.update(2 * repeats - bar.n)  # cached: nothing was computed
         return {**timegan.scores(real_units, fake_units, seed, repeats, bar.update, shrink), **found}
