@@ -105,7 +105,7 @@ def bench_space(doc: dict, args: argparse.Namespace, strategy: str, seed: int):
 def sweep(space, exp: Path, budget: int) -> dict:
     """Run one budgeted sweep (its winner confirmed, where the space asks); return its record
     (best-so-far curve up to the budget)."""
-    from infgan.tune.report import best_so_far, collect
+    from infgan.tune.results import best_so_far, collect
     from infgan.tune.run import run_sweep
 
     start = time.time()
@@ -130,7 +130,7 @@ def sweep(space, exp: Path, budget: int) -> dict:
 
 def confirmation(space, exp: Path) -> dict:
     """The sweep's winner on fresh seeds: which trial, its seeds, each final value, their median."""
-    from infgan.tune.confirm import confirmed
+    from infgan.tune.results import confirmed
 
     found = confirmed(exp, space.metric, space.mode) if space.confirm_seeds else []
     if not found:
@@ -146,8 +146,7 @@ def confirmation(space, exp: Path) -> dict:
 
 def confirm_only(space, exp: Path) -> dict:
     """Confirm the winner of a sweep an earlier run finished without confirming (`--reuse`)."""
-    from infgan.tune.confirm import run_confirmation
-    from infgan.tune.run import trial_resources
+    from infgan.tune.run import run_confirmation, trial_resources
 
     with contextlib.redirect_stdout(sys.stderr):
         run_confirmation(space, exp.resolve(), 2, trial_resources(space))

@@ -72,7 +72,7 @@ def train(row: str, out: Path, reuse: bool, sets: list[str], samples: int | None
         subprocess.run(command, check=True, stdout=sys.stderr)  # stdout is for the JSON
         wall = time.perf_counter() - start
     if kind == "sweep":
-        from infgan.tune.report import collect
+        from infgan.tune.results import collect
 
         best = target / "best.json"
         chosen = json.loads(best.read_text()) if best.exists() else {}

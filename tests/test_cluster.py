@@ -332,7 +332,7 @@ def test_a_pbt_sweep_of_ddp_trials_runs_across_the_nodes(two_nodes):
     the lineage unbroken."""
     import torch
 
-    from infgan.tune.pbt import lineage
+    from infgan.tune.results import lineage
 
     tmp = two_nodes["tmp"] / "pbt"
     tmp.mkdir()

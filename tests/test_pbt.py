@@ -10,11 +10,12 @@ import torch
 
 from infgan.config import ConfigError
 from infgan.train.checkpoint import checkpoints, load_checkpoint
-from infgan.train.context import Member, RunContext, adopt
+from infgan.train.context import RunContext
 from infgan.train.loop import fit
 from infgan.train.state import init_state
-from infgan.tune.pbt import record
+from infgan.tune.results import record
 from infgan.tune.space import parse_space
+from infgan.tune.trial import Member, adopt
 
 from conftest import tiny
 
@@ -62,7 +63,8 @@ def test_an_exploit_copies_every_piece_of_the_donors_state_and_takes_the_new_rat
 
 def test_what_cannot_mutate_is_refused_or_fixed_per_member():
     space = parse_space(PBT_SPACE, "s")
-    from infgan.tune.pbt import mutable, population
+    from infgan.tune.searchers import population
+    from infgan.tune.space import mutable
 
     assert [p.path for p in mutable(space)] == ["train.generator_lr"]  # hidden_size: fixed per member
     members = population(space)
@@ -83,7 +85,7 @@ def test_what_cannot_mutate_is_refused_or_fixed_per_member():
 
 
 def test_the_wandb_sweep_file_says_plainly_that_wandb_has_no_pbt(tmp_path):
-    from infgan.wandb.sweep_file import write_sweep
+    from infgan.tune.wandb_file import write_sweep
 
     text = write_sweep(parse_space(PBT_SPACE, "s"), tmp_path / "w.yaml").read_text()
     assert "W&B has no Population Based Training" in text and "early_terminate" not in text
@@ -95,7 +97,7 @@ def test_no_member_is_perturbed_on_its_final_report_and_the_scheduler_pickles(ba
     donor's; the scheduler passes final reports through, and survives Tune's pickling (resume)."""
     import pickle
 
-    from infgan.tune.pbt import make_pbt
+    from infgan.tune.schedulers import make_pbt
 
     if bandit:
         pytest.importorskip("sklearn")
@@ -111,7 +113,7 @@ def test_no_member_is_perturbed_on_its_final_report_and_the_scheduler_pickles(ba
 def test_a_member_restored_to_other_parameters_than_its_last_record_says_so(tmp_path):
     """A driver killed between an exploit and Tune's next save: the resumed sweep continues the member
     as it was before the exploit; its lineage then says which parameters it trains with."""
-    from infgan.tune.pbt import current_params, lineage, record_restore
+    from infgan.tune.results import current_params, lineage, record_restore
 
     record(tmp_path, "m", 0, None, {"train.generator_lr": 0.01})
     record(tmp_path, "m", 8, "d", {"train.generator_lr": 0.03})  # the exploit the killed driver made
@@ -125,7 +127,8 @@ def test_a_member_restored_to_other_parameters_than_its_last_record_says_so(tmp_
 
 def test_importances_take_a_member_whose_explored_value_passed_its_bound_by_rounding(tmp_path):
     pytest.importorskip("optuna")
-    from infgan.tune.report import TrialResult, _importances
+    from infgan.tune.report import _importances
+    from infgan.tune.results import TrialResult
 
     lr = {"path": "train.generator_lr", "type": "loguniform", "low": 1e-3, "high": 0.1, "log": True}
     sweep = {"distributions": [lr]}

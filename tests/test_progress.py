@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-from infgan.tune.progress import SweepProgress
+from infgan.tune.callbacks import SweepProgress
 from infgan.tune.space import parse_space
 
 SPACE = parse_space(

@@ -149,7 +149,7 @@ def test_shipped_spaces_load(name):
 
 
 def test_a_path_metric_objective_runs_path_metrics_at_every_evaluation(tmp_path):
-    from infgan.wandb.sweep_file import sweep_config
+    from infgan.tune.wandb_file import sweep_config
 
     doc = {
         "metric": "val/disc",
@@ -166,7 +166,7 @@ def test_a_path_metric_objective_runs_path_metrics_at_every_evaluation(tmp_path)
 
 @pytest.mark.parametrize("judge, mode", [("last", "min"), ("best", "min"), ("best", "max")])
 def test_asha_judges_the_value_at_the_rung_or_the_best_so_far(tmp_path, judge, mode):
-    from infgan.tune.search import PersistentASHA
+    from infgan.tune.schedulers import PersistentASHA
 
     asha = PersistentASHA(str(tmp_path / "asha.json"), judge=judge, metric="val/score", mode=mode, max_t=10)
     seen = [asha.judged("t1", {"val/score": v, "step": i})["val/score"] for i, v in enumerate([3.0, 1.0, 2.0])]
@@ -199,7 +199,7 @@ def test_the_confirmed_best_is_the_best_median_not_the_luckiest_seed(tmp_path):
     """Config a has the single best seed, config b the better median: b is chosen."""
     import json
 
-    from infgan.tune.confirm import confirmed, fresh_seeds
+    from infgan.tune.results import confirmed, fresh_seeds
 
     values = {"a": [0.1, 0.9, 0.8], "b": [0.3, 0.35, 0.4]}
     for of, vals in values.items():

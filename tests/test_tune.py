@@ -413,7 +413,7 @@ def test_a_population_based_sweep_exploits_and_writes_its_lineage(ray_local, tmp
         parameters={"train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1}},
     )
     exp = tmp_path / "runs" / "p"
-    from infgan.tune.pbt import lineage
+    from infgan.tune.results import lineage
 
     if scheduler == "pbt":
         cmd = tune_command(space, tmp_path / "runs", "p", concurrency=3)

@@ -15,7 +15,7 @@ import yaml
 from infgan.cli import main
 from infgan.config import flatten, resolve, to_dict
 from infgan.tune.space import load_space
-from infgan.wandb.sweep_file import sweep_config
+from infgan.tune.wandb_file import sweep_config
 from infgan.wandb.tracking import wandb_mode
 
 from conftest import DRAWN, TINY, set_args

@@ -15,12 +15,12 @@ import pytest
 
 from infgan.cli import main
 from infgan.tune.space import parse_space
-from infgan.wandb.sweep_file import sweep_config
+from infgan.tune.wandb_file import sweep_config
 
 pytest.importorskip("sweeps")
 pytest.importorskip("ray")
 
-from infgan.wandb.engine import WandbHyperband, WandbSearch, engine_config
+from infgan.tune.wandb_engine import WandbHyperband, WandbSearch, engine_config
 
 SPACE = {
     "budget": {"steps": 120, "eval_every": 20},
@@ -171,13 +171,14 @@ import dataclasses
 import sys
 from pathlib import Path
 from infgan.cli import main
-from infgan.tune.run import make_searcher, space_record
-from infgan.tune.schedulers import SCHEDULERS
+from infgan.tune.run import space_record
+from infgan.tune.schedulers import make_scheduler
+from infgan.tune.searchers import make_searcher
 from infgan.tune.space import load_space
-from infgan.wandb.sweep_file import sweep_config
+from infgan.tune.wandb_file import sweep_config
 sp = dataclasses.replace(load_space(None), searcher="tpe", scheduler="asha")  # Optuna's and Ray's
 make_searcher(sp, Path({str(tmp_path)!r}), True, None)
-SCHEDULERS[sp.scheduler].build(sp, Path({str(tmp_path)!r}), None)
+make_scheduler(sp, Path({str(tmp_path)!r}), None)
 sweep_config(sp)
 print(sorted(m for m in ("sweeps", "wandb") if m in sys.modules))
 """

@@ -33,7 +33,7 @@ from infgan import objective
 from infgan.config import ConfigError
 from infgan.outputs import check_output
 from infgan.text import error_line, format_table
-from infgan.tune.report import TrialResult, best_so_far, collect, load_sweep
+from infgan.tune.results import TrialResult, best_so_far, collect, load_sweep
 
 
 @dataclass

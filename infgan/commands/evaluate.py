@@ -161,7 +161,7 @@ def evaluate_sweep(exp_dir: Path, top: int, n: int | None = None, progress: bool
 
     from infgan import plots
     from infgan.train.checkpoint import latest_checkpoint
-    from infgan.tune.report import collect
+    from infgan.tune.results import collect
 
     if top < 1:
         raise ConfigError(f"--top must be >= 1, got {top}")

@@ -106,7 +106,7 @@ def _train_config(args: argparse.Namespace, out: Path, tracker) -> Config:
     agent's run (the sweep's values over --config, under --set), or --config then --set."""
     from infgan.config import resolve, to_dict
     from infgan.train.run_dir import RunDir
-    from infgan.wandb.sweep_file import agent_overrides
+    from infgan.wandb.agent import agent_overrides
     from infgan.wandb.tracking import in_sweep_agent
 
     if args.resume:

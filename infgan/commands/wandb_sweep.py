@@ -21,7 +21,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from infgan.config import parse_set
     from infgan.tune.space import load_space
-    from infgan.wandb.sweep_file import write_sweep
+    from infgan.tune.wandb_file import write_sweep
 
     space = load_space(args.space, parse_set(args.sets))
     path = write_sweep(space, check_output(Path(args.out), "file", "--out"), args.method)

@@ -1,5 +1,5 @@
 """Where a run executes. Every difference between the ways a run executes lives in a RunContext;
-all of them are here, side by side (`infgan.train` numbers the four paths that use them):
+the training side's are here, side by side (`infgan.train` numbers the four paths that use them):
 
 - `RunContext`: one plain process, rank 0 of 1 (`infgan train`, a W&B agent's run);
   checkpoints are files in the run directory, results go to the run directory.
@@ -7,7 +7,8 @@ all of them are here, side by side (`infgan.train` numbers the four paths that u
   collectives for reductions; the base of the Ray Train context (and used directly by the DDP tests).
 - `RayTrainContext`: a Ray Train worker (`infgan train --workers N`, a multi-worker Tune trial);
   checkpoints and results go through `ray.train.report`.
-- `TuneTrialContext`: a one-worker Tune trial; checkpoints are files, results go to `ray.tune.report`.
+- `TuneTrialContext` (in `infgan/tune/trial.py`, with everything else that runs in a sweep's trial):
+  a one-worker Tune trial; checkpoints are files, results go to Tune.
 
 A context says: rank and world size, device, how models are wrapped (DDP or not), how values are
 reduced, gathered or broadcast across ranks, where checkpoints come from and go, and whom results
@@ -239,87 +240,10 @@ class RayTrainContext(DistributedContext):
         metrics = dict(record) if record is not None else {"step": step}
         if record is not None and self.is_main:
             print(f"step {step}: val/score {record['val/score']:.4f}", flush=True)
-        if payload is None:
-            ray.train.report(metrics)
-            return
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
-            if self.is_main:  # rank 0 alone writes; Ray persists it to the run directory
+            if payload is not None and self.is_main:  # rank 0 alone writes; Ray persists it to the run directory
                 torch.save({**payload, "owner": self.owner} if self.owner else payload, Path(tmp) / RAY_STATE_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step_{step:06d}")
-
-
-@dataclass(frozen=True)
-class Member:
-    """A Population Based Training member as its trial's context sees it: its trial id, what to call
-    (step, donor's trial id) when it continues from another member's checkpoint, and (step) when
-    it continues from its own."""
-
-    trial: str
-    on_exploit: Callable[[int, str], None]
-    on_restore: Callable[[int], None] = lambda step: None  # continuing from its own checkpoint at `step`
-
-
-@dataclass
-class TuneTrialContext(RunContext):
-    """A one-worker trial inside its Tune function: checkpoints as files, results via `ray.tune.report`.
-
-    A member of a Population Based Training sweep (`member` given) also hands each checkpoint to
-    Tune, whose scheduler may restart the member from another member's: the member then continues
-    from the donor's whole state, with its own random stream re-seeded and the exploit handed to
-    `member.on_exploit` (the sweep's lineage).
-    """
-
-    member: Member | None = None
-
-    def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
-        adopted = member_checkpoint(self.member) if self.member is not None else None
-        if adopted is not None:
-            return adopted
-        return super().restore(run_dir, True)  # a restarted trial always continues its own run directory
-
-    def publish(
-        self, run_dir: Path, step: int, record: dict[str, Any] | None, payload: dict[str, Any] | None, keep: int
-    ) -> None:
-        import ray.tune
-
-        super().publish(run_dir, step, record, payload, keep)
-        metrics = dict(record) if record is not None else {"step": step}
-        if payload is None or self.member is None:
-            ray.tune.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save({**payload, "owner": self.member.trial}, Path(tmp) / RAY_STATE_FILE)
-            ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
-
-
-def member_checkpoint(member: Member) -> dict[str, Any] | None:
-    """The Tune checkpoint a PBT member's trial was (re)started from, as the member continues from
-    it (see `adopt`), or None when Tune gave it none (a member's first start)."""
-    import ray.tune
-
-    checkpoint = ray.tune.get_checkpoint()
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as d:
-        return adopt(load_checkpoint(Path(d) / RAY_STATE_FILE), member)
-
-
-def adopt(payload: dict[str, Any], member: Member) -> dict[str, Any]:
-    """A checkpoint as `member` continues from it: another member's (an exploit) gets this member's
-    own random stream, re-seeded from its trial and the step, and is recorded as an exploit; its own
-    (a resumed sweep) is recorded as a restore."""
-    from infgan.train.state import rank_seed
-
-    donor, trial = payload.get("owner"), member.trial
-    step = int(payload["step"])
-    if donor and donor != trial:
-        # Every rank's stream anew (`reseed` names them; ranks past 0 are seeded in the loop's `_load`).
-        payload["reseed"] = f"exploit {trial}"
-        payload["rng"] = torch.Generator().manual_seed(rank_seed(step, 0, payload["reseed"])).get_state()
-        payload["ranks"] = []
-        member.on_exploit(step, donor)
-    else:
-        member.on_restore(step)
-    return payload
+            name = f"step_{step:06d}" if payload is not None else None
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)

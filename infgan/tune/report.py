@@ -1,6 +1,8 @@
 """Sweep results from the files alone (no Ray): table, results.csv, best_config.yaml, best.json, plots.
 
 Works on a finished or an interrupted sweep (`infgan report EXP_DIR`).
+
+What the sweep found is read by `infgan/tune/results.py`; this module draws and writes it.
 """
 
 from __future__ import annotations
@@ -9,101 +11,17 @@ import csv
 import json
 import math
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infgan import objective
-from infgan.atomic import write_json_atomic
+from infgan.atomic import atomic_write, write_json_atomic
 from infgan.config import ConfigError
 from infgan.objective import PATH_METRICS, floor_name, with_floor
 from infgan.text import cell, format_table
 from infgan.train.checkpoint import latest_checkpoint
-from infgan.train.run_dir import RunDir
-
-STATUSES = ("completed", "stopped", "diverged", "incomplete")
-
-
-@dataclass
-class TrialResult:
-    """One trial, read from its run directory."""
-
-    trial_id: str
-    run_dir: Path
-    params: dict[str, Any]
-    records: list[dict[str, Any]]
-    status: str
-    wall_s: float
-    scores: list[float] = field(default_factory=list)
-
-    @property
-    def steps(self) -> int:
-        return self.records[-1]["step"] if self.records else 0
-
-    @property
-    def best(self) -> float:
-        finite = [s for s in self.scores if math.isfinite(s)]
-        return min(finite) if finite else math.nan
-
-    @property
-    def last(self) -> float:
-        return self.scores[-1] if self.scores else math.nan
-
-    def latest(self, key: str) -> dict[str, Any]:
-        """The last record that holds `key` ({} if none)."""
-        return next((r for r in reversed(self.records) if key in r), {})
-
-
-def load_sweep(exp_dir: Path) -> dict[str, Any]:
-    """The sweep's record (sweep.yaml), or a one-line error."""
-    path = exp_dir / "sweep.yaml"
-    if not path.exists():
-        raise ConfigError(f"{exp_dir}: not an infgan sweep directory (no sweep.yaml)")
-    return yaml.safe_load(path.read_text())
-
-
-def collect(exp_dir: Path) -> tuple[dict[str, Any], list[TrialResult]]:
-    """The sweep record and every trial that has written anything."""
-    sweep = load_sweep(exp_dir)
-    sign = objective.sign(sweep["mode"])
-    stopped: set[str] = set()
-    from infgan.tune.pbt import current_params
-    from infgan.tune.schedulers import SCHEDULERS
-
-    states = {k.state_file for k in SCHEDULERS.values() if k.state_file}
-    for scheduler_state in sorted(states):  # which trials ASHA or W&B's hyperband stopped
-        path = exp_dir / scheduler_state
-        stopped |= set(json.loads(path.read_text()).get("stopped", [])) if path.exists() else set()
-    trials = []
-    members = current_params(exp_dir)
-    root = exp_dir / "trials"
-    started = [d for d in (root.iterdir() if root.is_dir() else []) if (d / "params.json").exists()]
-    for d in sorted(started, key=lambda d: (d / "params.json").stat().st_mtime):
-        run = RunDir(d)
-        if not run.metrics_path.exists():
-            continue
-        records = run.read_metrics()
-        summary = json.loads(run.summary_path.read_text()) if run.summary_path.exists() else None
-        if summary is not None:
-            status = summary["status"]
-        elif d.name in stopped:
-            status = "stopped"
-        else:
-            status = "incomplete"
-        wall = records[-1].get("time/wall_s", 0.0) if records else 0.0
-        scores = [sign * r[sweep["metric"]] for r in records if sweep["metric"] in r]
-        # A PBT member's parameters as its last exploit left them (its params.json holds its first ones).
-        params = members.get(d.name) or json.loads((d / "params.json").read_text())
-        trials.append(TrialResult(d.name, d, params, records, status, wall, scores))
-    return sweep, trials
-
-
-def best_trial(trials: list[TrialResult]) -> TrialResult | None:
-    """The trial with the best evaluated value (scores are already oriented so lower is better)."""
-    ranked = [t for t in trials if math.isfinite(t.best)]
-    return min(ranked, key=lambda t: t.best) if ranked else None
+from infgan.tune.results import STATUSES, TrialResult, best_so_far, best_trial, collect, confirmed, lineage
+from infgan.tune.space import MUTABLE
 
 
 def shown_metrics(sweep: dict[str, Any], trials: list[TrialResult]) -> list[str]:
@@ -211,33 +129,11 @@ def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
     return format_table(head, rows)
 
 
-def best_so_far(trials: list[TrialResult]) -> list[tuple[float, float, float]]:
-    """(cumulative training steps, seconds since the sweep's first evaluation, best value so far),
-    over every evaluation of every trial in the order they happened."""
-    events = []
-    for t in trials:
-        prev = 0
-        for r, s in zip(t.records, t.scores):
-            events.append((r.get("time/unix", 0.0), r["step"] - prev, s))
-            prev = r["step"]
-    events.sort(key=lambda e: e[0])
-    out, steps, best = [], 0, math.inf
-    start = events[0][0] if events else 0.0
-    for when, d_steps, s in events:
-        steps += max(d_steps, 0)
-        if math.isfinite(s):
-            best = min(best, s)
-        out.append((steps, when - start, best))
-    return out
-
-
 def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
     """Write results.csv, best_config.yaml, best.json and plots/; print the table; return best.json."""
     from infgan import plots
 
     exp_dir = Path(exp_dir)
-    from infgan.tune.confirm import confirmed
-
     sweep, trials = collect(exp_dir)
     if not trials:
         raise ConfigError(f"{exp_dir}: no trial has reported yet")
@@ -285,8 +181,6 @@ def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
         )
     write_json_atomic(exp_dir / "best.json", info)
     plots.plot_sweep(exp_dir / "plots", sweep, trials, best_so_far(trials), _importances(sweep, trials))
-    from infgan.tune.pbt import MUTABLE, plot_lineage
-
     moving = [d["path"] for d in sweep.get("distributions", []) if d["path"] in MUTABLE and d["type"] != "choice"]
     plot_lineage(exp_dir, exp_dir / "plots" / "pbt_lineage.png", moving)
     if not quiet:
@@ -337,3 +231,38 @@ def _importances(sweep: dict[str, Any], trials: list[TrialResult]) -> dict[str, 
         return dict(optuna.importance.get_param_importances(study))
     except (RuntimeError, ValueError, ImportError):
         return {}
+
+
+def plot_lineage(exp_dir: Path, out: Path, paths: list[str]) -> Path | None:
+    """Each mutable parameter of each member over the steps, exploits marked; None without lineage."""
+    events = lineage(exp_dir)
+    if not events or not paths:
+        return None
+    from infgan.plots import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(len(paths), 1, figsize=(8, 2.6 * len(paths)), squeeze=False, sharex=True)
+    members = sorted({e["trial"] for e in events})
+    ends: dict[str, int] = {}
+    for m in members:
+        records = Path(exp_dir) / "trials" / m / "metrics.jsonl"
+        last = records.read_text().splitlines()[-1:] if records.exists() else []
+        ends[m] = json.loads(last[0])["step"] if last else 0
+    for ax, path in zip(axes[:, 0], paths):
+        for m in members:
+            mine = [e for e in events if e["trial"] == m]
+            steps = [e["step"] for e in mine] + [max(ends[m], mine[-1]["step"])]
+            values = [e["params"].get(path) for e in mine]
+            values.append(values[-1])
+            (line,) = ax.step(steps, values, where="post", label=m)
+            jumps = [e for e in mine if e["donor"]]
+            ax.scatter([e["step"] for e in jumps], [e["params"].get(path) for e in jumps], color=line.get_color())
+        ax.set_ylabel(path.split(".")[-1])
+        if "lr" in path or "sigma" in path:
+            ax.set_yscale("log")
+    axes[-1, 0].set_xlabel("training step (dots: the member copied a better one and explored)")
+    axes[0, 0].legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    atomic_write(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)
+    return out

@@ -13,92 +13,26 @@ overwrite newer files of ours with stale copies.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-from ray.tune import Stopper
 
-from infgan import objective
-from infgan.config import Config, ConfigError, save_config
+from infgan.config import ConfigError
 from infgan.interrupt import sigterm_as_interrupt
-from infgan.train.context import Member, TuneTrialContext, resolve_device
-from infgan.train.loop import fit
-from infgan.tune.progress import SweepProgress
-from infgan.tune.schedulers import SCHEDULERS
-from infgan.tune.space import DefineByRun, SearchSpace, check_scheduler
+from infgan.tune.callbacks import StepBudget, SweepProgress
+from infgan.tune.results import TRIALS, TUNE_CONFIRM, confirmation_points, finished_trials, read_runs
+from infgan.tune.schedulers import make_scheduler
+from infgan.tune.searchers import make_searcher, population
+from infgan.tune.space import SearchSpace, check_scheduler
+from infgan.tune.spec import SCHEDULERS
+from infgan.tune.trial import confirm_trial, tune_trial
 from infgan.wandb.tracking import Tracking
 
-TRIALS = "trials"
 TUNE_DIR = "tune"
-
-
-def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None:
-    """The Tune function trainable: one trial = one infgan run in `<exp>/trials/<trial_id>`."""
-    import ray.tune
-
-    trial_id = ray.tune.get_context().get_trial_id()
-    run_dir = Path(exp_dir) / TRIALS / trial_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    population = SCHEDULERS[space.scheduler].population
-    config = space.sampled(config)
-    params = run_dir / "params.json"
-    first = not params.exists()
-    if first:  # written once: its time is the trial's start, for the reports
-        params.write_text(json.dumps(config, indent=2))
-    member = None
-    if population:
-        from infgan.tune.pbt import record, record_restore
-
-        if first:
-            record(Path(exp_dir), trial_id, 0, None, config)
-        member = Member(
-            trial_id,
-            on_exploit=lambda step, donor: record(Path(exp_dir), trial_id, step, donor, config),
-            on_restore=lambda step: record_restore(Path(exp_dir), trial_id, step, config),
-        )
-    train_trial(space, space.trial_config(config), run_dir, member)
-
-
-def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, member: Member | None = None) -> None:
-    """Train one trial's run in `run_dir` (in this process, or over the space's Ray Train workers).
-
-    `member`: a PBT member, whose checkpoints also go to Tune and who may resume from another
-    member's (recorded in the sweep's lineage).
-    """
-    import ray
-    import ray.tune
-
-    # Where this trial (last) ran: on a cluster, the node to look at when a trial fails.
-    (run_dir / "node.json").write_text(
-        json.dumps({"hostname": socket.gethostname(), "ray_node_id": ray.get_runtime_context().get_node_id()})
-    )
-    if member is not None and (run_dir / "config.yaml").exists():
-        save_config(cfg, run_dir / "config.yaml")  # the member's parameters from now on
-    if space.workers_per_trial == 1:
-        ctx = TuneTrialContext(device=resolve_device(cfg.train.device), progress=False, member=member)
-        summary = fit(cfg, run_dir, ctx, resume=True)
-    else:
-        from infgan.train.distributed import check_request, fit_distributed
-
-        check_request(cfg, space.workers_per_trial, space.gpus_per_worker, space.cpus_per_worker)
-        workers = (space.workers_per_trial, space.gpus_per_worker, space.cpus_per_worker)
-        if member is not None:  # a PBT member: its checkpoints go to Tune too, see infgan.tune.member
-            from infgan.tune.member import fit_member
-
-            summary = fit_member(cfg, run_dir, member, *workers)
-        else:
-            from ray.tune.integration.ray_train import TuneReportCallback
-
-            summary = fit_distributed(cfg, run_dir, *workers, callbacks=[TuneReportCallback()], check=False)
-    if summary["status"] == "diverged":
-        # A diverged trial gets the worst value and is marked, so the sweep goes on and TPE learns.
-        ray.tune.report({"step": summary["steps"], space.metric: objective.worst(space.mode), "diverged": True})
 
 
 ORPHANS = "orphans"
@@ -146,21 +80,6 @@ def concurrency_for(space: SearchSpace, cluster: dict[str, float]) -> int:
     return max(1, min(fits))
 
 
-class StepBudget(Stopper):
-    """A Tune stopper that ends the sweep once its trials have trained `max_steps` steps in all."""
-
-    def __init__(self, max_steps: int):
-        self.max_steps = max_steps
-        self.steps: dict[str, int] = {}
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        self.steps[trial_id] = int(result.get("step", 0))
-        return False
-
-    def stop_all(self) -> bool:
-        return sum(self.steps.values()) >= self.max_steps
-
-
 def run_sweep(
     space: SearchSpace,
     exp_dir: Path,
@@ -194,7 +113,7 @@ def run_sweep(
             raise ConfigError(f"--resume: the space or --set differs from the sweep's own ({exp_dir / 'sweep.yaml'})")
     uses_wandb = space.searcher.startswith("wandb-") or space.scheduler == "wandb-hyperband"
     if uses_wandb:
-        from infgan.wandb.engine import import_sweeps
+        from infgan.tune.wandb_engine import import_sweeps
 
         import_sweeps()  # a missing engine fails here, before Ray starts
     first = space.trial_config((space.first_points() or [{}])[0])
@@ -216,7 +135,7 @@ def run_sweep(
         trainable = tune.with_parameters(tune_trial, space=space, exp_dir=str(exp_dir))
         callbacks: list[tune.Callback] = []
         if tracking is not None and tracking.mode != "off":
-            from infgan.wandb.trials import WandbTrials
+            from infgan.tune.callbacks import WandbTrials
 
             callbacks.append(WandbTrials(tracking, space, exp_dir, TRIALS))
         resources = trial_resources(space)
@@ -248,8 +167,8 @@ def run_sweep(
         else:
             sweep = None
             if uses_wandb:
-                from infgan.wandb.engine import SWEEP_FILE, read_sweep_file
-                from infgan.wandb.sweep_file import write_sweep
+                from infgan.tune.wandb_engine import SWEEP_FILE, read_sweep_file
+                from infgan.tune.wandb_file import write_sweep
 
                 method = "random" if space.searcher == "wandb-random" else "bayes"
                 sweep = read_sweep_file(write_sweep(space, exp_dir / SWEEP_FILE, method))
@@ -258,8 +177,6 @@ def run_sweep(
             if kind.population:
                 import random
 
-                from infgan.tune.pbt import population
-
                 random.seed(space.seed)  # PBT's explore draws from Python's random
                 param_space = {"member": tune.grid_search(population(space))}
             tuner = tune.Tuner(
@@ -267,7 +184,7 @@ def run_sweep(
                 param_space=param_space,
                 tune_config=tune.TuneConfig(
                     search_alg=None if kind.population else make_searcher(space, exp_dir, first_points, sweep),
-                    scheduler=kind.build(space, exp_dir, sweep),
+                    scheduler=make_scheduler(space, exp_dir, sweep),
                     num_samples=1 if kind.population else space.samples,
                     max_concurrent_trials=limit,
                     # A finished trial's process starts the next trial (and a PBT member continues
@@ -286,12 +203,10 @@ def run_sweep(
             )
         with sigterm_as_interrupt():
             results = tuner.fit()
-        if max_total_steps is None and _finished_trials(exp_dir) + results.num_errors < space.samples:
+        if max_total_steps is None and finished_trials(exp_dir) + results.num_errors < space.samples:
             # Tune's SIGINT handler (Ctrl-C, or SIGTERM above) saved the state and returned early.
             raise KeyboardInterrupt
         if space.confirm_top and space.confirm_seeds:  # (a budgeted sweep too: hpo_compare confirms)
-            from infgan.tune.confirm import run_confirmation
-
             run_confirmation(space, exp_dir, limit, resources)
     return exp_dir
 
@@ -304,55 +219,44 @@ def trial_resources(space: SearchSpace) -> dict[str, float]:
     return {"cpu": 1}
 
 
-OPTUNA_FILE = "optuna.log"  # the Optuna study (journal file storage), for optuna.load_study and optuna-dashboard
+def run_confirmation(space: SearchSpace, exp_dir: Path, limit: int, resources: dict[str, float]) -> None:
+    """Train the top configs on fresh seeds (or resume doing so); a Tune run of its own."""
+    from ray import tune
 
-
-def optuna_storage(exp_dir: Path) -> Any:
-    """Optuna's journal file storage in the sweep directory.
-
-    A journal file, not SQLite: the sweep directory is often on a cluster's shared file system
-    (NFS, Lustre), where SQLite's file locking is unreliable; Optuna's journal storage with its
-    open-lock (O_EXCL lock files) is built for those. `optuna-dashboard <exp>/optuna.log` opens it.
-    """
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-    path = str(exp_dir / OPTUNA_FILE)
-    return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
-
-
-def make_searcher(space: SearchSpace, exp_dir: Path, first_points: bool, sweep: dict[str, Any] | None) -> Any:
-    """The space's searcher: Optuna TPE or random (study kept in the sweep directory), or W&B's engine."""
-    if space.searcher.startswith("wandb-"):
-        from infgan.wandb.engine import WandbSearch
-
-        assert sweep is not None
-        return WandbSearch(sweep, space, space.first_points() if first_points else None)
-    from optuna.samplers import RandomSampler, TPESampler
-
-    from infgan.tune.search import PruningOptunaSearch
-
-    return PruningOptunaSearch(
-        space=DefineByRun(space.params),
-        metric=space.metric,
-        mode=space.mode,
-        points_to_evaluate=space.first_points() if first_points else None,
-        # TPE starts with random trials (10 by default): half the sweep at most, so that small
-        # sweeps get some model-based suggestions too.
-        sampler=TPESampler(seed=space.seed, n_startup_trials=max(2, min(10, space.samples // 2)))
-        if space.searcher == "tpe"
-        else RandomSampler(seed=space.seed),
-        study_name=exp_dir.name,
-        storage=optuna_storage(exp_dir),
-        full_budget=space.steps,
+    tune_dir = exp_dir / TUNE_CONFIRM
+    trainable = tune.with_resources(tune.with_parameters(confirm_trial, space=space, exp_dir=str(exp_dir)), resources)
+    points = confirmation_points(space, exp_dir)
+    if not points:
+        return
+    heading = (
+        f"confirming the best {space.confirm_top} configs on {space.confirm_seeds} fresh seeds each "
+        f"({len(points)} runs of {space.steps} steps)"
     )
+    progress = SweepProgress(space, heading, total=len(points))
+    if tune.Tuner.can_restore(str(tune_dir)):
+        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
+        assert tuner._local_tuner is not None
+        run_config = tuner._local_tuner.get_run_config()
+        run_config.callbacks, run_config.verbose = [progress], 0
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"point": tune.grid_search(points)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=True),  # as the search's
+            run_config=tune.RunConfig(
+                name=TUNE_CONFIRM,
+                storage_path=str(exp_dir),
+                failure_config=tune.FailureConfig(max_failures=1),
+                verbose=0,
+                callbacks=[progress],
+            ),
+        )
+    from infgan.interrupt import sigterm_as_interrupt
 
-
-def _finished_trials(exp_dir: Path) -> int:
-    """Trials that reached an end of their own: completed, diverged, or stopped by ASHA."""
-    from infgan.tune.report import collect
-
-    return sum(t.status != "incomplete" for t in collect(exp_dir)[1])
+    with sigterm_as_interrupt():
+        tuner.fit()
+    if len([c for c in read_runs(exp_dir) if c["done"]]) < len(points):
+        raise KeyboardInterrupt  # Tune's SIGINT handler saved the state and returned early
 
 
 def space_record(space: SearchSpace) -> dict[str, Any]:

@@ -1,82 +1,193 @@
-"""The schedulers a sweep can run under: one entry each, read by the space's checks, the sweep, its
-reports and the W&B sweep file export. No Ray at import: each entry builds its scheduler lazily.
+"""The schedulers a sweep stops or perturbs its trials with, built for the driver
+(`make_scheduler`; what each kind is, as data, is `infgan/tune/spec.py: SCHEDULERS`):
 
-- `asha`: Ray's asynchronous successive halving on the training step, rungs kept across a
-  restart (`infgan/tune/search.py: PersistentASHA`);
-- `wandb-hyperband`: the W&B sweep file's `early_terminate: hyperband`, applied by W&B's own engine
-  (`infgan/wandb/engine.py`);
-- `none`: every trial trains its full budget;
-- `pbt`, `pb2`: Population Based Training (Jaderberg et al. 2017) and its bandit variant PB2
-  (Parker-Holder et al. 2020), Ray's: a population trains side by side; at every perturbation
-  interval a member in the bottom quantile copies a top member's whole state and explores new
-  values of the mutable parameters (`infgan/tune/pbt.py`). They take no searcher: the population is
-  drawn from the space at the start.
-
-Adding a scheduler: its `Scheduler` entry below (and, if it needs one, a module of its own).
+- `asha`: `PersistentASHA`, Ray's ASHA on the training step whose rungs are written to a JSON file
+  after every decision and read back on first use, because `Tuner.restore` does not restore a
+  scheduler's state; `asha.judge: best` compares each trial's best value so far at a rung;
+- `wandb-hyperband`: W&B's engine applying the sweep file's `early_terminate: hyperband`
+  (`infgan/tune/wandb_engine.py: WandbHyperband`);
+- `none`: Tune's FIFO order, every trial to its full budget;
+- `pbt`, `pb2`: Ray's Population Based Training and PB2, with no perturbation at the budget's end
+  (`EndsOwnRun`). How a population trains, exploits and records its lineage: docs/search.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+import json
+import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from infgan.tune.space import SearchSpace
+from ray.tune.schedulers import ASHAScheduler
 
+from infgan.atomic import write_json_atomic
+from infgan.tune.space import SearchSpace, mutable
+from infgan.tune.spec import SCHEDULERS
 
-@dataclass(frozen=True)
-class Scheduler:
-    """One scheduler kind."""
-
-    build: Callable[[SearchSpace, Path, dict[str, Any] | None], Any]  # (space, sweep dir, W&B sweep) -> Ray's
-    state_file: str | None = None  # its record in the sweep directory (which trials it stopped)
-    wandb: bool = False  # whether the W&B sweep file carries it (as early_terminate: hyperband)
-    population: bool = False  # PBT-like: no searcher, a population drawn up front, Tune checkpoints
+TIME_ATTR = "step"
 
 
-def _asha(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
-    from infgan.tune.search import PersistentASHA
+class PersistentASHA(ASHAScheduler):
+    """ASHAScheduler on a step-based time attribute whose rungs survive a driver restart."""
 
-    return PersistentASHA(
-        str(exp_dir / "asha_state.json"),
-        metric=space.metric,
-        mode=space.mode,
-        max_t=space.steps,
-        grace_period=space.grace_period,
-        reduction_factor=space.reduction_factor,
-        judge=space.judge,
-    )
+    def __init__(self, state_path: str, judge: str = "last", **kwargs: Any):
+        # stop_last_trials=False: a trial at the full budget ends by itself, after writing its
+        # summary and plots, instead of being cut off at its last report.
+        super().__init__(time_attr=TIME_ATTR, stop_last_trials=False, **kwargs)
+        self.state_path = state_path
+        self.judge = judge  # "last": the value reported at the rung (Ray's ASHA); "best": the best so far
+        self._loaded = False
+        self.stopped: list[str] = []  # trials this scheduler stopped early, for the reports
+        self.best: dict[str, float] = {}  # each trial's best value so far, for judge "best"
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        path = Path(self.state_path)
+        if not path.exists():
+            return
+        saved = json.loads(path.read_text())
+        for bracket, rungs in zip(self._brackets, saved["brackets"]):
+            by_milestone = {float(m): rec for m, rec in rungs}
+            for milestone, recorded in bracket._rungs:
+                recorded.update(by_milestone.get(float(milestone), {}))
+        self._num_stopped = saved.get("num_stopped", 0)
+        self.stopped = list(saved.get("stopped", []))
+        self.best = dict(saved.get("best", {}))
+
+    def _save(self) -> None:
+        state = {
+            "brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
+            "num_stopped": self._num_stopped,
+            "stopped": self.stopped,
+            "best": self.best,
+        }
+        write_json_atomic(Path(self.state_path), state)
+
+    def _bracket_for(self, trial: Any) -> None:
+        # A trial restored by Tuner.restore may never have been added to this fresh scheduler.
+        self._trial_info.setdefault(trial.trial_id, self._brackets[0])
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._ensure_loaded()
+        super().on_trial_add(tune_controller, trial)
+
+    def judged(self, trial_id: str, result: dict) -> dict:
+        """The result ASHA compares at a rung: as reported, or with the trial's best value so far.
+
+        Why "best": a GAN's metric is noisy and not monotone in the steps, and ASHA compares the
+        single value reported at the rung, so a trial caught on a bad evaluation is stopped.
+        """
+        value = result.get(self._metric)
+        if self.judge != "best" or not isinstance(value, (int, float)) or math.isnan(value):
+            return result
+        sign = -1.0 if self._mode == "max" else 1.0
+        best = self.best.get(trial_id)
+        self.best[trial_id] = value if best is None else sign * min(sign * best, sign * value)
+        return {**result, self._metric: self.best[trial_id]}
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._ensure_loaded()
+        self._bracket_for(trial)
+        action = super().on_trial_result(tune_controller, trial, self.judged(trial.trial_id, result))
+        if action == self.STOP:
+            if result.get(TIME_ATTR, 0) >= self._max_t:
+                # At the full budget a stop saves nothing and would cut off the trial's last
+                # writes (summary, plots): let it finish by itself.
+                action = self.CONTINUE
+                self._num_stopped -= 1
+            else:
+                self.stopped.append(trial.trial_id)
+        self._save()
+        return action
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._ensure_loaded()
+        self._bracket_for(trial)
+        super().on_trial_complete(tune_controller, trial, result)
+        self._trial_info.pop(trial.trial_id, None)
+        self._save()
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self._trial_info.pop(trial.trial_id, None)
 
 
-def _hyperband(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
-    from infgan.wandb.engine import STATE_FILE, WandbHyperband
+class EndsOwnRun:
+    """Mixin for Ray's PBT and PB2: a result at or past `budget` (the trial's last) is not perturbed."""
 
-    assert sweep is not None
-    return WandbHyperband(sweep, space, str(exp_dir / STATE_FILE))
+    budget: int = 0
 
-
-def _none(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
-    return None
-
-
-def _pbt(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
-    from infgan.tune.pbt import make_pbt
-
-    return make_pbt(space, bandit=False)
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if self.budget and result.get("step", 0) >= self.budget:
+            return "CONTINUE"  # TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
 
 
-def _pb2(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
-    from infgan.tune.pbt import make_pbt
-
-    return make_pbt(space, bandit=True)
-
-
-SCHEDULERS: dict[str, Scheduler] = {
-    "asha": Scheduler(_asha, state_file="asha_state.json", wandb=True),
-    "wandb-hyperband": Scheduler(_hyperband, state_file="hyperband_state.json", wandb=True),
-    "none": Scheduler(_none),
-    "pbt": Scheduler(_pbt, population=True),
-    "pb2": Scheduler(_pb2, population=True),
+# The schedulers, built on first use (PB2 imports scikit-learn): module attributes all the same, so
+# that Tune can pickle them with the sweep and unpickle them on resume.
+_SCHEDULERS = {
+    "PBTEndsOwnRun": ("ray.tune.schedulers", "PopulationBasedTraining"),
+    "PB2EndsOwnRun": ("ray.tune.schedulers.pb2", "PB2"),
 }
+
+
+def __getattr__(name: str) -> type:
+    if name not in _SCHEDULERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, base = _SCHEDULERS[name]
+    cls = type(name, (EndsOwnRun, getattr(importlib.import_module(module), base)), {"__module__": __name__})
+    cls.__qualname__ = name
+    globals()[name] = cls
+    return cls
+
+
+def make_pbt(space: SearchSpace, bandit: bool) -> Any:
+    """Ray's PopulationBasedTraining (or PB2) on the training step, mutating the member config."""
+    from ray import tune
+
+    params = mutable(space)
+    common: dict[str, Any] = {
+        "time_attr": "step",
+        "metric": space.metric,
+        "mode": space.mode,
+        "perturbation_interval": space.pbt_interval,
+        "quantile_fraction": space.pbt_quantile,
+        "synch": space.pbt_synch,
+        "log_config": False,  # lineage.jsonl, written by the members themselves, is the record
+    }
+    if bandit:
+        scheduler = __getattr__("PB2EndsOwnRun")(
+            hyperparam_bounds={"member": {p.path: [p.low, p.high] for p in params}}, **common
+        )
+    else:
+        domains = {p.path: (tune.loguniform if p.type == "loguniform" else tune.uniform)(p.low, p.high) for p in params}
+        scheduler = __getattr__("PBTEndsOwnRun")(
+            hyperparam_mutations={"member": domains}, resample_probability=space.pbt_resample, **common
+        )
+    scheduler.budget = space.steps
+    return scheduler
+
+
+def make_scheduler(space: SearchSpace, exp_dir: Path, sweep: dict[str, Any] | None) -> Any:
+    """The space's scheduler for the Tuner (None: Tune's FIFO order); `sweep`: the W&B engine's sweep file."""
+    kind = space.scheduler
+    if kind == "asha":
+        return PersistentASHA(
+            str(exp_dir / str(SCHEDULERS[kind].state_file)),
+            metric=space.metric,
+            mode=space.mode,
+            max_t=space.steps,
+            grace_period=space.grace_period,
+            reduction_factor=space.reduction_factor,
+            judge=space.judge,
+        )
+    if kind == "wandb-hyperband":
+        from infgan.tune.wandb_engine import WandbHyperband
+
+        assert sweep is not None
+        return WandbHyperband(sweep, space, str(exp_dir / str(SCHEDULERS[kind].state_file)))
+    if kind in ("pbt", "pb2"):
+        return make_pbt(space, bandit=kind == "pb2")
+    return None

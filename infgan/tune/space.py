@@ -53,13 +53,26 @@ from infgan.config import (
 )
 from infgan.config.kinds import needs_critic
 from infgan.objective import MODES, PATH_METRICS, SCORE_METRICS, is_reported
-from infgan.tune.schedulers import SCHEDULERS as SCHEDULER_KINDS
+from infgan.tune.spec import JUDGES, SEARCHERS
+from infgan.tune.spec import SCHEDULERS as SCHEDULER_KINDS
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
 TYPES = ("choice", "uniform", "loguniform", "int")
-JUDGES = ("last", "best")  # what ASHA compares at a rung: the value reported there, or the best so far
-SEARCHERS = ("tpe", "random", "wandb-bayes", "wandb-random")  # Optuna's two, then W&B's sweep engine's
 SCHEDULERS = tuple(SCHEDULER_KINDS)
+# The parameters a population scheduler may change during training (continuous ones among these):
+# rates, weight decays, the averaging decay, the kernel term's weight and scale, the penalty's weight.
+# Anything that changes a shape (model sizes, data, batch size, loss kind) is fixed per member.
+MUTABLE = (
+    "train.generator_lr",
+    "train.discriminator_lr",
+    "train.generator_weight_decay",
+    "train.discriminator_weight_decay",
+    "train.ema_decay",
+    "loss.sig_weight",
+    "loss.gp_weight",
+    "loss.sig_sigma",
+    "loss.sig_scale",
+)
 _KEYS = {
     "base",
     "metric",
@@ -263,12 +276,15 @@ def _conditions(path: str, spec: Mapping[str, Any], params: dict[str, Param]) ->
     return tuple(conds)
 
 
+def mutable(space: SearchSpace) -> list[Param]:
+    """The parameters PBT may change during training: continuous ones of `MUTABLE`."""
+    return [p for p in space.params if p.path in MUTABLE and p.type in ("uniform", "loguniform")]
+
+
 def check_scheduler(space: SearchSpace) -> None:
     """What a population scheduler (pbt, pb2) needs of the space, refused in one line before Ray."""
     if not SCHEDULER_KINDS[space.scheduler].population:
         return
-    from infgan.tune.pbt import MUTABLE, mutable
-
     if space.searcher not in ("tpe", "random"):
         raise ConfigError(
             f"scheduler {space.scheduler} draws its population itself (Optuna's random sampler): it takes no "

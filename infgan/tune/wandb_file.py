@@ -1,4 +1,4 @@
-"""A search space as a W&B sweep file, and the overrides a W&B agent hands to `infgan train`.
+"""A search space as a W&B sweep file (`infgan wandb-sweep`, and the file W&B's engine reads in a sweep).
 
 The sweep's `parameters` are nested like a config file: every value of the space's base config
 (budget included) is a constant (`value:`), every searched path a distribution, so a W&B run's
@@ -34,9 +34,9 @@ from typing import Any
 import yaml
 
 from infgan import objective
-from infgan.config import config_paths, flatten, unflatten
-from infgan.tune.schedulers import SCHEDULERS
+from infgan.config import flatten
 from infgan.tune.space import Param, SearchSpace
+from infgan.tune.spec import SCHEDULERS
 
 METHODS = ("bayes", "random")
 
@@ -126,14 +126,3 @@ def write_sweep(space: SearchSpace, path: Path, method: str = "bayes") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(header) + "\n" + yaml.safe_dump(sweep_config(space, method), sort_keys=False))
     return path
-
-
-def agent_overrides(run_config: Mapping[str, Any]) -> dict[str, Any]:
-    """Config overrides from a W&B agent's run config: W&B's own keys dropped, integral floats of int paths as ints."""
-    flat = flatten({k: v for k, v in run_config.items() if not k.startswith("_")})
-    paths = config_paths()
-    for key, value in flat.items():
-        tp = paths.get(key, (None,))[0]
-        if tp is int and isinstance(value, float) and value.is_integer():
-            flat[key] = int(value)  # q_log_uniform_values hands out 16.0
-    return unflatten(flat)

@@ -41,7 +41,9 @@ from infgan.config import ConfigError
 from infgan.tune.space import Param, SearchSpace
 
 SWEEP_FILE = "wandb_sweep.yaml"
+
 STATE_FILE = "hyperband_state.json"
+
 TIME_ATTR = "step"
 
 
