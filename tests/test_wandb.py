@@ -109,7 +109,12 @@ def test_sweep_file_has_every_parameter_with_its_distribution(tmp_path):
     first_cut = space.grace_period // space.eval_every
     assert sweep["early_terminate"] == {"type": "hyperband", "min_iter": first_cut, "eta": 3}
     assert "early_terminate" not in sweep_config(dataclasses.replace(space, scheduler="none"))
-    with_asha = dataclasses.replace(space, scheduler="asha", grace_period=80, eval_every=40, reduction_factor=3)
+    with_asha = dataclasses.replace(
+        space,
+        scheduler="asha",
+        asha=dataclasses.replace(space.asha, grace_period=80, reduction_factor=3),
+        budget=dataclasses.replace(space.budget, eval_every=40),
+    )
     assert sweep_config(with_asha)["early_terminate"] == {"type": "hyperband", "min_iter": 2, "eta": 3}
     assert sweep["command"][1:3] == ["infgan", "train"] and "online" in sweep["command"]
 

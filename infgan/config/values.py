@@ -27,7 +27,20 @@ def _type_name(tp: Any) -> str:
 
 
 def check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
-    """Return `value` converted to `tp`, or raise ConfigError naming `path`."""
+    """Return `value` converted to `tp`, or raise ConfigError naming `path` (the field's `refusal`, when
+    it has one). A field of type `X | None` takes what X takes: None is only ever its default."""
+    try:
+        return _checked(path, tp, value, meta)
+    except ConfigError:
+        if meta.get("refusal"):
+            raise ConfigError(meta["refusal"].format(value=value)) from None
+        raise
+
+
+def _checked(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+    args = typing.get_args(tp)
+    if type(None) in args and len(args) == 2:  # X | None
+        tp = next(a for a in args if a is not type(None))
     origin = typing.get_origin(tp)
     if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:
         if isinstance(value, str):
@@ -63,15 +76,21 @@ def check_value(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
         raise ConfigError(f"'{path}' must be one of {', '.join(meta['choices'])}; got {value!r}")
     if meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
         raise ConfigError(f"'{path}' must match {meta['pattern']} ({meta['help']}); got {value!r}")
-    bounds = [("ge", ">=", lambda a, b: a >= b), ("gt", ">", lambda a, b: a > b), ("lt", "<", lambda a, b: a < b)]
+    bounds = [
+        ("ge", ">=", lambda a, b: a >= b),
+        ("gt", ">", lambda a, b: a > b),
+        ("lt", "<", lambda a, b: a < b),
+        ("le", "<=", lambda a, b: a <= b),
+    ]
     for key, sym, ok in bounds:
         if meta.get(key) is not None and not ok(value, meta[key]):
             raise ConfigError(f"'{path}' must be {sym} {meta[key]:g}, got {value!r}")
     return value
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    """Build dataclass `cls` from a mapping of overrides, checking every key and value."""
+def build(cls: type, data: Any, prefix: str = "", noun: str = "config key") -> Any:
+    """Build dataclass `cls` (settings whose fields are `option`s, sections nested) from a mapping of
+    overrides, checking every key and value; an unknown key is named as an unknown `noun`."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -82,12 +101,12 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     unknown = [k for k in data if k not in fields]
     if unknown:
         allowed = ", ".join(prefix + name for name in fields)
-        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; allowed: {allowed}")
+        raise ConfigError(f"unknown {noun} '{prefix}{unknown[0]}'; allowed: {allowed}")
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+            kwargs[name] = build(tp, value, f"{prefix}{name}.", noun)
         else:
             kwargs[name] = check_value(prefix + name, tp, value, fields[name].metadata)
     return cls(**kwargs)
@@ -96,7 +115,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 def from_dict(data: Mapping[str, Any] | None) -> Config:
     """Build a Config from nested overrides (missing keys keep their defaults); `resolve` is the
     entry point, this its last step."""
-    cfg = _build(Config, data, "")
+    cfg = build(Config, data)
     if cfg.loss.sig_points == 1:
         raise ConfigError("'loss.sig_points' must be 0 (every point) or at least 2, got 1")
     d = cfg.data

@@ -139,46 +139,7 @@ def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
         raise ConfigError(f"{exp_dir}: no trial has reported yet")
     checked = confirmed(exp_dir, sweep["metric"], sweep["mode"])
     write_csv(exp_dir / "results.csv", sweep, trials, checked)
-    best = best_trial(trials)
-    value = None if best is None else objective.sign(sweep["mode"]) * best.best
-    info: dict[str, Any] = {
-        "trials": len(trials),
-        "by_status": {s: sum(t.status == s for t in trials) for s in STATUSES},
-        "total_steps": sum(t.steps for t in trials),
-        "chosen_by": "best evaluation of one trial",
-    }
-    if checked:
-        # The best median over fresh seeds, not the luckiest single trial.
-        best = next(t for t in trials if t.trial_id == checked[0].of)
-        value = checked[0].median
-        info["chosen_by"] = f"best median final value over {len(checked[0].values)} fresh seeds"
-        info["confirmed"] = [
-            {
-                "of": c.of,
-                "params": c.params,
-                "seeds": c.seeds,
-                "values": c.values,
-                "median": c.median,
-                "min": min(c.values),
-                "max": max(c.values),
-                "run_dirs": [str(r) for r in c.runs],
-            }
-            for c in checked
-        ]
-    if best is not None:
-        shutil.copyfile(best.run_dir / "config.yaml", exp_dir / "best_config.yaml")
-        ckpt = latest_checkpoint(best.run_dir / "checkpoints")
-        info.update(
-            {
-                "trial_id": best.trial_id,
-                sweep["metric"]: value,
-                "params": best.params,
-                "run_dir": str(best.run_dir),
-                "checkpoint": str(ckpt) if ckpt else None,
-                "generator": str(best.run_dir / "generator.pt") if (best.run_dir / "generator.pt").exists() else None,
-                "best_config": str(exp_dir / "best_config.yaml"),
-            }
-        )
+    best, info = _chosen(exp_dir, sweep, trials, checked)
     write_json_atomic(exp_dir / "best.json", info)
     plots.plot_sweep(exp_dir / "plots", sweep, trials, best_so_far(trials), _importances(sweep, trials))
     moving = [d["path"] for d in sweep.get("distributions", []) if d["path"] in MUTABLE and d["type"] != "choice"]
@@ -195,6 +156,49 @@ def build_report(exp_dir: Path, quiet: bool = False) -> dict[str, Any]:
                 f"config {exp_dir / 'best_config.yaml'}; checkpoint {info['checkpoint']}"
             )
     return info
+
+
+def _chosen(
+    exp_dir: Path, sweep: dict[str, Any], trials: list[TrialResult], checked: list
+) -> tuple[TrialResult | None, dict[str, Any]]:
+    """The chosen trial (the best confirmed median, else the best evaluation) and best.json's contents;
+    its config is copied to best_config.yaml."""
+    best = best_trial(trials)
+    value = None if best is None else objective.sign(sweep["mode"]) * best.best
+    info: dict[str, Any] = {
+        "trials": len(trials),
+        "by_status": {s: sum(t.status == s for t in trials) for s in STATUSES},
+        "total_steps": sum(t.steps for t in trials),
+        "chosen_by": "best evaluation of one trial",
+    }
+    if checked:
+        # The best median over fresh seeds, not the luckiest single trial.
+        best = next(t for t in trials if t.trial_id == checked[0].of)
+        value = checked[0].median
+        info["chosen_by"] = f"best median final value over {len(checked[0].values)} fresh seeds"
+        info["confirmed"] = [
+            {
+                **{k: getattr(c, k) for k in ("of", "params", "seeds", "values", "median")},
+                **{"min": min(c.values), "max": max(c.values), "run_dirs": [str(r) for r in c.runs]},
+            }
+            for c in checked
+        ]
+    if best is not None:
+        shutil.copyfile(best.run_dir / "config.yaml", exp_dir / "best_config.yaml")
+        ckpt = latest_checkpoint(best.run_dir / "checkpoints")
+        generator = best.run_dir / "generator.pt"
+        info.update(
+            {
+                "trial_id": best.trial_id,
+                sweep["metric"]: value,
+                "params": best.params,
+                "run_dir": str(best.run_dir),
+                "checkpoint": str(ckpt) if ckpt else None,
+                "generator": str(generator) if generator.exists() else None,
+                "best_config": str(exp_dir / "best_config.yaml"),
+            }
+        )
+    return best, info
 
 
 def _importances(sweep: dict[str, Any], trials: list[TrialResult]) -> dict[str, float]:

@@ -93,26 +93,54 @@ def run_sweep(
     """Run (or resume) the sweep; returns the experiment directory.
 
     The space's `searcher` and `scheduler` pick the search (Optuna TPE or random; W&B's Bayesian
-    or random) and the early stopping (ASHA, W&B's hyperband, none). The other settings exist for
-    benchmarks/hpo_compare.py: no first points, and a total training-step budget for the sweep.
+    or random) and the early stopping (ASHA, W&B's hyperband, none) or the population (PBT, PB2).
+    The other settings exist for benchmarks/hpo_compare.py: no first points, and a total
+    training-step budget for the sweep.
     """
     from ray import tune
 
-    from infgan.cluster import check_local, check_resources, check_state_api, ray_session
-    from infgan.data.named import check_source
+    from infgan.cluster import check_resources, check_state_api, ray_session
 
     exp_dir = exp_dir.resolve()
+    _preflight(space, exp_dir, resume, address)
+    with ray_session(address):
+        import ray
+
+        check_state_api()
+        check_resources("one trial", *trial_cost(space))
+        limit = concurrency or concurrency_for(space, ray.cluster_resources())
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        (exp_dir / "sweep.yaml").write_text(yaml.safe_dump(space_record(space), sort_keys=False))
+        resources = trial_resources(space)
+        trainable = tune.with_resources(tune.with_parameters(tune_trial, space=space, exp_dir=str(exp_dir)), resources)
+        callbacks = _callbacks(space, exp_dir, resume, limit, tracking)
+        tune_dir = exp_dir / TUNE_DIR
+        if resume and tune.Tuner.can_restore(str(tune_dir)):
+            set_aside_orphans(exp_dir, tune_dir)
+        stop = StepBudget(max_total_steps) if max_total_steps else None
+        search = lambda: _search(space, exp_dir, trainable, limit, callbacks, first_points, stop)  # noqa: E731
+        results = _fit(_start_or_restore(tune_dir, trainable, callbacks, search))
+        if max_total_steps is None and finished_trials(exp_dir) + results.num_errors < space.samples:
+            raise KeyboardInterrupt  # Tune's SIGINT handler (Ctrl-C, or SIGTERM) saved the state and returned early
+        if space.confirm_top and space.confirm_seeds:  # (a budgeted sweep too: hpo_compare confirms)
+            run_confirmation(space, exp_dir, limit, resources)
+    return exp_dir
+
+
+def _preflight(space: SearchSpace, exp_dir: Path, resume: bool, address: str | None) -> None:
+    """Everything refused in one line before Ray starts: the sweep directory, a resume of another
+    space, a missing sweep engine or data package, a trial larger than this machine."""
+    from infgan.cluster import check_local
+    from infgan.data.named import check_source
+
     check_scheduler(space)
     if resume and not (exp_dir / "sweep.yaml").exists():
         raise ConfigError(f"--resume: no sweep to resume at {exp_dir}")
     if not resume and exp_dir.exists():
         raise ConfigError(f"{exp_dir} already holds a sweep: pass --resume to continue it, or choose another --name")
-    if resume:
-        saved = yaml.safe_load((exp_dir / "sweep.yaml").read_text())
-        if saved != space_record(space):
-            raise ConfigError(f"--resume: the space or --set differs from the sweep's own ({exp_dir / 'sweep.yaml'})")
-    uses_wandb = space.searcher.startswith("wandb-") or space.scheduler == "wandb-hyperband"
-    if uses_wandb:
+    if resume and yaml.safe_load((exp_dir / "sweep.yaml").read_text()) != space_record(space):
+        raise ConfigError(f"--resume: the space or --set differs from the sweep's own ({exp_dir / 'sweep.yaml'})")
+    if _uses_wandb(space):
         from infgan.tune.wandb_engine import import_sweeps
 
         import_sweeps()  # a missing engine fails here, before Ray starts
@@ -123,92 +151,121 @@ def run_sweep(
 
         check_local("one trial", *trial_cost(space))
         check_run_memory(first, channels=max(1, len(first.data.columns)))
-    with ray_session(address):
-        import ray
 
-        check_state_api()
-        cpus, gpus = trial_cost(space)
-        check_resources("one trial", cpus, gpus)
-        limit = concurrency or concurrency_for(space, ray.cluster_resources())
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        (exp_dir / "sweep.yaml").write_text(yaml.safe_dump(space_record(space), sort_keys=False))
-        trainable = tune.with_parameters(tune_trial, space=space, exp_dir=str(exp_dir))
-        callbacks: list[tune.Callback] = []
-        if tracking is not None and tracking.mode != "off":
-            from infgan.tune.callbacks import WandbTrials
 
-            callbacks.append(WandbTrials(tracking, space, exp_dir, TRIALS))
-        resources = trial_resources(space)
-        trainable = tune.with_resources(trainable, resources)
-        # Save the experiment state at least every second (the default is every 10 s or more; a
-        # save took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-        tune_dir = exp_dir / TUNE_DIR
-        how = (
-            f"population based training ({space.scheduler}), a perturbation every {space.pbt_interval} steps"
-            if SCHEDULERS[space.scheduler].population
-            else f"{space.searcher} search, {space.scheduler if space.scheduler != 'none' else 'no'} early stopping"
-        )
-        callbacks.append(
-            SweepProgress(
-                space,
-                f"{'resuming' if resume else 'starting'} sweep {exp_dir}: {space.samples} trials of up to "
-                f"{space.steps} steps, {how}, up to {limit} at once",
-            )
-        )
-        if resume and tune.Tuner.can_restore(str(tune_dir)):
-            set_aside_orphans(exp_dir, tune_dir)
-            tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
-            # The restored run config is the pickled original: give it this run's callbacks and
-            # output (a sweep started by an older infgan printed Tune's trial tables).
-            assert tuner._local_tuner is not None  # a local driver, not Ray Client
-            run_config = tuner._local_tuner.get_run_config()
-            run_config.callbacks, run_config.verbose = callbacks, 0
-        else:
-            sweep = None
-            if uses_wandb:
-                from infgan.tune.wandb_engine import SWEEP_FILE, read_sweep_file
-                from infgan.tune.wandb_file import write_sweep
+def _uses_wandb(space: SearchSpace) -> bool:
+    return space.searcher.startswith("wandb-") or space.scheduler == "wandb-hyperband"
 
-                method = "random" if space.searcher == "wandb-random" else "bayes"
-                sweep = read_sweep_file(write_sweep(space, exp_dir / SWEEP_FILE, method))
-            kind = SCHEDULERS[space.scheduler]
-            param_space = None
-            if kind.population:
-                import random
 
-                random.seed(space.seed)  # PBT's explore draws from Python's random
-                param_space = {"member": tune.grid_search(population(space))}
-            tuner = tune.Tuner(
-                trainable,
-                param_space=param_space,
-                tune_config=tune.TuneConfig(
-                    search_alg=None if kind.population else make_searcher(space, exp_dir, first_points, sweep),
-                    scheduler=make_scheduler(space, exp_dir, sweep),
-                    num_samples=1 if kind.population else space.samples,
-                    max_concurrent_trials=limit,
-                    # A finished trial's process starts the next trial (and a PBT member continues
-                    # from its donor in place): no new process importing torch per trial. A trial
-                    # whose training thread does not end within Tune's timeout gets a new process.
-                    reuse_actors=True,
-                ),
-                run_config=tune.RunConfig(
-                    name=TUNE_DIR,
-                    storage_path=str(exp_dir),
-                    stop=StepBudget(max_total_steps) if max_total_steps else None,
-                    failure_config=tune.FailureConfig(max_failures=1),
-                    verbose=0,  # SweepProgress prints a line per trial instead of Tune's tables
-                    callbacks=callbacks,
-                ),
-            )
-        with sigterm_as_interrupt():
-            results = tuner.fit()
-        if max_total_steps is None and finished_trials(exp_dir) + results.num_errors < space.samples:
-            # Tune's SIGINT handler (Ctrl-C, or SIGTERM above) saved the state and returned early.
-            raise KeyboardInterrupt
-        if space.confirm_top and space.confirm_seeds:  # (a budgeted sweep too: hpo_compare confirms)
-            run_confirmation(space, exp_dir, limit, resources)
-    return exp_dir
+def _callbacks(space: SearchSpace, exp_dir: Path, resume: bool, limit: int, tracking: Tracking | None) -> list[Any]:
+    """What the sweep prints (its first line names the sweep directory), and its W&B runs when tracked."""
+    callbacks: list[Any] = []
+    if tracking is not None and tracking.mode != "off":
+        from infgan.tune.callbacks import WandbTrials
+
+        callbacks.append(WandbTrials(tracking, space, exp_dir, TRIALS))
+    how = (
+        f"population based training ({space.scheduler}), a perturbation every {space.pbt_interval} steps"
+        if SCHEDULERS[space.scheduler].population
+        else f"{space.searcher} search, {space.scheduler if space.scheduler != 'none' else 'no'} early stopping"
+    )
+    heading = (
+        f"{'resuming' if resume else 'starting'} sweep {exp_dir}: {space.samples} trials of up to {space.steps} "
+        f"steps, {how}, up to {limit} at once (TensorBoard: tensorboard --logdir {exp_dir})"
+    )
+    callbacks.append(SweepProgress(space, heading))
+    return callbacks
+
+
+def _search(
+    space: SearchSpace,
+    exp_dir: Path,
+    trainable: Any,
+    limit: int,
+    callbacks: list[Any],
+    first_points: bool,
+    stop: StepBudget | None,
+) -> Any:
+    """A new Tuner for the search: the space's searcher (or population) and scheduler."""
+    from ray import tune
+
+    sweep = None
+    if _uses_wandb(space):
+        from infgan.tune.wandb_engine import SWEEP_FILE, read_sweep_file
+        from infgan.tune.wandb_file import write_sweep
+
+        method = "random" if space.searcher == "wandb-random" else "bayes"
+        sweep = read_sweep_file(write_sweep(space, exp_dir / SWEEP_FILE, method))
+    grown = SCHEDULERS[space.scheduler].population
+    param_space = None
+    if grown:
+        import random
+
+        random.seed(space.seed)  # PBT's explore draws from Python's random
+        param_space = {"member": tune.grid_search(population(space))}
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=None if grown else make_searcher(space, exp_dir, first_points, sweep),
+            scheduler=make_scheduler(space, exp_dir, sweep),
+            num_samples=1 if grown else space.samples,
+            max_concurrent_trials=limit,
+            # A finished trial's process starts the next trial (and a PBT member continues from its
+            # donor in place): no new process importing torch per trial. A trial whose training
+            # thread does not end within Tune's timeout gets a new process.
+            reuse_actors=True,
+        ),
+        run_config=_run_config(TUNE_DIR, exp_dir, callbacks, stop),
+    )
+
+
+def _run_config(name: str, exp_dir: Path, callbacks: list[Any], stop: StepBudget | None = None) -> Any:
+    """Tune's RunConfig for a sweep's search or confirmation (`<exp>/<name>/`)."""
+    from ray import tune
+
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(exp_dir),
+        stop=stop,
+        failure_config=tune.FailureConfig(max_failures=1),
+        verbose=0,  # SweepProgress prints a line per trial instead of Tune's tables
+        callbacks=callbacks,
+    )
+
+
+def _start_or_restore(tune_dir: Path, trainable: Any, callbacks: list[Any], start: Any) -> Any:
+    """The Tuner of `tune_dir` restored (its unfinished trials resumed, this run's callbacks and output
+    given to it), or `start()`'s new one; the one restore of the search and of the confirmation."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(tune_dir)):
+        return start()
+    try:
+        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
+    except (ImportError, AttributeError) as e:
+        if "infgan" not in str(e):
+            raise
+        raise ConfigError(
+            f"{tune_dir}: this sweep was started by an infgan whose sweep classes have since moved ({e}); resume it "
+            "with the infgan that started it, or start a new sweep (--name)"
+        ) from None
+    # The restored run config is the pickled original: this run's callbacks and output replace its own.
+    assert tuner._local_tuner is not None  # a local driver, not Ray Client
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks, run_config.verbose = callbacks, 0
+    return tuner
+
+
+def _fit(tuner: Any) -> Any:
+    """`tuner.fit()` with SIGTERM taken as Ctrl-C, and Ray's own banner left out (SweepProgress's
+    first line names the sweep directory and its TensorBoard logs instead)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy output engine prints nothing at verbose 0
+    # Save the experiment state at least every second (the default is every 10 s or more; a save
+    # took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    with sigterm_as_interrupt():
+        return tuner.fit()
 
 
 def trial_resources(space: SearchSpace) -> dict[str, float]:
@@ -223,38 +280,27 @@ def run_confirmation(space: SearchSpace, exp_dir: Path, limit: int, resources: d
     """Train the top configs on fresh seeds (or resume doing so); a Tune run of its own."""
     from ray import tune
 
-    tune_dir = exp_dir / TUNE_CONFIRM
-    trainable = tune.with_resources(tune.with_parameters(confirm_trial, space=space, exp_dir=str(exp_dir)), resources)
     points = confirmation_points(space, exp_dir)
     if not points:
         return
+    trainable = tune.with_resources(tune.with_parameters(confirm_trial, space=space, exp_dir=str(exp_dir)), resources)
     heading = (
         f"confirming the best {space.confirm_top} configs on {space.confirm_seeds} fresh seeds each "
         f"({len(points)} runs of {space.steps} steps)"
     )
-    progress = SweepProgress(space, heading, total=len(points))
-    if tune.Tuner.can_restore(str(tune_dir)):
-        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
-        assert tuner._local_tuner is not None
-        run_config = tuner._local_tuner.get_run_config()
-        run_config.callbacks, run_config.verbose = [progress], 0
-    else:
-        tuner = tune.Tuner(
+    callbacks = [SweepProgress(space, heading, total=len(points))]
+    tuner = _start_or_restore(
+        exp_dir / TUNE_CONFIRM,
+        trainable,
+        callbacks,
+        lambda: tune.Tuner(
             trainable,
             param_space={"point": tune.grid_search(points)},
             tune_config=tune.TuneConfig(max_concurrent_trials=limit, reuse_actors=True),  # as the search's
-            run_config=tune.RunConfig(
-                name=TUNE_CONFIRM,
-                storage_path=str(exp_dir),
-                failure_config=tune.FailureConfig(max_failures=1),
-                verbose=0,
-                callbacks=[progress],
-            ),
-        )
-    from infgan.interrupt import sigterm_as_interrupt
-
-    with sigterm_as_interrupt():
-        tuner.fit()
+            run_config=_run_config(TUNE_CONFIRM, exp_dir, callbacks),
+        ),
+    )
+    _fit(tuner)
     if len([c for c in read_runs(exp_dir) if c["done"]]) < len(points):
         raise KeyboardInterrupt  # Tune's SIGINT handler saved the state and returned early
 

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from infgan.config import (
     Config,
     ConfigError,
+    build,
     check_sections,
     check_value,
     config_paths,
@@ -52,8 +53,17 @@ from infgan.config import (
     unflatten,
 )
 from infgan.config.kinds import needs_critic
-from infgan.objective import MODES, PATH_METRICS, SCORE_METRICS, is_reported
-from infgan.tune.spec import JUDGES, SEARCHERS
+from infgan.objective import PATH_METRICS, is_reported
+from infgan.tune.spec import (
+    CONFIRM_REFUSAL,
+    METRIC_REFUSAL,
+    Asha,
+    Budget,
+    Confirm,
+    Pbt,
+    Resources,
+    Settings,
+)
 from infgan.tune.spec import SCHEDULERS as SCHEDULER_KINDS
 
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "ou.yaml"
@@ -126,7 +136,8 @@ class Param:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A validated search space; `base` is the full config every trial starts from."""
+    """A validated search space: `base` is the full config every trial starts from, `params` what is
+    searched, and the sweep's settings (`infgan/tune/spec.py`), their defaults derived from the base."""
 
     name: str
     base: dict[str, Any]
@@ -135,23 +146,30 @@ class SearchSpace:
     mode: str = "min"
     samples: int = 16
     seed: int = 0
-    steps: int = 600
-    eval_every: int = 50
-    grace_period: int = 100
-    reduction_factor: int = 3
-    judge: str = "last"
     searcher: str = "tpe"
     scheduler: str = "asha"
-    workers_per_trial: int = 1
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
     points: tuple[dict[str, Any], ...] = field(default=())
-    confirm_top: int = 0  # after the search: the best `confirm_top` configs ...
-    confirm_seeds: int = 0  # ... each trained again on this many seeds the search did not use
-    pbt_interval: int = 0  # pbt/pb2: steps between perturbations
-    pbt_quantile: float = 0.25  # pbt/pb2: the bottom (and top) fraction of the population
-    pbt_resample: float = 0.25  # pbt: probability of resampling a parameter instead of perturbing it
-    pbt_synch: bool = False  # pbt/pb2: perturb once every member has reached the interval (Ray's `synch`)
+    budget: Budget = field(default_factory=lambda: Budget(600, 50))
+    asha: Asha = field(default_factory=lambda: Asha(100))
+    pbt: Pbt = field(default_factory=lambda: Pbt(200))
+    resources: Resources = field(default_factory=Resources)
+    confirm: Confirm = field(default_factory=Confirm)
+
+    # The sections' values under the names the code used before the sections (read-only).
+    steps = property(lambda self: int(self.budget.steps))
+    eval_every = property(lambda self: int(self.budget.eval_every))
+    grace_period = property(lambda self: int(self.asha.grace_period))
+    reduction_factor = property(lambda self: self.asha.reduction_factor)
+    judge = property(lambda self: self.asha.judge)
+    workers_per_trial = property(lambda self: self.resources.workers_per_trial)
+    cpus_per_worker = property(lambda self: self.resources.cpus_per_worker)
+    gpus_per_worker = property(lambda self: self.resources.gpus_per_worker)
+    confirm_top = property(lambda self: self.confirm.top)
+    confirm_seeds = property(lambda self: self.confirm.seeds)
+    pbt_interval = property(lambda self: int(self.pbt.perturbation_interval))
+    pbt_quantile = property(lambda self: self.pbt.quantile)
+    pbt_resample = property(lambda self: self.pbt.resample_probability)
+    pbt_synch = property(lambda self: self.pbt.synch)
 
     def trial_config(self, sampled: Mapping[str, Any]) -> Config:
         """The full config of a trial with these sampled values."""
@@ -336,27 +354,6 @@ def _parents_first(params: dict[str, Param]) -> tuple[Param, ...]:
     return tuple(ordered)
 
 
-def _section(data: Mapping[str, Any], key: str, allowed: dict[str, tuple[type, ...]]) -> dict[str, Any]:
-    sec = data.get(key) or {}
-    if not isinstance(sec, Mapping):
-        raise ConfigError(f"'{key}' must be a mapping")
-    for k, v in sec.items():
-        if k not in allowed:
-            raise ConfigError(f"unknown key '{key}.{k}'; allowed: {', '.join(key + '.' + a for a in allowed)}")
-        if (isinstance(v, bool) and bool not in allowed[k]) or not isinstance(v, allowed[k]):
-            kind = (
-                "a number"
-                if float in allowed[k]
-                else "a string"
-                if str in allowed[k]
-                else "true or false"
-                if bool in allowed[k]
-                else "an integer"
-            )
-            raise ConfigError(f"'{key}.{k}' must be {kind}, got {v!r}")
-    return dict(sec)
-
-
 def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> SearchSpace:
     """Validate a space document (already parsed YAML); `sets` are extra base overrides."""
     if not isinstance(data, Mapping):
@@ -364,93 +361,102 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     unknown = set(data) - _KEYS
     if unknown:
         raise ConfigError(f"{name}: unknown key '{sorted(unknown)[0]}'; allowed: {', '.join(sorted(_KEYS))}")
-    base_spec = data.get("base") or {}
-    if not isinstance(base_spec, Mapping) or set(base_spec) - {"config", "overrides"}:
+    base_cfg = _base(data.get("base"), name, sets)
+    try:
+        spec = build(Settings, {k: v for k, v in data.items() if k not in ("base", "parameters", "points")}, noun="key")
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {e}") from None
+    params = _parameters(data.get("parameters"), name, base_cfg.loss.kind)
+    sections = _derived(spec, base_cfg, name)
+    budget = sections["budget"]
+    # Each trial trains the budget and evaluates (and checkpoints) at every report; a sweep that
+    # optimises a path-level metric needs it at every evaluation, not only at the end.
+    evaluation: dict[str, Any] = {"every": budget.eval_every}
+    if spec.metric in PATH_METRICS:
+        evaluation["path_metrics"] = "every"
+    settings = {k: getattr(spec, k) for k in ("metric", "mode", "samples", "seed", "searcher", "scheduler")}
+    space = SearchSpace(
+        name=name,
+        base=merge(
+            to_dict(base_cfg),
+            {"train": {"steps": budget.steps}, "eval": evaluation, "checkpoint": {"every": budget.eval_every}},
+        ),
+        params=params,
+        points=_points(data.get("points"), {p.path: p for p in params}, name),
+        **settings,
+        **sections,
+    )
+    check_scheduler(space)
+    for point in space.first_points():
+        cfg = space.trial_config(point)  # every first point must make a valid config
+        if space.resources.workers_per_trial > 1:
+            from infgan.train.distributed import check_request
+
+            check_request(cfg, space.workers_per_trial, space.gpus_per_worker, space.cpus_per_worker)
+    return space
+
+
+def _base(spec: Any, name: str, sets: Mapping[str, Any] | None) -> Config:
+    """The base config every trial starts from: `base: {config: PRESET or FILE, overrides: {...}}`."""
+    spec = spec or {}
+    if not isinstance(spec, Mapping) or set(spec) - {"config", "overrides"}:
         raise ConfigError(f"{name}: 'base' takes 'config' (a preset or file) and 'overrides'")
-    overrides = base_spec.get("overrides") or {}
+    overrides = spec.get("overrides") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{name}: 'base.overrides' must be a mapping of config sections, got {overrides!r}")
     check_sections(overrides, f"{name}: base.overrides")
-    base_cfg = resolve(overrides, sets, source=base_spec.get("config"), given=f"{name}: base")
-    budget = _section(data, "budget", {"steps": (int,), "eval_every": (int,)})
-    asha = _section(data, "asha", {"grace_period": (int,), "reduction_factor": (int,), "judge": (str,)})
-    if asha.get("judge", "last") not in JUDGES:
-        raise ConfigError(f"'asha.judge' must be one of {', '.join(JUDGES)}, got {asha['judge']!r}")
-    res = _section(
-        data,
-        "resources",
-        {"workers_per_trial": (int,), "cpus_per_worker": (int, float), "gpus_per_worker": (int, float)},
-    )
-    params_spec = data.get("parameters")
-    if not isinstance(params_spec, Mapping) or not params_spec:
+    return resolve(overrides, sets, source=spec.get("config"), given=f"{name}: base")
+
+
+def _parameters(spec: Any, name: str, base_kind: str) -> tuple[Param, ...]:
+    """The searched parameters, parents before their children."""
+    if not isinstance(spec, Mapping) or not spec:
         raise ConfigError(f"{name}: 'parameters' must map config paths to distributions")
     paths = config_paths()
-    params = {str(path): _param(str(path), spec, paths) for path, spec in params_spec.items()}
-    params = {
-        path: Param(**{**p.__dict__, "when": _conditions(path, params_spec[path], params)})
-        for path, p in params.items()
-    }
-    _check_critic_params(params, base_cfg.loss.kind)
-    steps = budget.get("steps", base_cfg.train.steps)
-    eval_every = budget.get("eval_every", base_cfg.eval.every)
-    grace, rf = asha.get("grace_period", max(eval_every, steps // 6)), asha.get("reduction_factor", 3)
-    if steps < 1 or eval_every < 1 or not 1 <= grace <= steps or rf < 2:
+    params = {str(path): _param(str(path), one, paths) for path, one in spec.items()}
+    params = {path: replace(p, when=_conditions(path, spec[path], params)) for path, p in params.items()}
+    _check_critic_params(params, base_kind)
+    return _parents_first(params)
+
+
+def _derived(spec: Settings, base: Config, name: str) -> dict[str, Any]:
+    """The spec's sections with what was not given derived from the base config, and the checks
+    that join two settings."""
+    steps = spec.budget.steps or base.train.steps
+    eval_every = spec.budget.eval_every or base.eval.every
+    grace = spec.asha.grace_period or max(eval_every, steps // 6)
+    if grace > steps:
         raise ConfigError(
             f"{name}: need budget.steps >= 1, budget.eval_every >= 1, 1 <= asha.grace_period <= "
             f"budget.steps and asha.reduction_factor >= 2"
         )
-    searcher, scheduler = data.get("searcher", "tpe"), data.get("scheduler", "asha")
-    if searcher not in SEARCHERS:
-        raise ConfigError(f"{name}: 'searcher' must be one of {', '.join(SEARCHERS)}, got {searcher!r}")
-    if scheduler not in SCHEDULERS:
-        raise ConfigError(f"{name}: 'scheduler' must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
-    metric, mode = data.get("metric", "val/score"), data.get("mode", "min")
-    if not isinstance(metric, str) or not is_reported(metric):
-        raise ConfigError(
-            f"{name}: 'metric' must be a metric training reports: {', '.join([*SCORE_METRICS, *PATH_METRICS])} "
-            f"(or val/<channel>/marginal_w1|marginal_ks|cov_error); got {metric!r}"
-        )
-    if mode not in MODES:
-        raise ConfigError(f"{name}: 'mode' must be {' or '.join(MODES)}, got {mode!r}")
-    samples, seed = data.get("samples", 16), data.get("seed", 0)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ConfigError(f"{name}: 'samples' must be a positive integer, got {samples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{name}: 'seed' must be an integer >= 0, got {seed!r}")
-    workers = res.get("workers_per_trial", 1)
-    if workers < 1:
-        raise ConfigError(f"{name}: resources.workers_per_trial must be >= 1")
-    for key, least in (("cpus_per_worker", 0.0), ("gpus_per_worker", 0.0)):
-        value = res.get(key, 1.0 if key == "cpus_per_worker" else 0.0)
-        if not math.isfinite(value) or value < least or (key == "cpus_per_worker" and value == 0):
-            need = "> 0" if key == "cpus_per_worker" else ">= 0"
-            raise ConfigError(f"{name}: resources.{key} must be a number {need}, got {value!r}")
-    pbt = _section(
-        data,
-        "pbt",
-        {
-            "perturbation_interval": (int,),
-            "quantile": (int, float),
-            "resample_probability": (int, float),
-            "synch": (bool,),
-        },
-    )
-    interval = pbt.get("perturbation_interval", 4 * eval_every)
-    while "perturbation_interval" not in pbt and interval >= steps and interval > eval_every:
+    interval = spec.pbt.perturbation_interval or 4 * eval_every
+    while spec.pbt.perturbation_interval is None and interval >= steps and interval > eval_every:
         interval -= eval_every  # the default: every 4 evaluations, or as many as fit inside the budget
-    if interval < 1 or interval % eval_every or not 0 < pbt.get("quantile", 0.25) <= 0.5:
+    if interval % eval_every:
         raise ConfigError(
-            f"{name}: pbt.perturbation_interval must be a positive multiple of budget.eval_every ({eval_every}) "
-            f"and pbt.quantile in (0, 0.5]; got {interval} and {pbt.get('quantile', 0.25)}"
+            f"{name}: pbt.perturbation_interval must be a positive multiple of budget.eval_every ({eval_every}); "
+            f"got {interval}"
         )
-    if not 0 <= pbt.get("resample_probability", 0.25) <= 1:
-        raise ConfigError(f"{name}: pbt.resample_probability must be in [0, 1]")
-    confirm = _section(data, "confirm", {"top": (int,), "seeds": (int,)})
-    if confirm and (set(confirm) != {"top", "seeds"} or confirm["top"] < 1 or confirm["seeds"] < 1):
-        raise ConfigError(f"{name}: 'confirm' takes top and seeds, both integers >= 1 (e.g. {{top: 2, seeds: 3}})")
-    points = data.get("points") or []
+    if (spec.confirm.top == 0) != (spec.confirm.seeds == 0):
+        raise ConfigError(f"{name}: {CONFIRM_REFUSAL.format(value=spec.confirm)}")
+    if not is_reported(spec.metric):
+        raise ConfigError(f"{name}: {METRIC_REFUSAL.format(value=spec.metric)}")
+    return {
+        "budget": Budget(steps, eval_every),
+        "asha": replace(spec.asha, grace_period=grace),
+        "pbt": replace(spec.pbt, perturbation_interval=interval),
+        "resources": spec.resources,
+        "confirm": spec.confirm,
+    }
+
+
+def _points(points: Any, params: dict[str, Param], name: str) -> tuple[dict[str, Any], ...]:
+    """The space's `points`: each a mapping of searched parameters to values in their domains."""
+    points = points or []
     if not isinstance(points, list) or not all(isinstance(p, Mapping) for p in points):
         raise ConfigError(f"{name}: 'points' must be a list of mappings of parameter paths to values")
+    paths = config_paths()
     for p in points:
         for k, v in p.items():
             if k not in params:
@@ -459,57 +465,33 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
             if params[k].type == "choice" and not params[k].contains(v):
                 allowed = ", ".join(map(str, params[k].values))
                 raise ConfigError(f"{name}: points: '{k}' {v!r} is not one of its values ({allowed})")
-    # Each trial trains the budget and evaluates (and checkpoints) at every report; a sweep that
-    # optimises a path-level metric needs it at every evaluation, not only at the end.
-    evaluation: dict[str, Any] = {"every": eval_every}
-    if metric in PATH_METRICS:
-        evaluation["path_metrics"] = "every"
-    base = merge(
-        to_dict(base_cfg),
-        {"train": {"steps": steps}, "eval": evaluation, "checkpoint": {"every": eval_every}},
-    )
-    space = SearchSpace(
-        name=name,
-        base=base,
-        params=_parents_first(params),
-        metric=str(metric),
-        mode=mode,
-        samples=samples,
-        seed=int(seed),
-        steps=steps,
-        eval_every=eval_every,
-        grace_period=grace,
-        reduction_factor=rf,
-        judge=asha.get("judge", "last"),
-        searcher=searcher,
-        scheduler=scheduler,
-        workers_per_trial=workers,
-        cpus_per_worker=float(res.get("cpus_per_worker", 1.0)),
-        gpus_per_worker=float(res.get("gpus_per_worker", 0.0)),
-        points=tuple(dict(p) for p in points),
-        confirm_top=int(confirm.get("top", 0)),
-        confirm_seeds=int(confirm.get("seeds", 0)),
-        pbt_interval=int(interval),
-        pbt_quantile=float(pbt.get("quantile", 0.25)),
-        pbt_resample=float(pbt.get("resample_probability", 0.25)),
-        pbt_synch=bool(pbt.get("synch", False)),
-    )
-    check_scheduler(space)
-    for point in space.first_points():
-        cfg = space.trial_config(point)  # every first point must make a valid config
-        if workers > 1:
-            from infgan.train.distributed import check_request
-
-            check_request(cfg, workers, space.gpus_per_worker, space.cpus_per_worker)
-    return space
+    return tuple(dict(p) for p in points)
 
 
-def load_space(path: str | None, sets: Mapping[str, Any] | None = None) -> SearchSpace:
-    """Read and validate a space file (None = the shipped default OU space)."""
-    if path is None:
-        path = str(DEFAULT_SPACE)
-        if not DEFAULT_SPACE.exists():
-            raise ConfigError(
-                f"the default space {DEFAULT_SPACE} is missing (installed without the repository?); pass a SPACE.yaml"
-            )
-    return parse_space(read_yaml(path), str(path), sets)
+def load_space(
+    path: str | None, sets: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
+) -> SearchSpace:
+    """Read and validate a space file (None = the shipped default OU space); `overrides` replace the
+    file's own settings (`infgan tune`'s flags: `{"samples": 4, "resources": {"workers_per_trial": 2}}`)."""
+    path = space_path(path)
+    return parse_space(read_space(path, overrides), path, sets)
+
+
+def space_path(path: str | None) -> str:
+    """The space file to read: `path`, or the shipped default OU space."""
+    if path is not None:
+        return path
+    if not DEFAULT_SPACE.exists():
+        raise ConfigError(
+            f"the default space {DEFAULT_SPACE} is missing (installed without the repository?); pass a SPACE.yaml"
+        )
+    return str(DEFAULT_SPACE)
+
+
+def read_space(path: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """A space file's document, with `overrides` merged over its settings (a None value removes one)."""
+    doc = read_yaml(path)
+    if not overrides or not isinstance(doc, Mapping):
+        return doc
+    merged = merge(doc, {k: v for k, v in overrides.items() if v is not None})
+    return {k: v for k, v in merged.items() if not (k in overrides and overrides[k] is None)}
