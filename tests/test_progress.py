@@ -49,3 +49,30 @@ def test_one_line_per_ended_trial_with_how_it_ended_and_the_best_so_far():
     assert lines[4] == "d  failed (Tune's error file: /x/d/error.txt)  train.generator_lr=0.03"
     assert len(lines) == 5
     assert progress.best == 0.4  # the best value so far, in the space's mode
+
+
+def test_a_trial_shows_only_the_parameters_that_applied_to_it():
+    """The default space searches the critic's rate under gan and the kernel's width under fdm: an fdm
+    trial's line shows no critic rate, a gan trial's no kernel width, though each carries both."""
+    from infgan.tune.report import param_cells
+    from infgan.tune.run import space_record
+    from infgan.tune.space import load_space
+
+    space = load_space(None)
+    both = {"loss.sig_sigma": 0.3, "loss.fdm_pairs": 64, "train.discriminator_lr": 0.08, "loss.sig_weight": 1.0}
+    fdm, gan = {"loss.kind": "fdm", **both}, {"loss.kind": "gan", **both}
+    assert set(space.applied(fdm)) == {"loss.kind", "loss.sig_sigma", "loss.fdm_pairs"}
+    assert set(space.applied(gan)) == {"loss.kind", "train.discriminator_lr", "loss.sig_weight"}
+    out = io.StringIO()
+    progress = SweepProgress(space, "starting", stream=out)
+    progress.setup()
+    progress.on_trial_complete(
+        0, [], SimpleNamespace(trial_id="f", status="TERMINATED", config=fdm, last_result={"step": 1500})
+    )
+    line = out.getvalue().splitlines()[1]
+    assert "loss.sig_sigma=0.3" in line and "discriminator_lr" not in line and "sig_weight" not in line
+    record = space_record(space)
+    cells = dict(zip(record["parameters"], param_cells(record, gan)))
+    assert (
+        cells["train.discriminator_lr"] == "0.08" and cells["loss.sig_sigma"] == "-" and cells["loss.fdm_pairs"] == "-"
+    )

@@ -270,6 +270,10 @@ def resume(cmd: list[str]) -> None:
     """The killed driver's sweep resumed by a new driver (on the same cluster)."""
     proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # infgan's own first line names the sweep directory (and its TensorBoard logs); Ray's banner, and its
+    # hint at a temporary folder Ray deletes, are gone.
+    assert "Configuration for experiment" not in proc.stdout + proc.stderr
+    assert f"tensorboard --logdir {Path(cmd[cmd.index('--storage') + 1]).resolve()}" in proc.stdout
 
 
 @pytest.mark.parametrize("searcher, scheduler", [("tpe", "asha"), ("wandb-bayes", "wandb-hyperband")])

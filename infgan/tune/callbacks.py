@@ -85,9 +85,10 @@ class SweepProgress(Callback):
                         self.bar.set_postfix_str(f"best {metric} {value:.4g}")
         else:
             how = failure
-        shown = trial.config
-        if "point" in shown:  # a confirmation run: the search trial it re-checks and its seed
-            shown = {"of": shown["point"]["of"], "seed": shown["point"]["seed"]}
+        if "point" in trial.config:  # a confirmation run: the search trial it re-checks and its seed
+            shown = {"of": trial.config["point"]["of"], "seed": trial.config["point"]["seed"]}
+        else:
+            shown = self.space.applied(self.space.sampled(trial.config))
         params = " ".join(f"{k}={_short(v)}" for k, v in sorted(shown.items()))
         tqdm.write(f"{trial.trial_id}  {how}  {params}", file=self.stream or sys.stdout)
 

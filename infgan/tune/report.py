@@ -21,7 +21,7 @@ from infgan.objective import PATH_METRICS, floor_name, with_floor
 from infgan.text import cell, format_table
 from infgan.train.checkpoint import latest_checkpoint
 from infgan.tune.results import STATUSES, TrialResult, best_so_far, best_trial, collect, confirmed, lineage
-from infgan.tune.space import MUTABLE
+from infgan.tune.space import MUTABLE, Param, applied
 
 
 def shown_metrics(sweep: dict[str, Any], trials: list[TrialResult]) -> list[str]:
@@ -73,6 +73,14 @@ def write_csv(path: Path, sweep: dict[str, Any], trials: list[TrialResult], chec
             )
 
 
+def param_cells(sweep: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """A trial's parameters as table cells, "-" for those that did not apply to it (a condition that did
+    not hold, a critic's setting under a loss kind without one) or that it does not have."""
+    recorded = [Param.from_record(d) for d in sweep.get("distributions", [])]
+    shown = applied(recorded, params, sweep.get("base", {}).get("loss", {}).get("kind", "fdm"))
+    return [cell(shown[p]) if p in shown else "-" for p in sweep["parameters"]]
+
+
 def confirmed_table(sweep: dict[str, Any], checked: list) -> str:
     """The confirmed configs, best median first: each seed's final value, median and range."""
     params = sweep["parameters"]
@@ -85,7 +93,7 @@ def confirmed_table(sweep: dict[str, Any], checked: list) -> str:
             min(c.values),
             max(c.values),
             " ".join(f"{v:.3g}" for v in c.values),
-            *[cell(c.params[p]) if p in c.params else "-" for p in params],
+            *param_cells(sweep, c.params),
         ]
         for c in checked
     ]
@@ -122,7 +130,7 @@ def table(sweep: dict[str, Any], trials: list[TrialResult]) -> str:
             *[t.latest(k).get(k, "-") for k in floor],
             f"{t.wall_s:.0f}",
             *[with_floor(t.latest(k), k) for k in path_level],
-            *[cell(t.params[p]) if p in t.params else "-" for p in params],
+            *param_cells(sweep, t.params),
         ]
         for t in sorted(trials, key=lambda t: (not math.isfinite(t.best), t.best))
     ]

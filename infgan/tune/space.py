@@ -31,7 +31,7 @@ value holds.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,12 @@ class Param:
             return False
         return self.low <= value <= self.high and (self.type != "int" or float(value).is_integer())
 
+    @classmethod
+    def from_record(cls, d: Mapping[str, Any]) -> Param:
+        """A parameter as sweep.yaml records it (`distributions`)."""
+        when = tuple((k, tuple(v)) for k, v in d.get("when", {}).items())
+        return cls(d["path"], d["type"], tuple(d.get("values", ())), d["low"], d["high"], d["log"], when)
+
     def suggest(self, trial: Any) -> Any:
         """Sample this parameter from an Optuna trial."""
         if self.type == "choice":
@@ -181,6 +187,10 @@ class SearchSpace:
         W&B callback) turns Tune's config into the values `trial_config` takes."""
         return dict(tune_config["member"]) if SCHEDULER_KINDS[self.scheduler].population else dict(tune_config)
 
+    def applied(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """The sampled values that applied to a trial (see `applied`)."""
+        return applied(self.params, sampled, self.base["loss"]["kind"])
+
     def first_points(self) -> list[dict[str, Any]]:
         """The base config's own values (active parameters only), then the space's `points`.
 
@@ -206,6 +216,15 @@ class SearchSpace:
             if chosen:
                 out.append(chosen)
         return out
+
+
+def applied(params: Iterable[Param], sampled: Mapping[str, Any], base_kind: str) -> dict[str, Any]:
+    """The values of `sampled` that applied to a trial: those of parameters whose `when` holds, and a
+    critic's settings only where the trial's loss kind trains a critic. A trial carries every
+    parameter (a PBT member, or a W&B proposal, has values for conditions that do not hold); what
+    did not apply is left out of what a sweep shows."""
+    critic = set(critic_paths()) if not needs_critic(sampled.get("loss.kind", base_kind)) else set()
+    return {p.path: sampled[p.path] for p in params if p.path in sampled and p.active(sampled) and p.path not in critic}
 
 
 class DefineByRun:
