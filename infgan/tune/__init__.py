@@ -1,8 +1,14 @@
-"""Ray Tune sweeps: search-space files (`space`), Optuna TPE and ASHA as infgan uses them
-(`search`), the schedulers' registry (`schedulers`, with PBT in `pbt`), confirmation of the winners
-on fresh seeds (`confirm`), the Tuner and its trial function (`run`) and the reports (`report`).
-W&B's sweep engine as a searcher and scheduler and W&B runs of trials live in `infgan.wandb`.
-A trial trains through `infgan.train` (see its docstring, path 3).
+"""Ray Tune sweeps, cut by where the code runs:
 
-Nothing here is imported by `import infgan`; Ray is imported lazily by these modules only.
+- read everywhere: `spec` (what a sweep can be set to, as data: searchers, schedulers, the sweep
+  spec's sections) and `space` (a space file checked into a `SearchSpace`);
+- the driver: `run` (the Tuner, resume, confirmation of the winners on fresh seeds), `searchers`
+  (Optuna, W&B's engine, a population), `schedulers` (ASHA, W&B's hyperband, PBT, PB2), `wandb_engine`
+  and `wandb_file` (W&B's sweep engine and sweep file) and `callbacks` (what a sweep prints, its W&B runs);
+- a trial's process: `trial` (its training, its run context, PBT members, the one report to Tune);
+- the files: `results` (what a sweep found: trials, confirmed medians, lineage) and `report` (tables,
+  results.csv, best_config.yaml, plots), readable without Ray.
+
+A trial trains through `infgan.train` (see its docstring, path 3). Nothing here is imported by
+`import infgan`; Ray is imported by the driver's and the trial's modules only.
 """

@@ -1,7 +1,7 @@
-"""Everything Weights & Biases: run tracking (`tracking`), the W&B runs of a sweep's trials logged
-from the Tune driver (`trials`), a search space as a W&B sweep file and a W&B agent's overrides
-(`sweep_file`), and W&B's own sweep engine driving a Ray Tune sweep with no server (`engine`).
+"""Weights & Biases for runs: run tracking (`tracking`) and what a W&B agent hands `infgan train`
+(`agent`). W&B's sweep engine and sweep file, which sweeps use, live with the other searchers and
+schedulers in `infgan.tune`.
 
-`wandb` and `sweeps` are imported only where a mode other than off, or a W&B searcher or
-scheduler, is used. (This package is `infgan.wandb`; `import wandb` inside it is W&B's own.)
+`wandb` is imported only where a mode other than off is used. (This package is `infgan.wandb`;
+`import wandb` inside it is W&B's own.)
 """

@@ -1,7 +1,7 @@
 """Weights & Biases tracking, from rank 0 only; `wandb` is imported only when a mode other than off is used.
 
 One W&B run per infgan run (or per sweep trial: run id = trial id, grouped by the sweep's name,
-logged from the sweep's driver by `infgan.wandb.trials`, so that a trial ASHA stops keeps
+logged from the sweep's driver by `infgan.tune.callbacks`, so that a trial ASHA stops keeps
 everything it logged).
 Its config is the run's config with the same nested keys as a config file; metrics are logged
 under their infgan names (`train/…`, `val/…`, `time/…`) against the training step (`step`, a W&B
