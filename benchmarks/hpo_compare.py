@@ -23,8 +23,8 @@ quarter; `--full` runs the space as written, with the budget `samples x budget.s
 
 After each sweep, its winner (the trial with the best report) trains again from scratch on
 `--confirm-seeds` seeds no trial of the sweep used, at the full trial length (infgan's own
-confirmation, `infgan/tune/run.py: run_confirmation`, `infgan/tune/results.py: confirmed`): each sweep is judged both by its best report and by its
-winner's confirmed median, which is what a user would get from the config the sweep hands over.
+confirmation, `infgan/tune/run.py: run_confirmation`): each sweep is judged both by its best report
+and by its winner's confirmed median, which is what a user would get from the config the sweep hands over.
 
 Prints one JSON line per sweep (its best-so-far curve against cumulative training steps), then a
 summary line: per strategy the median and interquartile range of the final best, the median

@@ -10,8 +10,8 @@ same `train_step` (`step.py`), and all differences live in the run context (`con
    runs `distributed.train_worker` on N Ray Train workers; each calls `fit` with a
    `RayTrainContext` (DDP models, checkpoints and results through `ray.train.report`).
 3. A Ray Tune trial of `infgan tune`: `infgan.tune.trial.tune_trial` builds the trial's config and
-   calls `fit` with a `TuneTrialContext` (results through `ray.tune.report`), or, when the space
-   asks for several workers per trial, path 2's `fit_distributed` with Tune's report callback.
+   calls `fit` with a `TuneTrialContext` (results to Tune), or, when the space asks for several
+   workers per trial, path 2's `fit_distributed`, whose reports the trial hands on to Tune.
 4. A W&B sweep agent's run: the agent launches `infgan train` (path 1, or path 2 with
    `--workers`); `commands/train.py: _train_config` takes the run's config from the agent's W&B run.
 
