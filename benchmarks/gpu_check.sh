@@ -21,3 +21,6 @@ python benchmarks/train_speed.py --device cuda --preset default --steps 20 --rep
 python benchmarks/train_speed.py --device cuda --preset default --steps 10 --repeats 3 --losses gan,sig_score,fdm,gan+sig
 # Four trials sharing the GPU (gpus_per_worker: 0.25) against one alone.
 python benchmarks/train_speed.py --device cuda --preset default --steps 20 --repeats 3 --share 4
+# The cost of a step by batch size (fdm with 16 partners against every pair, and the critic's gan), as a curve.
+python benchmarks/train_speed.py --device cuda --preset default --steps 5 --repeats 3 --batch-sizes 128,512,2048 \
+    --losses gan,fdm,fdm:loss.fdm_partners=0 --plot "${OUT:-/tmp}/train_speed_curve.png"

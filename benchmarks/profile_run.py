@@ -18,6 +18,7 @@ absolute seconds, and time whole runs with `farm-bench` or `benchmarks/quality.p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -75,7 +76,8 @@ def main() -> None:
         profile.enable()
         from infgan.cli import main as infgan
 
-        code = infgan(argv)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON
+            code = infgan(argv)
         profile.disable()
         wall = time.perf_counter() - start
         summary = json.loads((Path(tmp) / "run" / "summary.json").read_text()) if code == 0 else {}

@@ -17,9 +17,9 @@ Standardised separately, the level and the increment weigh alike.
 The cost: with `loss.fdm_partners` 0 every generated point is scored against every other and every
 real one, a cost that grows with the square of the batch. With K partners, each generated point is
 scored against K other generated points and K real ones drawn afresh each step (with replacement,
-the same draw on every rank, indexed by the point's place in the global batch). The expectation over
-the draw of each point's term is its term against all of them, so the estimate stays unbiased, and
-its cost grows linearly with the batch (an incomplete U-statistic).
+the same draw for every pair of times and on every rank, indexed by the point's place in the global
+batch). The expectation over the draw of each point's term is its term against all of them, so the
+estimate stays unbiased, and its cost grows linearly with the batch (an incomplete U-statistic).
 """
 
 from __future__ import annotations
@@ -68,14 +68,14 @@ class FDM(DirectLoss):
         cross = -torch.cdist(x, y).mean(dim=1)  # (pairs, n)
         return (first[:, None] - 2.0 * cross).mean(dim=0)
 
-    def partners(self, m: int, n: int, pairs: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """For each of `pairs` pairs of times and each of the `m` generated points of the global batch,
-        `fdm_partners` other generated points (never itself) and as many of the `n` real ones,
-        drawn uniformly with replacement: index tensors (pairs, m, partners)."""
+    def partners(self, m: int, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each of the `m` generated points of the global batch, `fdm_partners` other generated
+        points (never itself) and as many of the `n` real ones, drawn uniformly with replacement, the
+        same for every pair of times: index tensors (m, partners)."""
         k = self.cfg.fdm_partners
-        own = torch.arange(m).view(1, m, 1)
-        others = (own + 1 + torch.randint(0, max(m - 1, 1), (pairs, m, k), generator=g)) % m
-        return others, torch.randint(0, n, (pairs, m, k), generator=g)
+        own = torch.arange(m).view(m, 1)
+        others = (own + 1 + torch.randint(0, max(m - 1, 1), (m, k), generator=g)) % m
+        return others, torch.randint(0, n, (m, k), generator=g)
 
     def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """k(a_i, b_j) (pairs, n, m) of points (pairs, n, d) and (pairs, m, d)."""
@@ -93,8 +93,8 @@ class FDM(DirectLoss):
 
     def with_partners(self, a: torch.Tensor, b: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """k(a_i, b_index[i, j]) (pairs, n, partners) of points a (pairs, n, d), b (pairs, m, d)."""
-        pairs, n, k = index.shape
-        chosen = b.gather(1, index.reshape(pairs, n * k, 1).expand(-1, -1, b.size(-1))).view(pairs, n, k, -1)
+        n, k = index.shape
+        chosen = b.index_select(1, index.reshape(-1)).view(b.size(0), n, k, b.size(-1))
         return self.of_distance((a.unsqueeze(2) - chosen).square().sum(-1), a.size(-1))
 
     def objective(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor:
@@ -112,10 +112,10 @@ class FDM(DirectLoss):
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
         b, m, n = x.size(1), xs.size(1), ys.size(1)
         if self.cfg.fdm_partners:
-            others, real = self.partners(m, n, s.numel(), g)
+            others, real = self.partners(m, n, g)
             mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
-            same = self.with_partners(x, xs, others[:, mine].to(x.device)).sum(dim=(1, 2))
-            cross = self.with_partners(x, ys, real[:, mine].to(x.device)).sum(dim=(1, 2))
+            same = self.with_partners(x, xs, others[mine].to(x.device)).sum(dim=(1, 2))
+            cross = self.with_partners(x, ys, real[mine].to(x.device)).sum(dim=(1, 2))
             share = (same - 2.0 * cross) / (m * self.cfg.fdm_partners)
             return share.mean() * shard.world_size
         full = self.kernel(x, xs)  # (pairs, b, m)
