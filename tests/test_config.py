@@ -10,7 +10,7 @@ from infgan.config import PRESETS, Config, ConfigError, config_paths, resolve, s
 def test_defaults_are_the_default_run():
     cfg = resolve()
     assert cfg == Config()
-    assert cfg.loss.kind == "fdm" and cfg.train.steps == 2500
+    assert cfg.loss.kind == "fdm" and cfg.train.steps == 1000
 
 
 @pytest.mark.parametrize("preset", PRESETS)

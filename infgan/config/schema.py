@@ -240,19 +240,19 @@ _OPTIMISERS = ("adadelta", "adam", "rmsprop")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = option(2500, "generator steps", ge=1)
+    steps: int = option(1000, "generator steps", ge=1)
     batch_size: int = option(128, "global batch size (split across workers)", ge=1)
     n_critic: int = option(
         1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1, critic=True
     )
-    generator_lr: float = option(0.15, "generator learning rate", gt=0)
+    generator_lr: float = option(0.5, "generator learning rate", gt=0)
     discriminator_lr: float = option(0.12, "discriminator learning rate", gt=0, critic=True)
     generator_optimizer: str = option("adadelta", "generator optimiser", choices=_OPTIMISERS)
     discriminator_optimizer: str = option("adadelta", "discriminator optimiser", choices=_OPTIMISERS, critic=True)
     generator_weight_decay: float = option(0.01, "generator weight decay", ge=0)
     discriminator_weight_decay: float = option(0.01, "discriminator weight decay", ge=0, critic=True)
     adam_betas: tuple[float, float] = option((0.5, 0.9), "Adam betas (adam only)")
-    swa_start: int = option(1250, "step from which weights are averaged (evaluation uses the average)", ge=0)
+    swa_start: int = option(500, "step from which weights are averaged (evaluation uses the average)", ge=0)
     ema_decay: float = option(
         0.0,
         "0: equal-weight average of every step from swa_start (SWA); else the decay of an exponential "
