@@ -152,11 +152,11 @@ def test_fdm_with_partners_scores_each_point_against_its_drawn_partners_only():
     got = loss.objective(fake, Batch(real), Shard(), seed=5)
     draw = torch.Generator().manual_seed(5)
     s, t = loss.pairs(7, draw)
-    others, chosen = loss.partners(6, 9, draw)
-    assert not (others == torch.arange(6).view(6, 1)).any()  # never itself
+    others, chosen = loss.partners(6, 9, 3, draw)
+    assert not (others == torch.arange(6).view(1, 6, 1)).any()  # never itself
     want = torch.zeros((), dtype=torch.float64)
     floor = 0.1 * real[..., 1:].reshape(-1, 1).std(dim=0).repeat(3)
-    for a, b in zip(s.tolist(), t.tolist(), strict=True):
+    for p, (a, b) in enumerate(zip(s.tolist(), t.tolist(), strict=True)):
 
         def point(x, i, a=a, b=b):
             return torch.cat([x[i, 0, 1:], x[i, a, 1:], x[i, b, 1:] - x[i, a, 1:]])
@@ -166,8 +166,8 @@ def test_fdm_with_partners_scores_each_point_against_its_drawn_partners_only():
         for i in range(6):
             x = point(fake, i) * scale
             for k in range(4):
-                want = want - (x - point(fake, int(others[i, k])) * scale).norm() / (6 * 4)
-                want = want + 2 * (x - ys[int(chosen[i, k])] * scale).norm() / (6 * 4)
+                want = want - (x - point(fake, int(others[p, i, k])) * scale).norm() / (6 * 4)
+                want = want + 2 * (x - ys[int(chosen[p, i, k])] * scale).norm() / (6 * 4)
     want = want / 3
     assert torch.allclose(got, want, rtol=1e-9), (got, want)
     (g_got,) = torch.autograd.grad(got, fake)

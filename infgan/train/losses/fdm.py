@@ -16,10 +16,10 @@ Standardised separately, the level and the increment weigh alike.
 
 The cost: with `loss.fdm_partners` 0 every generated point is scored against every other and every
 real one, a cost that grows with the square of the batch. With K partners, each generated point is
-scored against K other generated points and K real ones drawn afresh each step (with replacement,
-the same draw for every pair of times and on every rank, indexed by the point's place in the global
-batch). The expectation over the draw of each point's term is its term against all of them, so the
-estimate stays unbiased, and its cost grows linearly with the batch (an incomplete U-statistic).
+scored against K other generated points and K real ones drawn afresh each step and for each pair of
+times (the same draw on every rank, indexed by the point's place in the global batch). The
+expectation over the draw of each point's term is its term against all of them, so the estimate
+stays unbiased, and its cost grows linearly with the batch (an incomplete U-statistic).
 """
 
 from __future__ import annotations
@@ -68,14 +68,17 @@ class FDM(DirectLoss):
         cross = -torch.cdist(x, y).mean(dim=1)  # (pairs, n)
         return (first[:, None] - 2.0 * cross).mean(dim=0)
 
-    def partners(self, m: int, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """For each of the `m` generated points of the global batch, `fdm_partners` other generated
-        points (never itself) and as many of the `n` real ones, drawn uniformly with replacement, the
-        same for every pair of times: index tensors (m, partners)."""
+    def partners(self, m: int, n: int, pairs: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each pair of times and each of the `m` generated points of the global batch,
+        `fdm_partners` other generated points (never itself) and as many of the `n` real ones: index
+        tensors (pairs, m, partners). Partner j of point i at a pair of times is i shifted by a random
+        offset drawn for that pair and j: uniform over the others (over the real points) for every
+        point, as an unbiased estimate needs, at the cost of one draw per pair and partner."""
         k = self.cfg.fdm_partners
-        own = torch.arange(m).view(m, 1)
-        others = (own + 1 + torch.randint(0, max(m - 1, 1), (m, k), generator=g)) % m
-        return others, torch.randint(0, n, (m, k), generator=g)
+        own = torch.arange(m).view(1, m, 1)
+        shift = torch.randint(0, max(m - 1, 1), (pairs, 1, k), generator=g)
+        real = torch.randint(0, n, (pairs, 1, k), generator=g)
+        return (own + 1 + shift) % m, (own + real) % n
 
     def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """k(a_i, b_j) (pairs, n, m) of points (pairs, n, d) and (pairs, m, d)."""
@@ -92,9 +95,10 @@ class FDM(DirectLoss):
         return torch.exp(-d2 / (self.cfg.sig_sigma * dim / 3))
 
     def with_partners(self, a: torch.Tensor, b: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """k(a_i, b_index[i, j]) (pairs, n, partners) of points a (pairs, n, d), b (pairs, m, d)."""
-        n, k = index.shape
-        chosen = b.index_select(1, index.reshape(-1)).view(b.size(0), n, k, b.size(-1))
+        """k(a_i, b_index[p, i, j]) (pairs, n, partners) of points a (pairs, n, d), b (pairs, m, d)."""
+        pairs, n, k = index.shape
+        rows = (index + torch.arange(pairs, device=index.device).view(pairs, 1, 1) * b.size(1)).reshape(-1)
+        chosen = b.reshape(-1, b.size(-1)).index_select(0, rows).view(pairs, n, k, b.size(-1))
         return self.of_distance((a.unsqueeze(2) - chosen).square().sum(-1), a.size(-1))
 
     def objective(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor:
@@ -112,10 +116,10 @@ class FDM(DirectLoss):
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
         b, m, n = x.size(1), xs.size(1), ys.size(1)
         if self.cfg.fdm_partners:
-            others, real = self.partners(m, n, g)
+            others, real = self.partners(m, n, s.numel(), g)
             mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
-            same = self.with_partners(x, xs, others[mine].to(x.device)).sum(dim=(1, 2))
-            cross = self.with_partners(x, ys, real[mine].to(x.device)).sum(dim=(1, 2))
+            same = self.with_partners(x, xs, others[:, mine].to(x.device)).sum(dim=(1, 2))
+            cross = self.with_partners(x, ys, real[:, mine].to(x.device)).sum(dim=(1, 2))
             share = (same - 2.0 * cross) / (m * self.cfg.fdm_partners)
             return share.mean() * shard.world_size
         full = self.kernel(x, xs)  # (pairs, b, m)
