@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits
 
+from infgan.metrics.sequence import Stacked
+
 DISC_STEPS = 2000
 PRED_STEPS = 5000
 BATCH = 128
@@ -80,54 +82,6 @@ def _model(inputs: int, dim: int, seed: int) -> _GRU:
         return _GRU(inputs, max(1, dim // 2))
 
 
-class _Stacked(nn.Module):
-    """Several `_GRU`s (one per repeat, each initialised by its own seed) trained side by side.
-
-    Each repeat keeps its own weights, data split and batches; stacked, one step of all of them
-    costs about what one repeat's did (at these sizes the time goes to per-operation overhead,
-    not arithmetic): TimeGAN's 10 repeats take about the time of 1. The recurrence is PyTorch's GRU
-    (tested against `nn.GRU`); Adam is elementwise, so one Adam over the stacked weights is each
-    repeat's own Adam, and the summed loss gives each repeat its own gradient.
-    """
-
-    def __init__(self, inputs: int, dim: int, seeds: list[int]):
-        super().__init__()
-        models = [_model(inputs, dim, s) for s in seeds]
-
-        def stack(get) -> nn.Parameter:
-            return nn.Parameter(torch.stack([get(m).detach().clone() for m in models]))
-
-        self.w_ih = stack(lambda m: m.gru.weight_ih_l0.T)  # (R, inputs, 3 hidden)
-        self.w_hh = stack(lambda m: m.gru.weight_hh_l0.T)  # (R, hidden, 3 hidden)
-        self.b_ih = stack(lambda m: m.gru.bias_ih_l0.unsqueeze(0))  # (R, 1, 3 hidden)
-        self.b_hh = stack(lambda m: m.gru.bias_hh_l0.unsqueeze(0))
-        self.w_out = stack(lambda m: m.readout.weight.T)  # (R, hidden, 1)
-        self.b_out = stack(lambda m: m.readout.bias.view(1, 1))
-
-    def forward(self, x: torch.Tensor, which: slice = slice(None)) -> torch.Tensor:
-        # x: (R, batch, time, inputs) -> (R, batch, time) logits, R the repeats `which` picks
-        w_ih, w_hh, b_ih, b_hh = self.w_ih[which], self.w_hh[which], self.b_ih[which], self.b_hh[which]
-        r, b, t, _ = x.shape
-        hidden = w_hh.size(1)
-        gates_x = (torch.bmm(x.reshape(r, b * t, -1), w_ih) + b_ih).view(r, b, t, 3 * hidden)
-        h = x.new_zeros(r, b, hidden)
-        states = []
-        for k in range(t):
-            gx = gates_x[:, :, k]
-            gh = torch.baddbmm(b_hh, h, w_hh)
-            reset = torch.sigmoid(gx[..., :hidden] + gh[..., :hidden])
-            update = torch.sigmoid(gx[..., hidden : 2 * hidden] + gh[..., hidden : 2 * hidden])
-            new = torch.tanh(gx[..., 2 * hidden :] + reset * gh[..., 2 * hidden :])
-            h = (1 - update) * new + update * h
-            states.append(h)
-        out = torch.stack(states, dim=2).reshape(r, b * t, hidden)
-        return torch.baddbmm(self.b_out[which], out, self.w_out[which]).view(r, b, t)
-
-    def one(self, r: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Repeat `r`'s model: (n, time, inputs) -> (n, time) logits."""
-        return lambda x: self(x.unsqueeze(0), slice(r, r + 1))[0]
-
-
 def _batch(n: int, g: torch.Generator) -> torch.Tensor:
     """Row indices of one batch of BATCH rows drawn without replacement (TimeGAN's batch_generator)."""
     return torch.randperm(n, generator=g)[:BATCH]
@@ -172,13 +126,13 @@ def discriminative_many(
     a_fit, a_test = (torch.stack([s[0][k] for s in splits]) for k in (0, 1))
     b_fit, b_test = (torch.stack([s[1][k] for s in splits]) for k in (0, 1))
     a, b = a.float(), b.float()
-    model = _Stacked(a.size(-1), a.size(-1), seeds)
+    model = Stacked([_model(a.size(-1), a.size(-1), s) for s in seeds])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in _steps(steps, len(seeds), progress):
         picks = [(_batch(a_fit.size(1), g), _batch(b_fit.size(1), g)) for g in gens]
         i = torch.stack([a_fit[r, p[0]] for r, p in enumerate(picks)])
         j = torch.stack([b_fit[r, p[1]] for r, p in enumerate(picks)])
-        logits = model(torch.cat([a[i], b[j]], dim=1))[..., -1]  # (R, batch of a + batch of b)
+        logits = model(torch.cat([a[i], b[j]], dim=1))[..., -1, 0]  # (R, batch of a + batch of b)
         labels = torch.cat([torch.ones_like(i, dtype=logits.dtype), torch.zeros_like(j, dtype=logits.dtype)], 1)
         # Each repeat's loss as TimeGAN's: the mean over real plus the mean over generated windows.
         loss = binary_cross_entropy_with_logits(logits, labels, reduction="none")
@@ -189,7 +143,7 @@ def discriminative_many(
     with torch.no_grad():
         for r in range(len(seeds)):
             one = model.one(r)
-            right = (one(a[a_test[r]])[:, -1] > 0).sum() + (one(b[b_test[r]])[:, -1] <= 0).sum()
+            right = (one(a[a_test[r]])[:, -1, 0] > 0).sum() + (one(b[b_test[r]])[:, -1, 0] <= 0).sum()
             out.append(abs(0.5 - right.item() / (a_test.size(1) + b_test.size(1))))
     return out
 
@@ -208,17 +162,17 @@ def predictive_many(
         raise ValueError("TimeGAN's predictive score needs at least 2 channels (it predicts the last from the others)")
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     fit, test = fit.float(), test.float()
-    model = _Stacked(dim - 1, dim, seeds)
+    model = Stacked([_model(dim - 1, dim, s) for s in seeds])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in _steps(steps, len(seeds), progress):
         x = fit[torch.stack([_batch(fit.size(0), g) for g in gens])]  # (R, BATCH, time, dim)
-        loss = (torch.sigmoid(model(x[:, :, :-1, :-1])) - x[:, :, 1:, -1]).abs().mean(dim=(1, 2))
+        loss = (torch.sigmoid(model(x[:, :, :-1, :-1])[..., 0]) - x[:, :, 1:, -1]).abs().mean(dim=(1, 2))
         loss.sum().backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
     with torch.no_grad():
         return [
-            (torch.sigmoid(model.one(r)(test[:, :-1, :-1])) - test[:, 1:, -1]).abs().mean().item()
+            (torch.sigmoid(model.one(r)(test[:, :-1, :-1])[..., 0]) - test[:, 1:, -1]).abs().mean().item()
             for r in range(len(seeds))
         ]
 
