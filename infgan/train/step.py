@@ -33,7 +33,7 @@ class Players:
 
 def _fake(players: Players, ts: torch.Tensor, batch_size: int, rng: torch.Generator, batch: Batch) -> torch.Tensor:
     """Generated paths as interpolation coefficients (batch, time, 1 + data), under the batch's conditions."""
-    if batch.cond is None:  # the unconditional call, as before conditions existed
+    if batch.cond is None:  # an unconditional generator takes no condition argument
         return interpolation_coeffs(players.generator(ts, batch_size, rng))
     return interpolation_coeffs(players.generator(ts, batch_size, rng, batch.cond))
 
