@@ -491,3 +491,19 @@ def test_numeric_times_with_an_empty_or_infinite_cell_are_dropped_under_the_poli
         str(path),
     )
     assert dropped.series[0].times.tolist() == [0.0, 1.0, 3.0, 4.0]
+
+
+def test_a_channel_the_data_hold_constant_is_generated_exactly_constant(tmp_path):
+    """A constant column normalises to 0; the generator holds it there, through training, so its
+    generated values are the constant itself in data units (and show no trace a classifier could find)."""
+    from infgan.metrics import generate
+    from infgan.train.trained import TrainedRun
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"x": rng.standard_normal(400).cumsum(), "c": 5.0}).to_csv(tmp_path / "d.csv", index=False)
+    sets = [f"data.path={tmp_path / 'd.csv'}", "data.dataset=csv", "data.t_size=8", "data.stride=1", "train.steps=6"]
+    fit(tiny(*sets, "train.swa_start=3"), tmp_path / "run")
+    run = TrainedRun.open(tmp_path / "run")
+    fake = generate(run.generator(), run.times, 50, seed=1)
+    assert torch.equal(fake[..., 2], torch.zeros_like(fake[..., 2])) and fake[..., 1].std() > 0
+    assert torch.equal(run.to_data_units(fake[..., 1:], seed=0)[..., 1], torch.full((50, 8), 5.0))

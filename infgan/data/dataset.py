@@ -55,6 +55,15 @@ class Dataset:
         return None if bool(observed.all()) else observed
 
     @property
+    def constant(self) -> torch.Tensor:
+        """(channels,) bool: channels whose every observed training value is the same (normalised to 0)."""
+        x = self.train[..., 1:]
+        seen = ~torch.isnan(x)
+        low = torch.where(seen, x, torch.inf).amin(dim=(0, 1))
+        high = torch.where(seen, x, -torch.inf).amax(dim=(0, 1))
+        return high == low
+
+    @property
     def cond_width(self) -> int:
         """Size of a path's condition vector (0: unconditional)."""
         return 0 if self.cond_train is None else self.cond_train.size(1)

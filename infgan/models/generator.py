@@ -70,6 +70,21 @@ class Generator(nn.Module):
             for p in self.func.parameters():
                 p.mul_(cfg.field_scale)
 
+    def hold(self, held: torch.Tensor) -> None:
+        """Hold the data channels where `held` (data,) is true at 0 (in normalised units): their
+        read-out rows are zeroed and kept at zero (their gradients are masked), so every generated
+        value of such a channel is exactly 0.
+
+        Why: a channel the data hold constant (an adjusted close always equal to the close, as a ratio
+        to it) normalises to exactly 0; a generator that comes only near it leaves a trace that any
+        classifier of normalised paths finds at once, however small it is in data units."""
+        keep = (~held.to(torch.bool)).to(self.readout.weight.dtype)
+        with torch.no_grad():
+            self.readout.weight.mul_(keep.unsqueeze(1))
+            self.readout.bias.mul_(keep)
+        self.readout.weight.register_hook(lambda grad: grad * keep.unsqueeze(1))
+        self.readout.bias.register_hook(lambda grad: grad * keep)
+
     def forward(
         self, ts: torch.Tensor, batch_size: int, generator: torch.Generator, cond: torch.Tensor | None = None
     ) -> torch.Tensor:

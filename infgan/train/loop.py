@@ -175,7 +175,7 @@ def fit(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     run, dataset = RunDir(Path(out_dir)), build_dataset(cfg.data, cfg.seed)
-    state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width)
+    state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width, dataset.constant)
     critic = None if state.discriminator is None else ctx.wrap(state.discriminator)
     players, loss = Players(ctx.wrap(state.generator), critic, ctx.shard()), losses.build(cfg.loss)
     opened = _open(cfg, run, dataset, state, ctx, resume)

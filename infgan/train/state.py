@@ -146,10 +146,20 @@ class TrainState:
                 group["lr"], group["weight_decay"] = lr, decay
 
 
-def init_state(cfg: Config, data_size: int, device: torch.device, rank: int = 0, cond_width: int = 0) -> TrainState:
-    """Fresh models and optimisers; initial weights depend on the seed only, noise on (seed, rank)."""
+def init_state(
+    cfg: Config,
+    data_size: int,
+    device: torch.device,
+    rank: int = 0,
+    cond_width: int = 0,
+    held: torch.Tensor | None = None,
+) -> TrainState:
+    """Fresh models and optimisers; initial weights depend on the seed only, noise on (seed, rank).
+    `held` (data,): channels the data hold constant, which the generator holds there (`Generator.hold`)."""
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     generator = Generator(data_size, cfg.model, cond_width).to(device)
+    if held is not None and bool(held.any()):
+        generator.hold(held.to(device))
     t = cfg.train
     g_opt = make_optimizer(
         t.generator_optimizer, generator.parameters(), t.generator_lr, t.generator_weight_decay, t.adam_betas
