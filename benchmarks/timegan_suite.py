@@ -2,7 +2,7 @@
 
     python benchmarks/timegan_suite.py                        # all three datasets, 3 seeds, 10 repeats
     python benchmarks/timegan_suite.py stocks --seeds 3 --jobs 2
-    python benchmarks/timegan_suite.py --reuse                # score what --out holds, train what is missing
+    python benchmarks/timegan_suite.py --reuse                # keep what --out holds (runs, scores), do the rest
     python benchmarks/timegan_suite.py sines --set train.steps=1000   # a variant of the presets
     python benchmarks/timegan_suite.py --toy                  # tiny runs and classifiers: checks the pipeline only
 
@@ -58,6 +58,7 @@ TOY = [
     "data.size=300",
 ]
 TOY_SHRINK = 100
+SCORES = "timegan_suite.json"  # a run's TimeGAN scores, kept for --reuse
 
 
 def train(dataset: str, seed: int, out: Path, sets: list[str], reuse: bool) -> Path:
@@ -72,15 +73,24 @@ def train(dataset: str, seed: int, out: Path, sets: list[str], reuse: bool) -> P
     return run
 
 
-def score(run: Path, repeats: int, shrink: int) -> dict:
-    """TimeGAN's two scores and floors of one run, and what its summary says (steps, wall time, val/disc)."""
+def score(run: Path, repeats: int, shrink: int, reuse: bool) -> dict:
+    """TimeGAN's two scores and floors of one run, and what its summary says (steps, wall time, val/disc).
+
+    The scores are kept in RUN/timegan_suite.json; --reuse reads them back when they were computed
+    with the same repeats and classifier size and the run has not changed since."""
     import torch
 
     from infgan.commands.evaluate import evaluate_timegan
 
     torch.set_num_threads(1)
     summary = json.loads((run / "summary.json").read_text())
-    out = evaluate_timegan(run, repeats, progress=False, shrink=shrink)
+    kept = run / SCORES
+    key = {"repeats": repeats, "shrink": shrink, "generator_mtime": (run / "generator.pt").stat().st_mtime}
+    if reuse and kept.exists() and json.loads(kept.read_text()).get("key") == key:
+        out = json.loads(kept.read_text())["scores"]
+    else:
+        out = evaluate_timegan(run, repeats, progress=False, shrink=shrink)
+        kept.write_text(json.dumps({"key": key, "scores": out}, indent=2))
     path = summary.get("path_metrics", {})
     floors = summary.get("floors", {})
     return {
@@ -167,7 +177,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="TimeGAN's classifiers per score (default 10)")
     parser.add_argument("--out", type=Path, default=Path("runs/timegan_suite"), help="default runs/timegan_suite")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained and scored at once (default 1)")
-    parser.add_argument("--reuse", action="store_true", help="keep finished runs in --out instead of training again")
+    parser.add_argument("--reuse", action="store_true", help="keep finished runs in --out, and their scores at the same --repeats, instead of computing them again")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--toy", action="store_true", help="tiny runs and classifiers: checks the pipeline only")
     args = parser.parse_args()
@@ -185,7 +195,7 @@ def main() -> None:
 
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(train, *zip(*[(d, s, args.out, sets_for(d), args.reuse) for d, s in jobs])))
-        scored = list(pool.map(score, runs, [args.repeats] * len(runs), [shrink] * len(runs)))
+        scored = list(pool.map(score, runs, *zip(*[(args.repeats, shrink, args.reuse)] * len(runs))))
     rows = {d: summarise(d, [r for (dd, _), r in zip(jobs, scored) if dd == d]) for d in datasets}
     table = markdown(rows, args.repeats)
     args.out.mkdir(parents=True, exist_ok=True)

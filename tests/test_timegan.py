@@ -140,3 +140,9 @@ def test_the_benchmark_suite_runs_end_to_end_at_toy_sizes(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "Diffusion-TS (ICLR 2024) | 0.006 (0.093)" in table and "real against real" in table
     assert all(f"| {d} | " in table for d in datasets)
+    # --reuse keeps the runs and their kept scores: nothing trained again, the same rows
+    assert all((tmp_path / d / f"seed-{s}" / "timegan_suite.json").exists() for d in datasets for s in (0, 1))
+    again = subprocess.run([*cmd, "--repeats", "1", "--out", str(tmp_path), "--reuse"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "infgan train" not in again.stderr
+    assert json.loads(again.stdout)["rows"] == rows
