@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="TimeGAN's classifiers per score (default 10)")
     parser.add_argument("--out", type=Path, default=Path("runs/timegan_suite"), help="default runs/timegan_suite")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained and scored at once (default 1)")
-    parser.add_argument("--reuse", action="store_true", help="keep finished runs in --out, and their scores at the same --repeats, instead of computing them again")
+    parser.add_argument("--reuse", action="store_true", help="keep runs in --out, and scores at the same --repeats")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--toy", action="store_true", help="tiny runs and classifiers: checks the pipeline only")
     args = parser.parse_args()
