@@ -74,3 +74,30 @@ def test_unit_time_feeds_the_vector_fields_time_over_the_last_time():
         raw_d.func.mlp[0].weight[:, 0] /= float(coeffs.size(1) - 1)  # the critic's knots are 0 .. time - 1
     torch.testing.assert_close(raw_g(ts, 3, torch.Generator().manual_seed(1)), b)
     torch.testing.assert_close(raw_d(coeffs), unit_d(coeffs))
+
+
+def test_observation_noise_adds_learned_white_noise_and_leaves_held_channels_exact():
+    """model.obs_noise: each output value gets its own N(0, scale^2) noise, scale per channel starting at
+    obs_noise and learned (it has a gradient); the paths without noise are those of the same weights with
+    obs_noise 0; a held channel stays exactly 0, also after the weights' file is read back."""
+    ts = torch.linspace(0, 7, 8)
+    torch.manual_seed(0)
+    noisy = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False, "obs_noise": 0.2}))
+    plain = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False}))
+    plain.load_state_dict({k: v for k, v in noisy.state_dict().items() if k not in ("noise_scale", "keep")})
+    a = noisy(ts, 4000, torch.Generator().manual_seed(3))
+    b = plain(ts, 4000, torch.Generator().manual_seed(3))
+    residual = a[..., 1:] - b[..., 1:]
+    assert torch.equal(a[..., 0], b[..., 0])
+    assert torch.allclose(residual.std(dim=(0, 1)), torch.full((3,), 0.2), rtol=0.05)
+    r = residual.detach()
+    assert abs(float((r[:, 1:] * r[:, :-1]).mean() / r.var())) < 0.05  # independent from one time to the next
+    residual.pow(2).mean().backward()
+    assert noisy.noise_scale.grad is not None and bool((noisy.noise_scale.grad > 0).all())
+
+    noisy.hold(torch.tensor([False, True, False]))
+    held = noisy(ts, 50, torch.Generator().manual_seed(1))
+    assert torch.equal(held[..., 2], torch.zeros_like(held[..., 2])) and held[..., 1].std() > 0
+    again = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False, "obs_noise": 0.2}))
+    again.load_state_dict(noisy.state_dict())
+    assert torch.equal(again(ts, 50, torch.Generator().manual_seed(1)), held)

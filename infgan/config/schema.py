@@ -179,6 +179,15 @@ class ModelConfig:
     )
     initial_scale: float = option(3.0, "multiplier on the generator's initial-MLP weights at init", gt=0)
     field_scale: float = option(0.5, "multiplier on the generator's drift/diffusion weights at init", gt=0)
+    # Why: a hidden SDE read out linearly makes paths as smooth as its solver step; data whose
+    # channels are partly white noise from one time to the next (a bar's open and range against its
+    # close, day by day) need a noise of their own at each output time.
+    obs_noise: float = option(
+        0.0,
+        "observation noise: each generated value gets independent Gaussian noise of a learned per-channel "
+        "scale, starting at this value (normalised units); 0 = none",
+        ge=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,14 @@ class Generator(nn.Module):
         )
         self.func = _VectorFields(cfg.hidden_size, cfg.noise_size, cfg.mlp_size, cfg.num_layers, cond_width)
         self.readout = nn.Linear(cfg.hidden_size, data_size)
+        # Observation noise (model.obs_noise > 0): per channel, scale softplus(raw) starting at obs_noise.
+        self.noise_scale: nn.Parameter | None = None
+        if cfg.obs_noise > 0:
+            start = torch.full((data_size,), float(cfg.obs_noise))
+            self.noise_scale = nn.Parameter(start + torch.log(-torch.expm1(-start)))  # softplus^-1
+        # Channels not held constant (`hold`); kept in the weights' file only where the noise needs it.
+        self.keep: torch.Tensor
+        self.register_buffer("keep", torch.ones(data_size), persistent=self.noise_scale is not None)
         # Why: the reference scales the initial MLP up (diverse starting points, as the data's
         # Y0 ~ U(-1, 1) is wide) and the vector fields down (a gentle SDE at init), which
         # markedly speeds up the start of training.
@@ -79,6 +87,7 @@ class Generator(nn.Module):
         to it) normalises to exactly 0; a generator that comes only near it leaves a trace that any
         classifier of normalised paths finds at once, however small it is in data units."""
         keep = (~held.to(torch.bool)).to(self.readout.weight.dtype)
+        self.keep.copy_(keep)  # also silences such a channel's observation noise
         with torch.no_grad():
             self.readout.weight.mul_(keep.unsqueeze(1))
             self.readout.bias.mul_(keep)
@@ -108,6 +117,10 @@ class Generator(nn.Module):
             field = self.func.on_grid(grid.times.to(x0.dtype))
             xs = grid.at_outputs(reversible_heun(field, x0, grid, dw))
         ys = self.readout(xs.transpose(0, 1))  # (batch, time, data)
+        if self.noise_scale is not None:
+            # drawn after the Brownian increments, so a run without it draws exactly as before
+            eps = torch.randn(ys.shape, generator=generator, device="cpu", dtype=ys.dtype).to(device)
+            ys = ys + eps * (nn.functional.softplus(self.noise_scale) * self.keep)
         return torch.cat([ts.unsqueeze(0).unsqueeze(-1).expand(batch_size, ts.size(0), 1), ys], dim=2)
 
     def _solve_adjoint(self, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
