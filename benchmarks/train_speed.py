@@ -13,7 +13,7 @@ autograd) to show where the time goes.
 
 `--compare-reference PATH` times torchsde's `examples/sde_gan.py` (the unmodified file, given by
 its path; it is not part of infgan) side by side in the same process: its own Generator,
-Discriminator and data at its defaults (batch 1024, 64 times, hidden 16), its own training step
+Critic and data at its defaults (batch 1024, 64 times, hidden 16), its own training step
 (one simultaneous update, weight clipping), rounds alternating with infgan's, so that machine noise
 hits both alike. The ratio `reference_s_per_step / s_per_step` is the speed-up.
 
@@ -88,7 +88,7 @@ def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[],
     observed = data.observed()
     observed = None if observed is None else observed.to(dev)
     state = init_state(cfg, data.channels, dev)
-    players = Players(state.generator, state.discriminator)
+    players = Players(state.generator, state.critic)
     loss = losses.build(cfg.loss)
     batch = cfg.train.batch_size
 
@@ -105,12 +105,12 @@ def infgan_step(preset: str, sets: list[str], device: str) -> tuple[Callable[[],
             start = now()
             fake = interpolation_coeffs(state.generator(ts, batch, state.rng))
             g_fwd = now() - start
-            if state.discriminator is None:
+            if state.critic is None:
                 return {"s_generator_forward": round(g_fwd, 4)}
             start = now()
-            state.discriminator(torch.cat([sample_batch(coeffs, batch, state.rng).coeffs, fake]))
+            state.critic(torch.cat([sample_batch(coeffs, batch, state.rng).coeffs, fake]))
             d_fwd = now() - start
-        return {"s_generator_forward": round(g_fwd, 4), "s_discriminator_forward_real_and_fake": round(d_fwd, 4)}
+        return {"s_generator_forward": round(g_fwd, 4), "s_critic_forward_real_and_fake": round(d_fwd, 4)}
 
     info = {
         "batch_size": batch,
@@ -140,27 +140,27 @@ def reference_step(path: Path, device: str) -> Callable[[], None]:
     ts, data_size, loader = ref.get_data(batch_size=batch, device=device)
     batches = (b for _ in iter(int, 1) for b in loader)
     generator = ref.Generator(data_size, init_noise, noise, hidden, mlp, layers).to(device)
-    discriminator = ref.Discriminator(data_size, hidden, mlp, layers).to(device)
+    critic = ref.Discriminator(data_size, hidden, mlp, layers).to(device)
     with torch.no_grad():
         for p in generator._initial.parameters():
             p *= 3
         for p in generator._func.parameters():
             p *= 0.5
     g_opt = torch.optim.Adadelta(generator.parameters(), lr=2e-4, weight_decay=0.01)
-    d_opt = torch.optim.Adadelta(discriminator.parameters(), lr=1e-3, weight_decay=0.01)
+    critic_opt = torch.optim.Adadelta(critic.parameters(), lr=1e-3, weight_decay=0.01)
 
     def step() -> None:
         (real,) = next(batches)
-        loss = discriminator(generator(ts, batch)) - discriminator(real)
+        loss = critic(generator(ts, batch)) - critic(real)
         loss.backward()
         for p in generator.parameters():
             p.grad *= -1
         g_opt.step()
-        d_opt.step()
+        critic_opt.step()
         g_opt.zero_grad()
-        d_opt.zero_grad()
+        critic_opt.zero_grad()
         with torch.no_grad():
-            for module in discriminator.modules():
+            for module in critic.modules():
                 if isinstance(module, torch.nn.Linear):
                     lim = 1 / module.out_features
                     module.weight.clamp_(-lim, lim)

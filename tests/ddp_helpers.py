@@ -73,7 +73,7 @@ def params_of(state) -> dict:
     return {
         "g": [p.detach() for p in state.generator.parameters()],
         "grad": [p.grad.detach().clone() for p in state.generator.parameters() if p.grad is not None],
-        "d": [] if state.discriminator is None else [p.detach() for p in state.discriminator.parameters()],
+        "d": [] if state.critic is None else [p.detach() for p in state.critic.parameters()],
     }
 
 
@@ -87,7 +87,7 @@ def rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
             cfg, data, batch = case_setup(kind)
             ctx = DistributedContext(rank=rank, world_size=world)
             state = init_state(cfg, data.channels, torch.device("cpu"), rank)
-            critic = None if state.discriminator is None else ctx.wrap(state.discriminator)
+            critic = None if state.critic is None else ctx.wrap(state.critic)
             players = Players(ctx.wrap(state.generator), critic, ctx.shard())
             run_step(which, cfg, state, players, half(batch, rank, world), data.ts)
             if rank == 0:

@@ -21,7 +21,7 @@ def test_every_preset_loads(preset):
 
 def test_reference_and_seed_presets_hold_their_values():
     ref, seed = resolve(source="reference"), resolve(source="seed")
-    assert (ref.train.batch_size, ref.train.generator_lr, ref.train.discriminator_lr, ref.train.steps) == (
+    assert (ref.train.batch_size, ref.train.generator_lr, ref.train.critic_lr, ref.train.steps) == (
         1024,
         2e-4,
         1e-3,
@@ -33,9 +33,9 @@ def test_reference_and_seed_presets_hold_their_values():
 
 def test_numbers_are_read_as_users_write_them():
     """YAML 1.1 reads 1e-4 and 1.0e6 as strings; where a float is expected they are numbers."""
-    sets = ["loss.kind=gan", "train.generator_lr=1e-4", "train.discriminator_lr=1.0e6", "model.initial_scale=+.5"]
+    sets = ["loss.kind=gan", "train.generator_lr=1e-4", "train.critic_lr=1.0e6", "model.initial_scale=+.5"]
     cfg = resolve(sets=sets)
-    assert (cfg.train.generator_lr, cfg.train.discriminator_lr, cfg.model.initial_scale) == (1e-4, 1e6, 0.5)
+    assert (cfg.train.generator_lr, cfg.train.critic_lr, cfg.model.initial_scale) == (1e-4, 1e6, 0.5)
 
 
 def test_a_scalar_section_in_a_file_is_refused_even_with_set_overrides(tmp_path):
@@ -124,7 +124,7 @@ def test_config_paths_lists_every_leaf():
         "train.batch_size",
         "train.n_critic",
         "train.generator_lr",
-        "train.discriminator_lr",
+        "train.critic_lr",
         "train.swa_start",
         "eval.every",
         "checkpoint.every",
@@ -151,3 +151,18 @@ def test_resolve_layers_in_order_and_checks_what_a_person_wrote(tmp_path):
         resolve({"loss": {"kind": "fdm"}, "train": {"n_critic": 2}}, given="space.yaml: base")
     with pytest.raises(ConfigError, match="'train.n_critic' is a critic setting"):
         resolve(sets=["loss.kind=fdm", "train.n_critic=2"])
+
+
+def test_the_critics_old_key_names_are_read_as_the_new_ones(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("loss: {kind: wgan_gp}\ntrain: {discriminator_lr: 0.3, discriminator_optimizer: adam}\n")
+    cfg = resolve(source=str(old), sets=["train.discriminator_weight_decay=0.5"])
+    assert (cfg.train.critic_lr, cfg.train.critic_optimizer, cfg.train.critic_weight_decay) == (0.3, "adam", 0.5)
+    # A later layer under the new name overrides an earlier one under the old (a resumed run with --set).
+    layered = resolve({"train": {"discriminator_lr": 0.3}}, sets=["loss.kind=gan", "train.critic_lr=0.2"])
+    assert layered.train.critic_lr == 0.2
+    save_config(cfg, tmp_path / "saved.yaml")
+    text = (tmp_path / "saved.yaml").read_text()
+    assert "critic_lr: 0.3" in text and "discriminator" not in text
+    with pytest.raises(ConfigError, match="'train.discriminator_lr' is the old name of 'train.critic_lr'"):
+        resolve(sets=["loss.kind=gan", "train.discriminator_lr=0.3", "train.critic_lr=0.2"])

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from infgan.models import Discriminator, Generator
+from infgan.models import Critic, Generator
 from infgan.train.context import resolve_device
 
 from conftest import TINY, set_args, tiny
@@ -24,7 +24,7 @@ def test_models_on_cuda_match_the_cpu_on_the_same_noise():
     # any device, so the two devices differ by rounding only.
     cfg = tiny("model.hidden_size=16", "model.mlp_size=16").model
     torch.manual_seed(0)
-    gen, critic = Generator(1, cfg), Discriminator(1, cfg)
+    gen, critic = Generator(1, cfg), Critic(1, cfg)
     ts = torch.arange(32.0)
     cpu = gen(ts, 64, torch.Generator().manual_seed(3))
     gpu = gen.cuda()(ts.cuda(), 64, torch.Generator().manual_seed(3))

@@ -32,30 +32,30 @@ def one_worker_reference(which: str, kind: str) -> dict[str, list[torch.Tensor]]
     cfg, data, batch = case_setup(kind)
     target = init_state(cfg, data.channels, torch.device("cpu"), 0)
     g_sum = [torch.zeros_like(p) for p in target.generator.parameters()]
-    d_sum = [torch.zeros_like(p) for p in target.discriminator.parameters()]
+    d_sum = [torch.zeros_like(p) for p in target.critic.parameters()]
     for rank in range(WORLD):
         s = init_state(cfg, data.channels, torch.device("cpu"), rank)  # same weights, rank's noise
-        s.g_opt.step = s.d_opt.step = lambda: None  # gradients only
-        s.discriminator.clip_weights = lambda: None
-        run_step(which, cfg, s, Players(s.generator, s.discriminator), half(batch, rank, WORLD), data.ts)
+        s.g_opt.step = s.critic_opt.step = lambda: None  # gradients only
+        s.critic.clip_weights = lambda: None
+        run_step(which, cfg, s, Players(s.generator, s.critic), half(batch, rank, WORLD), data.ts)
         for acc, p in zip(g_sum, s.generator.parameters()):
             acc += p.grad / WORLD if p.grad is not None else 0
-        for acc, p in zip(d_sum, s.discriminator.parameters()):
+        for acc, p in zip(d_sum, s.critic.parameters()):
             acc += p.grad / WORLD if p.grad is not None else 0
     g_changes, d_changes = which in ("joint", "generator"), which in ("joint", "critic")
     for p, g in zip(target.generator.parameters(), g_sum):
         p.grad = g
-    for p, g in zip(target.discriminator.parameters(), d_sum):
+    for p, g in zip(target.critic.parameters(), d_sum):
         p.grad = g
     if g_changes:
         target.g_opt.step()
     if d_changes:
-        target.d_opt.step()
+        target.critic_opt.step()
         if kind == "wgan_clip":
-            target.discriminator.clip_weights()
+            target.critic.clip_weights()
     return {
         "g": [p.detach() for p in target.generator.parameters()],
-        "d": [p.detach() for p in target.discriminator.parameters()],
+        "d": [p.detach() for p in target.critic.parameters()],
     }
 
 
@@ -86,7 +86,7 @@ def test_coupled_losses_update_like_one_process_on_the_same_paths(ddp_results, w
     cfg, data, batch = case_setup(kind)
     state = init_state(cfg, data.channels, torch.device("cpu"), 0)
     rngs = [init_state(cfg, data.channels, torch.device("cpu"), r).rng for r in range(WORLD)]
-    run_step(which, cfg, state, Players(RankStreams(state.generator, rngs), state.discriminator), batch, data.ts)
+    run_step(which, cfg, state, Players(RankStreams(state.generator, rngs), state.critic), batch, data.ts)
     got, want = ddp_results[(which, kind)], params_of(state)
     assert len(got["grad"]) == len(want["grad"]) > 0
     for part in ("g", "d", "grad"):
@@ -104,7 +104,7 @@ def test_two_workers_update_like_one_worker_with_the_full_batch(ddp_results, whi
         for a, b in zip(got[part], want[part]):
             assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), (part, (a - b).abs().max())
         init = init_state(case_setup(kind)[0], 1, torch.device("cpu"), 0)
-        module = init.generator if part == "g" else init.discriminator
+        module = init.generator if part == "g" else init.critic
         changed |= any(not torch.equal(a, p.detach()) for a, p in zip(got[part], module.parameters()))
     assert changed  # the step did update something
 

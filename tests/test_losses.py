@@ -224,7 +224,7 @@ def test_scores_are_near_zero_between_real_sets_and_clearly_above_for_shuffled_i
 
 
 def test_critic_settings_are_refused_for_a_loss_without_a_critic():
-    for key in ("train.n_critic=2", "train.discriminator_lr=0.1", "loss.sig_weight=1", "loss.gp_weight=3"):
+    for key in ("train.n_critic=2", "train.critic_lr=0.1", "loss.sig_weight=1", "loss.gp_weight=3"):
         with pytest.raises(ConfigError, match=f"'{key.split('=')[0]}' is a critic setting.*trains no critic"):
             resolve(sets=["loss.kind=sig_score", key])
     resolve(sets=["loss.kind=gan", "loss.sig_weight=1", "train.n_critic=2"])  # fine beside a critic
@@ -249,7 +249,7 @@ def test_a_saved_sig_score_config_loads_back(tmp_path):
 
     cfg = resolve(sets=["loss.kind=sig_score", "loss.sig_sigma=0.5"])
     save_config(cfg, tmp_path / "c.yaml")
-    assert "discriminator_lr" not in (tmp_path / "c.yaml").read_text()
+    assert "critic_lr" not in (tmp_path / "c.yaml").read_text()
     assert resolve(source=str(tmp_path / "c.yaml")) == cfg
 
 
@@ -267,11 +267,11 @@ def test_a_critic_setting_searched_under_a_kind_without_a_critic_is_refused(tmp_
 
     params = {
         "loss.kind": {"type": "choice", "values": ["gan", "sig_score"]},
-        "train.discriminator_lr": {"type": "loguniform", "low": 0.01, "high": 0.1},
+        "train.critic_lr": {"type": "loguniform", "low": 0.01, "high": 0.1},
     }
-    with pytest.raises(ConfigError, match=r"train.discriminator_lr: a critic setting.*when: \{loss.kind: \[gan\]\}"):
+    with pytest.raises(ConfigError, match=r"train.critic_lr: a critic setting.*when: \{loss.kind: \[gan\]\}"):
         parse_space({"parameters": params}, "s")
-    params["train.discriminator_lr"]["when"] = {"loss.kind": "gan"}
+    params["train.critic_lr"]["when"] = {"loss.kind": "gan"}
     parse_space({"parameters": params}, "s")  # conditioned on the kind with a critic: fine
     with pytest.raises(ConfigError, match="remove it"):
         parse_space(
@@ -314,7 +314,7 @@ def test_a_tiny_run_without_a_critic_learns_and_resumes_exactly(tmp_path, kind):
     assert records[-1]["val/score"] - floor <= 0.5 * (records[0]["val/score"] - floor), [
         r["val/score"] for r in records
     ]
-    assert "discriminator" not in torch.load(tmp_path / "full" / "checkpoints" / "step_000060.pt", weights_only=False)
+    assert "critic" not in torch.load(tmp_path / "full" / "checkpoints" / "step_000060.pt", weights_only=False)
 
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, tmp_path / "cut", RunContext(progress=False), step=stops_at(30))

@@ -7,15 +7,15 @@ from torch import nn
 
 from infgan.config import ModelConfig
 from infgan.data.dataset import interpolation_coeffs
-from infgan.models import Discriminator, Generator
+from infgan.models import Critic, Generator
 from infgan.models.mlp import MLP
 
 CFG = ModelConfig(initial_noise_size=3, noise_size=2, hidden_size=4, mlp_size=5, num_layers=2)
 
 
-def test_generator_and_discriminator_shapes():
+def test_generator_and_critic_shapes():
     torch.manual_seed(0)
-    g, d = Generator(3, CFG), Discriminator(3, CFG)
+    g, d = Generator(3, CFG), Critic(3, CFG)
     ts = torch.linspace(0, 9, 10)
     paths = g(ts, 6, torch.Generator().manual_seed(0))
     assert paths.shape == (6, 10, 4)
@@ -44,7 +44,7 @@ def test_same_noise_seed_same_paths_and_adjoint_matches_direct():
 
 
 def test_clipping_bounds_every_linear_weight():
-    d = Discriminator(2, CFG)
+    d = Critic(2, CFG)
     with torch.no_grad():
         for p in d.parameters():
             p.mul_(50)
@@ -59,9 +59,9 @@ def test_unit_time_feeds_the_vector_fields_time_over_the_last_time():
     # first layer's time weight divided by t_last.
     torch.manual_seed(0)
     ts = torch.linspace(0, 8, 9)
-    raw_g, raw_d = Generator(1, CFG), Discriminator(1, CFG)
+    raw_g, raw_d = Generator(1, CFG), Critic(1, CFG)
     unit = ModelConfig(**{**CFG.__dict__, "unit_time": True})
-    unit_g, unit_d = Generator(1, unit), Discriminator(1, unit)
+    unit_g, unit_d = Generator(1, unit), Critic(1, unit)
     unit_g.load_state_dict(raw_g.state_dict())
     unit_d.load_state_dict(raw_d.state_dict())
     a, b = raw_g(ts, 3, torch.Generator().manual_seed(1)), unit_g(ts, 3, torch.Generator().manual_seed(1))

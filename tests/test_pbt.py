@@ -43,15 +43,15 @@ def test_an_exploit_copies_every_piece_of_the_donors_state_and_takes_the_new_rat
     member.load_state_dict(adopted)
     member.set_rates(new)
     donor.load_state_dict(payload)
-    for name in ("generator", "discriminator", "g_avg", "d_avg"):
+    for name in ("generator", "critic", "g_avg", "critic_avg"):
         a, b = getattr(member, name).state_dict(), getattr(donor, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
-    for opt in ("g_opt", "d_opt"):
+    for opt in ("g_opt", "critic_opt"):
         a, b = getattr(member, opt).state_dict()["state"], getattr(donor, opt).state_dict()["state"]
         assert all(torch.equal(a[i][k], b[i][k]) for i in a for k in a[i] if torch.is_tensor(a[i][k])), opt
     assert member.step == donor.step == 8 and member.progress == donor.progress
     assert member.g_opt.param_groups[0]["lr"] == 0.01 and donor.g_opt.param_groups[0]["lr"] == 0.046
-    assert member.d_opt.param_groups[0]["lr"] == donor.d_opt.param_groups[0]["lr"]
+    assert member.critic_opt.param_groups[0]["lr"] == donor.critic_opt.param_groups[0]["lr"]
     assert not torch.equal(member.rng.get_state(), donor.rng.get_state())  # its own noise from here
     again = adopt(copy.deepcopy(payload), member_of)
     assert torch.equal(again["rng"], adopted["rng"])  # re-seeded the same way every time

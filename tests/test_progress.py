@@ -59,10 +59,10 @@ def test_a_trial_shows_only_the_parameters_that_applied_to_it():
     from infgan.tune.space import load_space
 
     space = load_space(None)
-    both = {"loss.sig_sigma": 0.3, "loss.fdm_pairs": 64, "train.discriminator_lr": 0.08, "loss.sig_weight": 1.0}
+    both = {"loss.sig_sigma": 0.3, "loss.fdm_pairs": 64, "train.critic_lr": 0.08, "loss.sig_weight": 1.0}
     fdm, gan = {"loss.kind": "fdm", **both}, {"loss.kind": "gan", **both}
     assert set(space.applied(fdm)) == {"loss.kind", "loss.sig_sigma", "loss.fdm_pairs"}
-    assert set(space.applied(gan)) == {"loss.kind", "train.discriminator_lr", "loss.sig_weight"}
+    assert set(space.applied(gan)) == {"loss.kind", "train.critic_lr", "loss.sig_weight"}
     out = io.StringIO()
     progress = SweepProgress(space, "starting", stream=out)
     progress.setup()
@@ -70,9 +70,7 @@ def test_a_trial_shows_only_the_parameters_that_applied_to_it():
         0, [], SimpleNamespace(trial_id="f", status="TERMINATED", config=fdm, last_result={"step": 1500})
     )
     line = out.getvalue().splitlines()[1]
-    assert "loss.sig_sigma=0.3" in line and "discriminator_lr" not in line and "sig_weight" not in line
+    assert "loss.sig_sigma=0.3" in line and "critic_lr" not in line and "sig_weight" not in line
     record = space_record(space)
     cells = dict(zip(record["parameters"], param_cells(record, gan)))
-    assert (
-        cells["train.discriminator_lr"] == "0.08" and cells["loss.sig_sigma"] == "-" and cells["loss.fdm_pairs"] == "-"
-    )
+    assert cells["train.critic_lr"] == "0.08" and cells["loss.sig_sigma"] == "-" and cells["loss.fdm_pairs"] == "-"

@@ -8,7 +8,7 @@ import torch
 import torchcde
 import torchsde
 
-from infgan.models import Discriminator, Generator
+from infgan.models import Critic, Generator
 from infgan.models.solver import Grid, reversible_heun
 
 from conftest import tiny
@@ -61,7 +61,7 @@ def test_generator_solve_matches_torchsde_values_and_gradients(ts, dt, sizes):
 @pytest.mark.parametrize("dt, sizes", [(1.0, SMALL), (0.5, SMALL), (0.3, SMALL), (1.0, LARGE)])
 def test_critic_solve_matches_torchcde_values_and_gradients(dt, sizes):
     torch.manual_seed(1)
-    critic = Discriminator(2, _model_cfg(dt, sizes))
+    critic = Critic(2, _model_cfg(dt, sizes))
     coeffs = torch.randn(4, 7, 3).cumsum(1).requires_grad_(True)
     params = [coeffs, *critic.parameters()]
 

@@ -138,7 +138,7 @@ def test_first_point_is_the_base_config_and_trial_configs_are_full_configs():
 def test_shipped_spaces_load(name):
     space = load_space(f"search_spaces/{name}.yaml")
     paths = {p.path for p in space.params}
-    searched = {"train.generator_lr", "train.discriminator_lr", "model.hidden_size", "model.mlp_size"}
+    searched = {"train.generator_lr", "train.critic_lr", "model.hidden_size", "model.mlp_size"}
     assert searched | {"loss.kind"} <= paths
     if name == "ou":  # wgan_gp was left out of the default sweep (docs/quality.md); averaging starts within budget
         assert "loss.gp_weight" not in paths and space.base["train"]["swa_start"] < space.steps
@@ -182,7 +182,7 @@ def test_a_base_value_outside_its_domain_is_left_to_the_searcher():
     the base's learning rates but not its dataset, which Optuna then samples (it refused 'ou')."""
     space = load_space("search_spaces/families.yaml")
     (first,) = space.first_points()
-    assert "data.dataset" not in first and set(first) == {"train.generator_lr", "train.discriminator_lr"}
+    assert "data.dataset" not in first and set(first) == {"train.generator_lr", "train.critic_lr"}
     assert all(p.contains(first[p.path]) for p in space.params if p.path in first)
     assert not next(p for p in space.params if p.path == "data.dataset").contains("ou")
 
@@ -236,3 +236,30 @@ def test_a_population_scheduler_on_the_command_line_sets_the_spaces_searcher_asi
     assert main(["tune", "--scheduler", scheduler, "--searcher", "wandb-bayes"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"drop --searcher wandb-bayes: infgan tune --scheduler {scheduler}" in err[0]
+
+
+def test_a_space_written_with_the_critics_old_names_searches_the_new_ones():
+    old = {
+        **GOOD,
+        "parameters": {
+            **GOOD["parameters"],
+            "train.discriminator_optimizer": {"type": "choice", "values": ["adam", "adadelta"]},
+            "train.discriminator_lr": {
+                "type": "loguniform",
+                "low": 1e-3,
+                "high": 1e-1,
+                "when": {"train.discriminator_optimizer": "adam"},
+            },
+        },
+        "points": [{"train.discriminator_lr": 0.01, "train.discriminator_optimizer": "adam"}],
+    }
+    space = parse_space(old, "s")
+    paths = {p.path for p in space.params}
+    assert {"train.critic_lr", "train.critic_optimizer"} <= paths and not any("discriminator" in p for p in paths)
+    lr = next(p for p in space.params if p.path == "train.critic_lr")
+    assert lr.when == (("train.critic_optimizer", ("adam",)),)
+    assert space.points == ({"train.critic_lr": 0.01, "train.critic_optimizer": "adam"},)
+    twice = copy.deepcopy(old)
+    twice["parameters"]["train.critic_lr"] = {"type": "uniform", "low": 0.1, "high": 0.2}
+    with pytest.raises(ConfigError, match="'train.critic_lr' given twice"):
+        parse_space(twice, "s")

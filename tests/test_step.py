@@ -49,17 +49,15 @@ class FixedPaths(nn.Module):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_critic_steps_raise_real_minus_fake_score(kind):
-    cfg, data, state, coeffs, real = setup(
-        f"loss.kind={kind}", "train.discriminator_optimizer=adam", "train.discriminator_lr=0.01"
-    )
+    cfg, data, state, coeffs, real = setup(f"loss.kind={kind}", "train.critic_optimizer=adam", "train.critic_lr=0.01")
     with torch.no_grad():
         fake_paths = state.generator(data.ts, real.size(0), torch.Generator().manual_seed(9))
     fake = interpolation_coeffs(fake_paths)
-    players = Players(FixedPaths(fake_paths), state.discriminator)
+    players = Players(FixedPaths(fake_paths), state.critic)
 
     def gap():
         with torch.no_grad():
-            return (state.discriminator(real).mean() - state.discriminator(fake).mean()).item()
+            return (state.critic(real).mean() - state.critic(fake).mean()).item()
 
     before = gap()
     for _ in range(5):
@@ -71,13 +69,11 @@ def test_gradient_penalty_is_finite_and_nonzero():
     cfg, data, state, coeffs, real = setup("loss.kind=wgan_gp")
     with torch.no_grad():
         fake = interpolation_coeffs(state.generator(data.ts, real.size(0), torch.Generator().manual_seed(1)))
-    terms = _critic_terms(
-        losses.build(cfg.loss), state.discriminator, real, fake, torch.Generator().manual_seed(2), None
-    )
+    terms = _critic_terms(losses.build(cfg.loss), state.critic, real, fake, torch.Generator().manual_seed(2), None)
     gp = terms["gp"]
     assert torch.isfinite(gp) and gp.item() > 0
     terms["critic_loss"].backward()
-    grads = [p.grad for p in state.discriminator.parameters()]
+    grads = [p.grad for p in state.critic.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)  # every parameter gets a gradient
 
 
@@ -87,14 +83,12 @@ def test_gradient_penalty_is_taken_on_the_interpolates_alone():
     cfg, data, state, coeffs, real = setup("loss.kind=wgan_gp")
     with torch.no_grad():
         fake = interpolation_coeffs(state.generator(data.ts, real.size(0), torch.Generator().manual_seed(1)))
-    terms = _critic_terms(
-        losses.build(cfg.loss), state.discriminator, real, fake, torch.Generator().manual_seed(2), None
-    )
+    terms = _critic_terms(losses.build(cfg.loss), state.critic, real, fake, torch.Generator().manual_seed(2), None)
     eps = torch.rand(real.size(0), 1, 1, generator=torch.Generator().manual_seed(2))  # the same draw
     norms = []
     for i in range(real.size(0)):
         x_hat = (eps[i] * real[i : i + 1] + (1 - eps[i]) * fake[i : i + 1]).requires_grad_(True)
-        (grad,) = torch.autograd.grad(state.discriminator(x_hat, adjoint=False).sum(), x_hat)
+        (grad,) = torch.autograd.grad(state.critic(x_hat, adjoint=False).sum(), x_hat)
         norms.append(grad.norm())
     direct = ((torch.stack(norms) - 1) ** 2).mean()
     assert torch.allclose(terms["gp"], direct, rtol=1e-4, atol=1e-6)
@@ -104,17 +98,17 @@ def test_gradient_penalty_is_taken_on_the_interpolates_alone():
 @pytest.mark.parametrize("kind", KINDS)
 def test_generator_step_leaves_critic_untouched_and_vice_versa(kind):
     cfg, data, state, coeffs, real = setup(f"loss.kind={kind}", "train.n_critic=3")
-    players = Players(state.generator, state.discriminator)
-    g0, d0 = params(state.generator), params(state.discriminator)
+    players = Players(state.generator, state.critic)
+    g0, d0 = params(state.generator), params(state.critic)
     loss = losses.build(cfg.loss)
     generator_step(loss, state, players, Batch(real), data.ts)
-    assert same(params(state.discriminator), d0) and not same(params(state.generator), g0)
-    assert all(p.grad is None for p in state.discriminator.parameters())  # no gradient leaks into the critic
+    assert same(params(state.critic), d0) and not same(params(state.generator), g0)
+    assert all(p.grad is None for p in state.critic.parameters())  # no gradient leaks into the critic
     g1 = params(state.generator)
     critic_step(loss, state, players, Batch(real), data.ts)
-    assert same(params(state.generator), g1) and not same(params(state.discriminator), d0)
+    assert same(params(state.generator), g1) and not same(params(state.critic), d0)
     # The critic step zeroed the critic's gradients first: what it applied came from this batch only.
-    state.d_opt.zero_grad(set_to_none=True)
+    state.critic_opt.zero_grad(set_to_none=True)
 
 
 def test_critic_steps_draw_fresh_fake_batches():
@@ -127,7 +121,7 @@ def test_critic_steps_draw_fresh_fake_batches():
             seen.append(out.detach().clone())
             return out
 
-    players = Players(Recorder(), state.discriminator)
+    players = Players(Recorder(), state.critic)
     batches = iter([sample_batch(coeffs, 8, torch.Generator().manual_seed(i)) for i in range(3)])
     train_step(losses.build(cfg.loss), state, players, lambda: next(batches), data.ts, cfg.train.n_critic)
     assert len(seen) == 4  # 3 critic steps + 1 generator step
@@ -141,12 +135,10 @@ def test_joint_step_equals_separate_critic_and_generator_updates(kind, sig_weigh
     cfg, data, state, coeffs, real = setup(f"loss.kind={kind}", f"loss.sig_weight={sig_weight}")
     critic_only, generator_only = copy.deepcopy(state), copy.deepcopy(state)
     loss = losses.build(cfg.loss)
-    joint_step(loss, state, Players(state.generator, state.discriminator), Batch(real), data.ts)
-    critic_step(loss, critic_only, Players(critic_only.generator, critic_only.discriminator), Batch(real), data.ts)
-    generator_step(
-        loss, generator_only, Players(generator_only.generator, generator_only.discriminator), Batch(real), data.ts
-    )
-    for a, b in zip(params(state.discriminator), params(critic_only.discriminator)):
+    joint_step(loss, state, Players(state.generator, state.critic), Batch(real), data.ts)
+    critic_step(loss, critic_only, Players(critic_only.generator, critic_only.critic), Batch(real), data.ts)
+    generator_step(loss, generator_only, Players(generator_only.generator, generator_only.critic), Batch(real), data.ts)
+    for a, b in zip(params(state.critic), params(critic_only.critic)):
         assert torch.allclose(a, b, atol=1e-6)
     for a, b in zip(params(state.generator), params(generator_only.generator)):
         assert torch.allclose(a, b, atol=1e-5)
@@ -156,7 +148,7 @@ def _steps(cfg, n: int) -> tuple[list[dict], list[torch.Tensor]]:
     """`n` training steps of `cfg` from its initial state: each step's outputs and the generator's weights."""
     data = build_dataset(cfg.data, cfg.seed)
     state = init_state(cfg, data.channels, torch.device("cpu"))
-    loss, players, coeffs = losses.build(cfg.loss), Players(state.generator, state.discriminator), data.coeffs()
+    loss, players, coeffs = losses.build(cfg.loss), Players(state.generator, state.critic), data.coeffs()
     outs = []
     for _ in range(n):
         outs.append(train_step(loss, state, players, lambda: sample_batch(coeffs, 8, state.rng), data.ts))

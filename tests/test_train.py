@@ -208,7 +208,7 @@ def test_cli_run_writes_every_artefact_and_sample_writes_data_units(tmp_path):
 
 def test_a_score_blow_up_under_clipped_losses_ends_the_run_as_diverged(tmp_path, capsys):
     """wgan_clip keeps the losses finite while the generator runs away: val/score catches it."""
-    sets = [*TINY, "train.steps=40", "loss.kind=wgan_clip", "train.generator_lr=1.0e3", "train.discriminator_lr=1.0e3"]
+    sets = [*TINY, "train.steps=40", "loss.kind=wgan_clip", "train.generator_lr=1.0e3", "train.critic_lr=1.0e3"]
     args = sum((["--set", s] for s in sets), [])
     assert main(["train", "--out", str(tmp_path / "r"), "--no-progress", *args]) == 1
     captured = capsys.readouterr()
@@ -242,3 +242,18 @@ def test_the_training_loop_imports_no_plotting_or_scipy_stats_until_it_draws():
     code = f"import sys, infgan.train.distributed; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_checkpoint_naming_the_critic_discriminator_still_loads():
+    cfg = tiny("loss.kind=wgan_gp")
+    saved = init_state(cfg, 1, torch.device("cpu"))
+    saved.step = 7
+    old_names = {"critic": "discriminator", "critic_opt": "d_opt", "critic_avg": "d_avg"}
+    payload = {old_names.get(k, k): v for k, v in saved.state_dict().items()}
+    assert "discriminator" in payload and "critic" not in payload
+    loaded = init_state(tiny("loss.kind=wgan_gp", "seed=5"), 1, torch.device("cpu"))
+    loaded.load_state_dict(payload)
+    a, b = loaded.critic.state_dict(), saved.critic.state_dict()
+    assert loaded.step == 7 and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(KeyError):  # a part missing under either name is still an error
+        loaded.load_state_dict({k: v for k, v in payload.items() if k != "discriminator"})

@@ -353,7 +353,7 @@ def test_a_space_mixing_kinds_with_and_without_a_critic_runs_judged_by_a_path_me
         budget={"steps": 8, "eval_every": 4},
         parameters={
             "loss.kind": {"type": "choice", "values": ["gan", "sig_score"]},
-            "train.discriminator_lr": {"type": "loguniform", "low": 0.01, "high": 0.1, "when": {"loss.kind": "gan"}},
+            "train.critic_lr": {"type": "loguniform", "low": 0.01, "high": 0.1, "when": {"loss.kind": "gan"}},
             "loss.sig_sigma": {"type": "loguniform", "low": 0.5, "high": 2.0},
         },
     )
@@ -365,7 +365,7 @@ def test_a_space_mixing_kinds_with_and_without_a_critic_runs_judged_by_a_path_me
         kinds[cfg["loss"]["kind"]] = trial
         assert json.loads((trial / "summary.json").read_text())["status"] == "completed"
     assert set(kinds) == {"gan", "sig_score"}
-    assert "discriminator_lr" not in (kinds["sig_score"] / "config.yaml").read_text()
+    assert "critic_lr" not in (kinds["sig_score"] / "config.yaml").read_text()
     for trial in trials:
         records = [json.loads(x) for x in (trial / "metrics.jsonl").read_text().splitlines()]
         assert records and all("val/disc" in r and "val/disc_floor" in r for r in records)
@@ -376,7 +376,7 @@ def test_a_space_mixing_kinds_with_and_without_a_critic_runs_judged_by_a_path_me
     from infgan.train.checkpoint import checkpoints
 
     payload = torch.load(checkpoints(kinds["sig_score"] / "checkpoints")[-1], weights_only=False)
-    assert "generator" in payload and "discriminator" not in payload and "d_opt" not in payload
+    assert "generator" in payload and "critic" not in payload and "critic_opt" not in payload
 
 
 def test_winners_are_confirmed_on_fresh_seeds_and_the_best_median_is_chosen(ray_local, tmp_path, capsys):

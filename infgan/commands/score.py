@@ -59,7 +59,7 @@ def _scorer(trained: TrainedRun) -> Scorer:
     """The run's scores of normalised paths: its critic's, or (no critic) its kernel score's."""
     root = trained.run.root
     state = trained.latest_state(f"no checkpoint to score with; train first (infgan train --out {root})")
-    critic = state.eval_discriminator()
+    critic = state.eval_critic()
     if critic is not None:
         return lambda paths, cond: critic_scores(critic.eval(), paths, cond)
     described, ts, cfg = trained.data, trained.times, trained.cfg

@@ -23,6 +23,7 @@ from infgan.config.schema import (
     TrainConfig,
     config_paths,
     critic_paths,
+    current_path,
     option,
 )
 from infgan.config.sources import (
@@ -57,6 +58,7 @@ __all__ = [
     "check_value",
     "config_paths",
     "critic_paths",
+    "current_path",
     "flatten",
     "from_dict",
     "merge",

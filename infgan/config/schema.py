@@ -255,11 +255,11 @@ class TrainConfig:
         1, "critic steps per generator step (1 = the reference's simultaneous update)", ge=1, critic=True
     )
     generator_lr: float = option(0.5, "generator learning rate", gt=0)
-    discriminator_lr: float = option(0.12, "discriminator learning rate", gt=0, critic=True)
+    critic_lr: float = option(0.12, "critic learning rate", gt=0, critic=True)
     generator_optimizer: str = option("adadelta", "generator optimiser", choices=_OPTIMISERS)
-    discriminator_optimizer: str = option("adadelta", "discriminator optimiser", choices=_OPTIMISERS, critic=True)
+    critic_optimizer: str = option("adadelta", "critic optimiser", choices=_OPTIMISERS, critic=True)
     generator_weight_decay: float = option(0.01, "generator weight decay", ge=0)
-    discriminator_weight_decay: float = option(0.01, "discriminator weight decay", ge=0, critic=True)
+    critic_weight_decay: float = option(0.01, "critic weight decay", ge=0, critic=True)
     adam_betas: tuple[float, float] = option((0.5, 0.9), "Adam betas (adam only)")
     swa_start: int = option(500, "step from which weights are averaged (evaluation uses the average)", ge=0)
     ema_decay: float = option(
@@ -355,3 +355,17 @@ def config_paths() -> dict[str, Any]:
 def critic_paths() -> list[str]:
     """The dotted paths of the settings that concern the CDE critic only."""
     return [path for path, (_, meta) in config_paths().items() if meta.get("critic")]
+
+
+# Old dotted paths still accepted, each read as its new name: a run or sweep saved under an old
+# name resumes, and a config or search space written for it still loads.
+RENAMED = {
+    "train.discriminator_lr": "train.critic_lr",
+    "train.discriminator_optimizer": "train.critic_optimizer",
+    "train.discriminator_weight_decay": "train.critic_weight_decay",
+}
+
+
+def current_path(path: str) -> str:
+    """`path` under its current name (an old name in `RENAMED` gives its new one)."""
+    return RENAMED.get(path, path)

@@ -16,7 +16,7 @@ import yaml
 
 from infgan.config.kinds import needs_critic
 from infgan.config.schema import PRESETS, Config, ConfigError, critic_paths
-from infgan.config.values import flatten, from_dict, merge, to_dict, unflatten
+from infgan.config.values import current_names, flatten, from_dict, merge, to_dict, unflatten
 
 
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
@@ -130,14 +130,15 @@ def resolve(
     base). Sampled values are not `given`: a mixed space's trial may carry a critic setting for a
     criticless kind, which then has no effect.
     """
-    written, set_items = source_overrides(source), parse_set(sets)
+    written = current_names(source_overrides(source), str(source))
+    set_items = current_names(parse_set(sets), "--set")
 
     def layered(written: Mapping[str, Any]) -> dict[str, Any]:
         overrides = dict(written)
         for layer in layers:
             if isinstance(layer, Mapping):
                 check_sections(layer, given or "the config")
-                overrides = merge(overrides, layer)
+                overrides = merge(overrides, current_names(layer, given or "the config"))
             elif layer is not None:
                 from_dict(layer)  # refused in one line: not a mapping
         return merge(overrides, set_items)

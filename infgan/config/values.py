@@ -12,7 +12,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from infgan.config.schema import Config, ConfigError
+from infgan.config.schema import RENAMED, Config, ConfigError
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -176,3 +176,15 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def current_names(overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Nested `overrides` with every old path that `RENAMED` lists under its new name (both given: refused)."""
+    flat = flatten(overrides)
+    old = [path for path in flat if path in RENAMED]
+    if not old:
+        return dict(overrides)
+    for path in old:
+        if RENAMED[path] in flat:
+            raise ConfigError(f"{where}: '{path}' is the old name of '{RENAMED[path]}': give only '{RENAMED[path]}'")
+    return unflatten({RENAMED.get(path, path): value for path, value in flat.items()})

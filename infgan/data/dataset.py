@@ -19,7 +19,7 @@ class Dataset:
 
     Time is in model units: the data's median sampling interval is 1, and each series starts at
     0. A series shorter than the others is padded with its last time and NaN values, so its path
-    is constant after its end and the CDE discriminator's state stops changing there.
+    is constant after its end and the CDE critic's state stops changing there.
     """
 
     ts: torch.Tensor  # (time,) the generator's output grid
@@ -202,7 +202,7 @@ def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
         values, names = walks.sample(cfg, g), walks.channel_names(cfg.dims)
     n, t_size, _ = values.shape
     if cfg.missing_rate > 0:
-        # As the reference does, to show that the CDE discriminator copes with irregular data.
+        # As the reference does, to show that the CDE critic copes with irregular data.
         drop = torch.randperm(values.numel(), generator=g)[: int(cfg.missing_rate * values.numel())]
         values.view(-1)[drop] = float("nan")
     order = torch.randperm(n, generator=g)

@@ -2,7 +2,7 @@
 
 A file holds one long series, or many series told apart by `data.id_column`. Rows are
 observations; `data.time_column` gives their times (numbers, or dates parsed to seconds), else
-the row number is the time. Gaps (empty cells, NA) are kept as NaN: the CDE discriminator
+the row number is the time. Gaps (empty cells, NA) are kept as NaN: the CDE critic
 interpolates over them. Anything wrong with the file is a `DataError` whose message is one
 line naming the file, the column and the series.
 

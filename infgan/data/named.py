@@ -2,7 +2,7 @@
 
 - `goog`: Google's daily open, high, low, close and volume, 2004-2013, from `bokeh-sampledata`
   (the stock data of Kidger et al. 2021). Trading days only: weekends and holidays are gaps
-  in time, which the CDE discriminator sees as irregular sampling.
+  in time, which the CDE critic sees as irregular sampling.
 - `stocks`: the same Google rows laid out as TimeGAN's stock data (open, high, low, close,
   adjusted close and volume in that order, time as the trading-day number). Not TimeGAN's file:
   it ends in 2013 where that one runs to 2019.

@@ -1,6 +1,6 @@
-"""The SDE-GAN's two players: a neural SDE generator and a neural CDE discriminator."""
+"""The SDE-GAN's two players: a neural SDE generator and a neural CDE critic."""
 
-from infgan.models.discriminator import Discriminator
+from infgan.models.critic import Critic
 from infgan.models.generator import Generator
 
-__all__ = ["Discriminator", "Generator"]
+__all__ = ["Critic", "Generator"]

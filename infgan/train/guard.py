@@ -21,7 +21,7 @@ def diverged(step: int, problem: str) -> str:
     hint = (
         "the untrained generator already fails: lower model.initial_scale / model.field_scale"
         if step == 0
-        else "lower train.generator_lr / train.discriminator_lr or change loss.kind"
+        else "lower train.generator_lr / train.critic_lr or change loss.kind"
     )
     return f"run diverged at step {step}: {problem}; {hint}"
 

@@ -176,7 +176,7 @@ def fit(
         torch.set_num_threads(cfg.train.threads)
     run, dataset = RunDir(Path(out_dir)), build_dataset(cfg.data, cfg.seed)
     state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width, dataset.constant)
-    critic = None if state.discriminator is None else ctx.wrap(state.discriminator)
+    critic = None if state.critic is None else ctx.wrap(state.critic)
     players, loss = Players(ctx.wrap(state.generator), critic, ctx.shard()), losses.build(cfg.loss)
     opened = _open(cfg, run, dataset, state, ctx, resume)
     resumed_at = state.step if opened.payload is not None else None

@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from infgan.config import Config
 from infgan.config.kinds import needs_critic
-from infgan.models import Discriminator, Generator
+from infgan.models import Critic, Generator
 
 
 def make_optimizer(
@@ -79,20 +79,24 @@ class Progress:
         return cls(**copy.deepcopy({k: v for k, v in d.items() if k in names}))
 
 
+# A checkpoint's names for the critic's parts before the critic had one name in code and config.
+OLD_PART_NAMES = {"discriminator": "critic", "d_opt": "critic_opt", "d_avg": "critic_avg"}
+
+
 @dataclass
 class TrainState:
     """The mutable state of a run; `state_dict` holds all of it, so a resume is exact.
 
-    A loss kind without a critic (`sig_score`) has no discriminator, no critic optimiser and no
+    A loss kind without a critic (`sig_score`) has no critic, no critic optimiser and no
     critic average: those are None, and a checkpoint holds none of them.
     """
 
     generator: Generator
-    discriminator: Discriminator | None
+    critic: Critic | None
     g_opt: torch.optim.Optimizer
-    d_opt: torch.optim.Optimizer | None
+    critic_opt: torch.optim.Optimizer | None
     g_avg: AveragedModel
-    d_avg: AveragedModel | None
+    critic_avg: AveragedModel | None
     rng: torch.Generator  # this rank's batches, generator noise and GP interpolation
     step: int = 0
     progress: Progress = field(default_factory=Progress)
@@ -103,22 +107,22 @@ class TrainState:
         # than the averaging start is the untrained initial model (docs/model.md).
         return self.g_avg.module if int(self.g_avg.n_averaged) > 0 else self.generator
 
-    def eval_discriminator(self) -> nn.Module | None:
+    def eval_critic(self) -> nn.Module | None:
         """The critic matching `eval_generator`: the averaged one once averaging has begun (None: no critic)."""
-        if self.discriminator is None or self.d_avg is None:
+        if self.critic is None or self.critic_avg is None:
             return None
-        return self.d_avg.module if int(self.d_avg.n_averaged) > 0 else self.discriminator
+        return self.critic_avg.module if int(self.critic_avg.n_averaged) > 0 else self.critic
 
     def update_averages(self) -> None:
         """Fold the current weights into the running (stochastic weight) averages."""
         self.g_avg.update_parameters(self.generator)
-        if self.d_avg is not None and self.discriminator is not None:
-            self.d_avg.update_parameters(self.discriminator)
+        if self.critic_avg is not None and self.critic is not None:
+            self.critic_avg.update_parameters(self.critic)
 
     def _parts(self) -> dict[str, Any]:
         """The checkpointed objects with a state dict, by name (the critic's only when there is one)."""
         parts = {"generator": self.generator, "g_opt": self.g_opt, "g_avg": self.g_avg}
-        critic = {"discriminator": self.discriminator, "d_opt": self.d_opt, "d_avg": self.d_avg}
+        critic = {"critic": self.critic, "critic_opt": self.critic_opt, "critic_avg": self.critic_avg}
         return {**parts, **{k: v for k, v in critic.items() if v is not None}}
 
     def state_dict(self) -> dict[str, Any]:
@@ -127,7 +131,9 @@ class TrainState:
         return {**out, "rng": self.rng.get_state(), "step": self.step, "progress": self.progress.to_dict()}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
+        """Restore what `state_dict` returned (also from a checkpoint that names the critic's parts as
+        before they were renamed)."""
+        sd = {OLD_PART_NAMES.get(name, name): value for name, value in sd.items()}
         for name, part in self._parts().items():
             part.load_state_dict(sd[name])
         self.rng.set_state(sd["rng"])
@@ -139,8 +145,8 @@ class TrainState:
         brings the ones it was saved with: a PBT member exploring new rates must not keep its donor's)."""
         t = cfg.train
         groups = [(self.g_opt, t.generator_lr, t.generator_weight_decay)]
-        if self.d_opt is not None:
-            groups.append((self.d_opt, t.discriminator_lr, t.discriminator_weight_decay))
+        if self.critic_opt is not None:
+            groups.append((self.critic_opt, t.critic_lr, t.critic_weight_decay))
         for opt, lr, decay in groups:
             for group in opt.param_groups:
                 group["lr"], group["weight_decay"] = lr, decay
@@ -170,13 +176,13 @@ def init_state(
     ema = {"multi_avg_fn": get_ema_multi_avg_fn(t.ema_decay)} if t.ema_decay > 0 else {}
     if not needs_critic(cfg.loss.kind):
         return TrainState(generator, None, g_opt, None, AveragedModel(generator, **ema), None, rng)
-    discriminator = Discriminator(data_size, cfg.model, cond_width).to(device)
-    d_opt = make_optimizer(
-        t.discriminator_optimizer,
-        discriminator.parameters(),
-        t.discriminator_lr,
-        t.discriminator_weight_decay,
+    critic = Critic(data_size, cfg.model, cond_width).to(device)
+    critic_opt = make_optimizer(
+        t.critic_optimizer,
+        critic.parameters(),
+        t.critic_lr,
+        t.critic_weight_decay,
         t.adam_betas,
     )
-    averages = AveragedModel(generator, **ema), AveragedModel(discriminator, **ema)
-    return TrainState(generator, discriminator, g_opt, d_opt, *averages, rng)
+    averages = AveragedModel(generator, **ema), AveragedModel(critic, **ema)
+    return TrainState(generator, critic, g_opt, critic_opt, *averages, rng)

@@ -27,7 +27,7 @@ class Players:
     a loss kind without one), and this rank's place in the global batch."""
 
     generator: nn.Module
-    discriminator: nn.Module | None
+    critic: nn.Module | None
     shard: Shard = field(default_factory=Shard)
 
 
@@ -45,7 +45,7 @@ def _shared_seed(state: TrainState) -> int:
 
 def _critic_terms(
     loss: AdversarialLoss,
-    discriminator: nn.Module,
+    critic: nn.Module,
     real: torch.Tensor,
     fake: torch.Tensor,
     rng: torch.Generator,
@@ -60,7 +60,7 @@ def _critic_terms(
     kwargs: dict[str, Any] = {} if cond is None else {"cond": torch.cat([cond] * len(parts))}
     if not loss.critic_adjoint:
         kwargs["adjoint"] = False
-    scores = discriminator(torch.cat(parts), **kwargs)
+    scores = critic(torch.cat(parts), **kwargs)
     real_s, fake_s = scores[:n], scores[n : 2 * n]
     critic_loss, generator_loss = loss.losses(real_s, fake_s)
     gp = loss.penalty(scores[2 * n :], extra)
@@ -91,20 +91,20 @@ def _with_kernel(
 
 def _finish_critic(loss: AdversarialLoss, state: TrainState) -> None:
     """Step the critic's optimiser and do what follows it (clipping)."""
-    assert state.d_opt is not None and state.discriminator is not None
-    state.d_opt.step()
-    loss.after_critic_step(state.discriminator)
+    assert state.critic_opt is not None and state.critic is not None
+    state.critic_opt.step()
+    loss.after_critic_step(state.critic)
 
 
 def critic_step(
     loss: AdversarialLoss, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Update the critic only, against a fresh fake batch, from zeroed gradients."""
-    assert state.d_opt is not None and players.discriminator is not None
+    assert state.critic_opt is not None and players.critic is not None
     with torch.no_grad():
         fake = _fake(players, ts, batch.coeffs.size(0), state.rng, batch)
-    state.d_opt.zero_grad(set_to_none=True)
-    terms = _critic_terms(loss, players.discriminator, batch.coeffs, fake, state.rng, batch.cond)
+    state.critic_opt.zero_grad(set_to_none=True)
+    terms = _critic_terms(loss, players.critic, batch.coeffs, fake, state.rng, batch.cond)
     terms["critic_loss"].backward()
     _finish_critic(loss, state)
     return {k: v.detach() for k, v in terms.items()}
@@ -114,11 +114,11 @@ def generator_step(
     loss: AdversarialLoss, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Update the generator only (under the batch's conditions); no gradient reaches the critic's parameters."""
-    assert state.discriminator is not None
+    assert state.critic is not None
     state.g_opt.zero_grad(set_to_none=True)
     fake = _fake(players, ts, batch.coeffs.size(0), state.rng, batch)
     # The plain critic, not a DDP wrapper: it takes no gradient here, so no reducer may wait.
-    scores = state.discriminator(fake) if batch.cond is None else state.discriminator(fake, cond=batch.cond)
+    scores = state.critic(fake) if batch.cond is None else state.critic(fake, cond=batch.cond)
     _, generator_loss = loss.losses(scores, scores)
     terms = {"generator_loss": generator_loss}
     extra = _with_kernel(loss, terms, fake, batch, players, _shared_seed(state))
@@ -132,11 +132,11 @@ def joint_step(
     loss: AdversarialLoss, state: TrainState, players: Players, batch: Batch, ts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The reference's 1:1 simultaneous update: both players step from the same fake batch."""
-    assert state.d_opt is not None and state.discriminator is not None and players.discriminator is not None
+    assert state.critic_opt is not None and state.critic is not None and players.critic is not None
     state.g_opt.zero_grad(set_to_none=True)
-    state.d_opt.zero_grad(set_to_none=True)
+    state.critic_opt.zero_grad(set_to_none=True)
     fake = _fake(players, ts, batch.coeffs.size(0), state.rng, batch)
-    terms = _critic_terms(loss, players.discriminator, batch.coeffs, fake, state.rng, batch.cond)
+    terms = _critic_terms(loss, players.critic, batch.coeffs, fake, state.rng, batch.cond)
     extra = _with_kernel(loss, terms, fake, batch, players, _shared_seed(state))
     if loss.zero_sum:
         # For Wasserstein losses the generator's loss is minus the critic's (the penalty uses
@@ -147,7 +147,7 @@ def joint_step(
             if p.grad is not None:
                 p.grad.neg_()
     else:
-        terms["critic_loss"].backward(inputs=list(state.discriminator.parameters()), retain_graph=True)
+        terms["critic_loss"].backward(inputs=list(state.critic.parameters()), retain_graph=True)
         total = terms["generator_loss"] if extra is None else terms["generator_loss"] + extra
         total.backward(inputs=list(state.generator.parameters()))
     state.g_opt.step()

@@ -1,4 +1,4 @@
-"""The adversarial kinds. One sign convention for all of them: the critic (discriminator) gives
+"""The adversarial kinds. One sign convention for all of them: the critic (the GAN's discriminator) gives
 *higher scores to real paths*, and each player *minimises* its own loss.
 
 - `wgan_clip`: Wasserstein, critic_loss = E[D(fake)] - E[D(real)], generator_loss = -E[D(fake)];

@@ -1,4 +1,4 @@
-"""Neural CDE discriminator over the linearly interpolated path, with careful clipping."""
+"""Neural CDE critic over the linearly interpolated path, with careful clipping."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class _VectorField(nn.Module):
         return self.mlp(th).view(h.size(0), self.hidden_size, self.channels)
 
 
-class Discriminator(nn.Module):
+class Critic(nn.Module):
     """Scores each path (batch, time, 1 + data) with a neural CDE; one score per path."""
 
     def __init__(self, data_size: int, cfg: ModelConfig, cond_width: int = 0):
