@@ -4,9 +4,11 @@
     python benchmarks/eval_cost.py --config goog --repeats 3
 
 Generated paths come from the config's untrained generator (the cost does not depend on the
-weights). Each metric is timed `--repeats` times and the median is printed, with
-`path_metrics_s` (what `eval.path_metrics: end` adds once, at the final evaluation, and `every`
-adds at each evaluation) and `floors_s` (computed once per data config and seed, then cached).
+weights). Each metric is timed `--repeats` times and the median is printed (`val/disc`: one of
+its classifiers), with `path_metrics_s` (what `eval.path_metrics: end` adds once, at the final
+evaluation, and `every` adds at each evaluation) and `floors_s` (computed once per data config and
+seed, then cached), both as a run computes them: on one thread, and side by side on
+`eval.threads` threads (`--threads`, default the config's: 0 = one per usable core, up to 4).
 Compare them with the run's wall time (`infgan train` prints it) for the share.
 """
 
@@ -26,6 +28,7 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="preset or config file (default: the default run)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="eval.threads for the side-by-side timing")
     args = parser.parse_args()
 
     import torch
@@ -35,6 +38,7 @@ def main() -> None:
     from infgan.metrics import generate, quality_metrics
     from infgan.metrics.discriminative import discriminative_score
     from infgan.metrics.floors import compute_floors
+    from infgan.metrics.path_level import metric_threads, path_metrics
     from infgan.metrics.predictive import predictive_mae
     from infgan.metrics.signature import sig_mmd
     from infgan.train.state import init_state
@@ -62,8 +66,9 @@ def main() -> None:
         "val/pred": timed(lambda: predictive_mae(fake, real, t_end, 0)),
         "val/sig_mmd": timed(lambda: sig_mmd(real, fake, t_end, 0)),
     }
-    floors_s = timed(lambda: compute_floors(data, cfg.seed, path_level=True))
-    path_s = round(seconds["val/disc"] + seconds["val/pred"] + seconds["val/sig_mmd"], 3)
+    threads = metric_threads(cfg.eval.threads if args.threads is None else args.threads)
+    path_s = {n: timed(lambda n=n: path_metrics(real, fake, t_end, 0, 1.0, n)) for n in sorted({1, threads})}
+    floors_s = {n: timed(lambda n=n: compute_floors(data, cfg.seed, True, n)) for n in sorted({1, threads})}
     print(
         json.dumps(
             {
@@ -73,8 +78,10 @@ def main() -> None:
                 "channels": data.channels,
                 "repeats": args.repeats,
                 "seconds": seconds,
-                "path_metrics_s": path_s,
-                "floors_s": floors_s,
+                "threads": threads,
+                "path_metrics_s": {"1 thread": path_s[1], f"{threads} threads": path_s[threads]},
+                "floors_s": {"1 thread": floors_s[1], f"{threads} threads": floors_s[threads]},
+                "side_by_side_over_one": round(path_s[threads] / path_s[1], 3),
             }
         )
     )

@@ -59,10 +59,10 @@ def train(row: str, out: Path, reuse: bool, sets: list[str], samples: int | None
     target = out / row
     extra = [a for s in sets for a in ("--set", s)]
     if kind == "run":
-        command = ["infgan", *args, "--out", str(target), *extra]
+        command = [sys.executable, "-m", "infgan", *args, "--out", str(target), *extra]
         done = (target / "summary.json").exists()
     else:
-        command = ["infgan", *args, "--storage", str(out), "--name", row, *extra]
+        command = [sys.executable, "-m", "infgan", *args, "--storage", str(out), "--name", row, *extra]
         command += ["--samples", str(samples)] if samples else []
         done = (target / "sweep.yaml").exists()
     wall = math.nan

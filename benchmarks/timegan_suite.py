@@ -68,7 +68,18 @@ def train(dataset: str, seed: int, out: Path, sets: list[str], reuse: bool) -> P
     if reuse and (run / "summary.json").exists():
         return run
     extra = [x for s in [*sets, f"seed={seed}"] for x in ("--set", s)]
-    command = ["infgan", "train", "--config", PRESETS[dataset], "--out", str(run), "--no-progress", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "infgan",
+        "train",
+        "--config",
+        PRESETS[dataset],
+        "--out",
+        str(run),
+        "--no-progress",
+        *extra,
+    ]
     print("+", " ".join(command), file=sys.stderr, flush=True)
     subprocess.run(command, check=True, stdout=sys.stderr)
     return run

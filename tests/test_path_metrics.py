@@ -101,6 +101,8 @@ def test_several_channels_with_gaps_and_irregular_times_are_finite_and_seeded():
     assert all(math.isfinite(v) for v in first.values())
     assert path_metrics(real, fake, float(times[-1]), seed=5, trtr=1.0) == first
     assert path_metrics(real, fake, float(times[-1]), seed=6, trtr=1.0) != first
+    # The classifiers side by side on threads give exactly the values of one after another.
+    assert path_metrics(real, fake, float(times[-1]), seed=5, trtr=1.0, threads=4) == first
 
 
 def test_non_finite_generated_paths_give_nan_not_an_error(ou):
@@ -176,6 +178,7 @@ def test_the_classifier_floor_carries_an_error_bar_that_covers_it_at_small_sizes
     cfg = tiny("data.size=256", "data.t_size=16")
     data = build_dataset(cfg.data, cfg.seed)
     found = compute_floors(data, cfg.seed, path_level=True)
+    assert compute_floors(data, cfg.seed, path_level=True, threads=2) == found  # side by side: the same values
     floor, se = found["val/disc_floor"], found["val/disc_floor_se"]
     assert se > 0.05 and floor - 2 * se <= 0.0, (floor, se)
     shown = with_floor({"val/disc": 0.3, "val/disc_se": 0.1, **found}, "val/disc")

@@ -132,6 +132,7 @@ def test_first_point_is_the_base_config_and_trial_configs_are_full_configs():
     assert cfg.train.generator_lr == 0.05 and cfg.loss.gp_weight == 3.0 and cfg.seed == 3
     assert cfg.train.steps == 40 and cfg.eval.every == 10 and cfg.checkpoint.every == 10
     assert cfg.train.batch_size == 1024  # the reference preset underneath
+    assert cfg.eval.threads == 1  # its classifiers on the one CPU Ray gives a trial, not on every core
 
 
 @pytest.mark.parametrize("name", ["ou", "reference"])

@@ -39,6 +39,7 @@ def evaluate_run(
     from infgan.data import build_dataset
     from infgan.metrics import generate, path_metrics, quality_metrics
     from infgan.metrics.floors import floors
+    from infgan.metrics.path_level import metric_threads
     from infgan.train.state import rank_seed
     from infgan.train.trained import TrainedRun
 
@@ -58,9 +59,11 @@ def evaluate_run(
         cond = dataset.cond_val[torch.arange(count) % dataset.cond_val.size(0)]
     fake = generate(generator, dataset.ts, count, seed, cond=cond).cpu()
     saved = run.saved_floors()
-    found = saved if "val/pred_trtr" in saved else floors(dataset, cfg.data, cfg.seed, path_level=True)
+    threads = metric_threads(cfg.eval.threads)
+    found = saved if "val/pred_trtr" in saved else floors(dataset, cfg.data, cfg.seed, True, threads)
     out = {k: v for k, v in quality_metrics(dataset.val_grid, fake).items() if k.count("/") == 1}
-    out.update(path_metrics(dataset.val_grid, fake, float(dataset.ts[-1]), seed, found.get("val/pred_trtr", math.nan)))
+    trtr = found.get("val/pred_trtr", math.nan)
+    out.update(path_metrics(dataset.val_grid, fake, float(dataset.ts[-1]), seed, trtr, threads))
     if plots is not None and bool(fake.isfinite().all()):
         from infgan.diagnostics import plot_diagnostics
 

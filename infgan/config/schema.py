@@ -284,6 +284,12 @@ class EvalConfig:
         "evaluation, or never",
         choices=("end", "every", "off"),
     )
+    threads: int = option(
+        0,
+        "threads that compute the path-level metrics side by side (the same values at any count); "
+        "0 = one per core this process may use, up to 4 (a sweep's trial: its CPUs)",
+        ge=0,
+    )
     diverge_factor: float = option(
         1000.0,
         "a run whose val/score exceeds this multiple of its first evaluation's (the untrained "

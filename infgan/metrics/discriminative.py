@@ -16,12 +16,14 @@ real stayed at 0.00-0.02 either way (docs/metrics.md).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from infgan.metrics.sequence import model_inputs, seeded_model, share_missingness, train
+from infgan.metrics.sequence import model_inputs, seeded_model, share_missingness, side_by_side, train
 
 STEPS = 300
 TEST_FRACTION = 0.2
@@ -29,12 +31,12 @@ TEST_FRACTION = 0.2
 
 def discriminative_score(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int) -> float:
     """|accuracy - 0.5| of a classifier of real (label 1) vs `fake` (label 0) paths (n, time, 1 + channels)."""
-    accuracy, _ = _accuracy(real, fake, t_end, seed)
-    return abs(accuracy - 0.5)
+    acc, _ = accuracy(real, fake, t_end, seed)
+    return abs(acc - 0.5)
 
 
 def discriminative_with_error(
-    real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int, repeats: int
+    real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int, repeats: int, threads: int = 1
 ) -> tuple[float, float]:
     """`val/disc` over `repeats` classifiers (seeds seed, seed + 1, ...: their own splits and weights),
     and its standard error.
@@ -42,9 +44,16 @@ def discriminative_with_error(
     The value is the classifiers' mean |accuracy - 0.5|. Its standard error is
     sqrt(v / repeats), v the larger of the classifiers' sample variance and the binomial variance of
     one test accuracy, acc (1 - acc) / (test paths): with few held-out paths the test split alone
-    makes one classifier's accuracy swing by that much, whatever the seeds agree on.
+    makes one classifier's accuracy swing by that much, whatever the seeds agree on. With `threads`
+    above 1 the classifiers train side by side (`side_by_side`), to the same values.
     """
-    runs = [_accuracy(real, fake, t_end, seed + k) for k in range(repeats)]
+    runs = side_by_side([functools.partial(accuracy, real, fake, t_end, seed + k) for k in range(repeats)], threads)
+    return with_error(runs)
+
+
+def with_error(runs: Sequence[tuple[float, int]]) -> tuple[float, float]:
+    """`val/disc` and its standard error from classifiers' (test accuracy, test paths)."""
+    repeats = len(runs)
     scores = [abs(acc - 0.5) for acc, _ in runs]
     binomial = sum(acc * (1 - acc) / n for acc, n in runs) / repeats
     mean = sum(scores) / repeats
@@ -74,7 +83,7 @@ def small_held_out(n_held_out: int) -> str | None:
     )
 
 
-def _accuracy(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int) -> tuple[float, int]:
+def accuracy(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int) -> tuple[float, int]:
     """A classifier's test accuracy and the number of test paths."""
     g = torch.Generator().manual_seed(seed)
     m = min(real.size(0), fake.size(0))
@@ -94,5 +103,5 @@ def _accuracy(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int) -
 
     train(model, loss_of, fit.numel(), STEPS, g)
     with torch.no_grad():
-        accuracy = ((model(x[test])[:, -1, 0] > 0).float() == y[test]).float().mean().item()
-    return accuracy, test.numel()
+        correct = ((model(x[test])[:, -1, 0] > 0).float() == y[test]).float().mean().item()
+    return correct, test.numel()

@@ -13,6 +13,7 @@ each run in `data.json`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -26,9 +27,10 @@ from infgan.atomic import write_json_atomic
 from infgan.config import DataConfig, to_dict
 from infgan.data import Dataset
 from infgan.data.dataset import on_grid
-from infgan.metrics.discriminative import discriminative_with_error
+from infgan.metrics.discriminative import accuracy, with_error
 from infgan.metrics.marginal import quality_metrics
 from infgan.metrics.predictive import predictive_mae
+from infgan.metrics.sequence import side_by_side
 from infgan.metrics.signature import sig_mmd
 from infgan.objective import floor_name
 
@@ -48,21 +50,27 @@ def real_slices(dataset: Dataset, seed: int) -> tuple[torch.Tensor, torch.Tensor
     return held, a, b
 
 
-def compute_floors(dataset: Dataset, seed: int, path_level: bool) -> dict[str, float]:
-    """`val/score_floor`, and with `path_level` the path-level floors and `val/pred_trtr`."""
+def compute_floors(dataset: Dataset, seed: int, path_level: bool, threads: int = 1) -> dict[str, float]:
+    """`val/score_floor`, and with `path_level` the path-level floors and `val/pred_trtr` (their
+    classifiers side by side on up to `threads` threads, to the same values)."""
     held, a, b = real_slices(dataset, seed)
     out = {floor_name("val/score"): quality_metrics(held, a, fake_missing=True)["val/score"]}
     if path_level and min(held.size(0), b.size(0)) >= 2:
         t_end = float(dataset.ts[-1])
-        trtr = predictive_mae(a, held, t_end, seed)
-        tstr = predictive_mae(b, held, t_end, seed)  # B stands in for generated paths
-        disc, disc_se = discriminative_with_error(held, a, t_end, seed, FLOOR_REPEATS)
+        calls: list[Callable[[], Any]] = [
+            functools.partial(predictive_mae, a, held, t_end, seed),
+            functools.partial(predictive_mae, b, held, t_end, seed),  # B stands in for generated paths
+            functools.partial(sig_mmd, held, a, t_end, seed),
+            *[functools.partial(accuracy, held, a, t_end, seed + k) for k in range(FLOOR_REPEATS)],
+        ]
+        trtr, tstr, mmd, *runs = side_by_side(calls, threads)
+        disc, disc_se = with_error(runs)
         out["val/disc_floor_se"] = disc_se
         real_vs_real = {
             "val/disc": disc,
             "val/pred": tstr,
             "val/pred_ratio": tstr / trtr if trtr > 0 else float("nan"),
-            "val/sig_mmd": sig_mmd(held, a, t_end, seed),
+            "val/sig_mmd": mmd,
         }
         out["val/pred_trtr"] = trtr
         out.update({floor_name(k): v for k, v in real_vs_real.items()})
@@ -88,7 +96,7 @@ def cached(key: dict[str, Any], compute: Callable[[], dict[str, float]]) -> dict
     return found
 
 
-def floors(dataset: Dataset, data_cfg: DataConfig, seed: int, path_level: bool) -> dict[str, float]:
+def floors(dataset: Dataset, data_cfg: DataConfig, seed: int, path_level: bool, threads: int = 1) -> dict[str, float]:
     """The floors of this data and seed, from the cache when they were computed before."""
     key: dict[str, Any] = {"data": to_dict(data_cfg), "seed": seed, "path_level": path_level, "version": VERSION}
-    return cached(key, lambda: compute_floors(dataset, seed, path_level))
+    return cached(key, lambda: compute_floors(dataset, seed, path_level, threads))

@@ -4,31 +4,50 @@ each time point's marginal and a few covariances."""
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from infgan.metrics.discriminative import discriminative_with_error
+from infgan.metrics.discriminative import accuracy, with_error
 from infgan.metrics.predictive import predictive_mae
+from infgan.metrics.sequence import side_by_side, usable_cores
 from infgan.metrics.signature import sig_mmd
 from infgan.objective import PATH_METRICS
 
 DISC_REPEATS = 2  # classifiers behind a run's val/disc (and its standard error); floors take FLOOR_REPEATS
 
 
-def path_metrics(real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int, trtr: float) -> dict[str, float]:
+def path_metrics(
+    real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int, trtr: float, threads: int = 1
+) -> dict[str, float]:
     """The path-level metrics of `fake` against `real` (both (n, time, 1 + channels), normalised).
 
-    `trtr` is the predictive MAE of a model trained on real training paths (`val/pred_trtr`).
+    `trtr` is the predictive MAE of a model trained on real training paths (`val/pred_trtr`). With
+    `threads` above 1 the metrics (val/pred's model, val/sig_mmd, val/disc's classifiers) run side by
+    side, to the same values.
     """
     if not bool(torch.isfinite(fake).all()) or min(real.size(0), fake.size(0)) < 2:
         return dict.fromkeys([*PATH_METRICS, "val/disc_se"], math.nan)  # diverged, or too few paths to split or compare
-    pred = predictive_mae(fake, real, t_end, seed)
-    disc, disc_se = discriminative_with_error(real, fake, t_end, seed, DISC_REPEATS)
+    calls: list[Callable[[], Any]] = [
+        functools.partial(predictive_mae, fake, real, t_end, seed),
+        functools.partial(sig_mmd, real, fake, t_end, seed),
+        *[functools.partial(accuracy, real, fake, t_end, seed + k) for k in range(DISC_REPEATS)],
+    ]
+    pred, mmd, *runs = side_by_side(calls, threads)
+    disc, disc_se = with_error(runs)
     return {
         "val/disc": disc,
         "val/disc_se": disc_se,
         "val/pred": pred,
         "val/pred_ratio": pred / trtr if trtr > 0 else math.nan,
-        "val/sig_mmd": sig_mmd(real, fake, t_end, seed),
+        "val/sig_mmd": mmd,
     }
+
+
+def metric_threads(setting: int) -> int:
+    """`eval.threads` as a count: a positive setting as it is, 0 one per usable core up to the
+    metrics' count (val/pred's model, val/sig_mmd, val/disc's classifiers)."""
+    return setting if setting > 0 else min(2 + DISC_REPEATS, usable_cores())

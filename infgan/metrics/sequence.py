@@ -17,7 +17,10 @@ discriminative and predictive scores use, so figures stay comparable.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -86,11 +89,34 @@ def train(
     return model.eval()
 
 
+# Seeding goes through torch's one global generator: one model at a time, whatever thread asks.
+_SEEDING = threading.Lock()
+
+
 def seeded_model(seed: int, inputs: int, outputs: int) -> SequenceModel:
     """A SequenceModel whose initial weights depend on `seed` only (the global RNG is left as it was)."""
-    with torch.random.fork_rng(devices=[]):
+    with _SEEDING, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return SequenceModel(inputs, outputs)
+
+
+def side_by_side(calls: Sequence[Callable[[], Any]], threads: int) -> list[Any]:
+    """Each call's result, in order; with `threads` above 1, up to that many calls run at once.
+
+    Why threads: each call trains a small model with its own seeded generator, and a step's time
+    goes to PyTorch's operators (the GRU's whole recurrence is one), which run without Python's
+    lock, so on free cores the calls overlap almost fully, and their values are those of one after
+    another (each operator runs single-threaded in the calling thread either way).
+    """
+    if threads <= 1 or len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=min(threads, len(calls))) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class Stacked(nn.Module):

@@ -22,6 +22,7 @@ from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
 from infgan.metrics.floors import VERSION as FLOORS_VERSION
 from infgan.metrics.floors import floors as metric_floors
+from infgan.metrics.path_level import metric_threads
 from infgan.objective import with_floor
 from infgan.train import losses
 from infgan.train.context import RunContext, resolve_device
@@ -80,13 +81,13 @@ def _open(cfg: Config, run: RunDir, dataset: Dataset, state: TrainState, ctx: Ru
         state.set_rates(cfg)  # the same values for a resume; a PBT member's new ones after an exploit
         state.progress.resumed_from.append(state.step)
     if ctx.is_main:
-        path_level = cfg.eval.path_metrics != "off"
+        path_level, threads = cfg.eval.path_metrics != "off", metric_threads(cfg.eval.threads)
         if resume and run.config_path.exists():
             opened.history = run.truncate_metrics(state.step if opened.payload else -1)
-            opened.floors = run.saved_floors() or metric_floors(dataset, cfg.data, cfg.seed, path_level)
+            opened.floors = run.saved_floors() or metric_floors(dataset, cfg.data, cfg.seed, path_level, threads)
         else:
             run.refuse_existing()  # before the floors are computed
-            opened.floors = metric_floors(dataset, cfg.data, cfg.seed, path_level)
+            opened.floors = metric_floors(dataset, cfg.data, cfg.seed, path_level, threads)
             run.create(cfg, {**dataset.describe(), "floors": opened.floors, "floors_version": FLOORS_VERSION})
     return opened
 

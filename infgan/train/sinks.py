@@ -20,6 +20,7 @@ from infgan.config import Config
 from infgan.data import Dataset
 from infgan.diagnostics import plot_diagnostics
 from infgan.metrics.discriminative import small_held_out
+from infgan.metrics.path_level import metric_threads
 from infgan.train.animation import FRAME_PATHS, FrameCanvas, SampleFrames
 from infgan.train.board import Board
 from infgan.train.checkpoint import atomic_torch_save
@@ -39,6 +40,7 @@ class Evaluator:
     def __init__(self, cfg: Config, dataset: Dataset, ts: torch.Tensor, floors: dict[str, float]):
         self.dataset, self.ts, self.floors, self.when = dataset, ts, floors, cfg.eval.path_metrics
         self.seed = rank_seed(cfg.seed, 0, "eval")  # the same noise at every evaluation
+        self.threads = metric_threads(cfg.eval.threads)
         self.last_fake: torch.Tensor | None = None
 
     def __call__(self, state: TrainState, final: bool) -> dict[str, float]:
@@ -51,7 +53,7 @@ class Evaluator:
         out.update(metrics.per_condition(ds, fake))
         if self.when == "every" or (self.when == "end" and final):
             trtr = self.floors.get("val/pred_trtr", math.nan)
-            out.update(metrics.path_metrics(ds.val_grid, fake, float(ds.ts[-1]), self.seed, trtr))
+            out.update(metrics.path_metrics(ds.val_grid, fake, float(ds.ts[-1]), self.seed, trtr, self.threads))
         return {**out, **self.floors}
 
 

@@ -403,6 +403,8 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     # Each trial trains the budget and evaluates (and checkpoints) at every report; a sweep that
     # optimises a path-level metric needs it at every evaluation, not only at the end.
     evaluation: dict[str, Any] = {"every": budget.eval_every}
+    if base_cfg.eval.threads == 0:  # a trial's classifiers on the CPUs Ray gives its worker, not on every core
+        evaluation["threads"] = max(1, int(spec.resources.cpus_per_worker))
     if spec.metric in PATH_METRICS:
         evaluation["path_metrics"] = "every"
     settings = {k: getattr(spec, k) for k in ("metric", "mode", "samples", "seed", "searcher", "scheduler")}
