@@ -262,5 +262,5 @@ def test_a_space_written_with_the_critics_old_names_searches_the_new_ones():
     assert space.points == ({"train.critic_lr": 0.01, "train.critic_optimizer": "adam"},)
     twice = copy.deepcopy(old)
     twice["parameters"]["train.critic_lr"] = {"type": "uniform", "low": 0.1, "high": 0.2}
-    with pytest.raises(ConfigError, match="'train.critic_lr' given twice"):
+    with pytest.raises(ConfigError, match="'train.discriminator_lr' is the old name of 'train.critic_lr'"):
         parse_space(twice, "s")

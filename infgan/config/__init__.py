@@ -23,7 +23,6 @@ from infgan.config.schema import (
     TrainConfig,
     config_paths,
     critic_paths,
-    current_path,
     option,
 )
 from infgan.config.sources import (
@@ -36,7 +35,17 @@ from infgan.config.sources import (
     save_config,
     source_overrides,
 )
-from infgan.config.values import build, check_value, flatten, from_dict, merge, numeric_string, to_dict, unflatten
+from infgan.config.values import (
+    build,
+    check_value,
+    current_paths,
+    flatten,
+    from_dict,
+    merge,
+    numeric_string,
+    to_dict,
+    unflatten,
+)
 
 __all__ = [
     "DATASETS",
@@ -58,7 +67,7 @@ __all__ = [
     "check_value",
     "config_paths",
     "critic_paths",
-    "current_path",
+    "current_paths",
     "flatten",
     "from_dict",
     "merge",

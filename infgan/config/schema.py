@@ -370,8 +370,3 @@ RENAMED = {
     "train.discriminator_optimizer": "train.critic_optimizer",
     "train.discriminator_weight_decay": "train.critic_weight_decay",
 }
-
-
-def current_path(path: str) -> str:
-    """`path` under its current name (an old name in `RENAMED` gives its new one)."""
-    return RENAMED.get(path, path)

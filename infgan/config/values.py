@@ -178,13 +178,22 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def current_paths(flat: Mapping[Any, Any], where: str) -> dict[str, Any]:
+    """Dotted `paths -> values` with every old path that `RENAMED` lists under its new name (a path
+    given under both names: refused)."""
+    out: dict[str, Any] = {}
+    for path, value in flat.items():
+        new = RENAMED.get(str(path), str(path))
+        if new in out or (new != path and new in flat):
+            old = path if new != path else next(k for k, v in RENAMED.items() if v == new)
+            raise ConfigError(f"{where}: '{old}' is the old name of '{new}': give only '{new}'")
+        out[new] = value
+    return out
+
+
 def current_names(overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Nested `overrides` with every old path that `RENAMED` lists under its new name (both given: refused)."""
+    """Nested `overrides` with every old path under its new name (see `current_paths`)."""
     flat = flatten(overrides)
-    old = [path for path in flat if path in RENAMED]
-    if not old:
+    if not any(path in RENAMED for path in flat):
         return dict(overrides)
-    for path in old:
-        if RENAMED[path] in flat:
-            raise ConfigError(f"{where}: '{path}' is the old name of '{RENAMED[path]}': give only '{RENAMED[path]}'")
-    return unflatten({RENAMED.get(path, path): value for path, value in flat.items()})
+    return unflatten(current_paths(flat, where))

@@ -44,7 +44,7 @@ from infgan.config import (
     check_value,
     config_paths,
     critic_paths,
-    current_path,
+    current_paths,
     flatten,
     merge,
     numeric_string,
@@ -303,7 +303,7 @@ def _conditions(path: str, spec: Mapping[str, Any], params: dict[str, Param]) ->
     if not isinstance(when, Mapping):
         raise ConfigError(f"{where} must map a parent parameter to a value or list of values")
     conds = []
-    for parent, vals in _current_names(when, where).items():
+    for parent, vals in current_paths(when, where).items():
         vals = tuple(vals) if isinstance(vals, list) else (vals,)
         if parent == path or parent not in params or params[parent].type != "choice":
             raise ConfigError(f"{where}: parent '{parent}' must be another choice parameter of this space")
@@ -312,17 +312,6 @@ def _conditions(path: str, spec: Mapping[str, Any], params: dict[str, Param]) ->
             raise ConfigError(f"{where}: {missing[0]!r} is not one of {parent}'s values {list(params[parent].values)}")
         conds.append((parent, vals))
     return tuple(conds)
-
-
-def _current_names(paths: Mapping[Any, Any], where: str) -> dict[str, Any]:
-    """`paths` keyed by each path's current name (an old one in `RENAMED` read as its new one)."""
-    out: dict[str, Any] = {}
-    for path, value in paths.items():
-        new = current_path(str(path))
-        if new in out:
-            raise ConfigError(f"{where}: '{new}' given twice (once under its old name)")
-        out[new] = value
-    return out
 
 
 def mutable(space: SearchSpace) -> list[Param]:
@@ -446,7 +435,7 @@ def _parameters(spec: Any, name: str, base_kind: str) -> tuple[Param, ...]:
     if not isinstance(spec, Mapping) or not spec:
         raise ConfigError(f"{name}: 'parameters' must map config paths to distributions")
     paths = config_paths()
-    spec = _current_names(spec, "parameters")
+    spec = current_paths(spec, "parameters")
     params = {path: _param(path, one, paths) for path, one in spec.items()}
     params = {path: replace(p, when=_conditions(path, spec[path], params)) for path, p in params.items()}
     _check_critic_params(params, base_kind)
@@ -491,7 +480,7 @@ def _points(points: Any, params: dict[str, Param], name: str) -> tuple[dict[str,
     if not isinstance(points, list) or not all(isinstance(p, Mapping) for p in points):
         raise ConfigError(f"{name}: 'points' must be a list of mappings of parameter paths to values")
     paths = config_paths()
-    points = [_current_names(p, f"{name}: points") for p in points]
+    points = [current_paths(p, f"{name}: points") for p in points]
     for p in points:
         for k, v in p.items():
             if k not in params:
