@@ -4,7 +4,7 @@ generated paths and report |test accuracy - 0.5| (0: indistinguishable, 0.5: alw
 Fixed protocol, so that scores compare across runs: equal numbers of real and generated paths
 (the smaller of the two sets), 20 % of each held out for testing, the `SequenceModel` of
 `sequence.py` read out at the last time step, 300 Adam steps of batch 128 at learning rate 1e-2,
-binary cross-entropy; everything drawn from the given seed. `discriminative_with_error` repeats it
+binary cross-entropy; everything drawn from the given seed. `with_error` combines repeats of it
 over classifier seeds and gives the standard error (`val/disc_se`): at small held-out sets the
 real-vs-real floor is itself noise (0.25 at 32 held-out paths), which a number alone hides.
 
@@ -16,14 +16,13 @@ real stayed at 0.00-0.02 either way (docs/metrics.md).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from infgan.metrics.sequence import model_inputs, seeded_model, share_missingness, side_by_side, train
+from infgan.metrics.sequence import model_inputs, seeded_model, share_missingness, train
 
 STEPS = 300
 TEST_FRACTION = 0.2
@@ -35,24 +34,15 @@ def discriminative_score(real: torch.Tensor, fake: torch.Tensor, t_end: float, s
     return abs(acc - 0.5)
 
 
-def discriminative_with_error(
-    real: torch.Tensor, fake: torch.Tensor, t_end: float, seed: int, repeats: int, threads: int = 1
-) -> tuple[float, float]:
-    """`val/disc` over `repeats` classifiers (seeds seed, seed + 1, ...: their own splits and weights),
-    and its standard error.
+def with_error(runs: Sequence[tuple[float, int]]) -> tuple[float, float]:
+    """`val/disc` and its standard error from repeated classifiers' (test accuracy, test paths)
+    (`accuracy` at seeds s, s + 1, ...: their own splits and weights).
 
     The value is the classifiers' mean |accuracy - 0.5|. Its standard error is
     sqrt(v / repeats), v the larger of the classifiers' sample variance and the binomial variance of
     one test accuracy, acc (1 - acc) / (test paths): with few held-out paths the test split alone
-    makes one classifier's accuracy swing by that much, whatever the seeds agree on. With `threads`
-    above 1 the classifiers train side by side (`side_by_side`), to the same values.
+    makes one classifier's accuracy swing by that much, whatever the seeds agree on.
     """
-    runs = side_by_side([functools.partial(accuracy, real, fake, t_end, seed + k) for k in range(repeats)], threads)
-    return with_error(runs)
-
-
-def with_error(runs: Sequence[tuple[float, int]]) -> tuple[float, float]:
-    """`val/disc` and its standard error from classifiers' (test accuracy, test paths)."""
     repeats = len(runs)
     scores = [abs(acc - 0.5) for acc, _ in runs]
     binomial = sum(acc * (1 - acc) / n for acc, n in runs) / repeats

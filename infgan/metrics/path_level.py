@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 
 from infgan.metrics.discriminative import accuracy, with_error
 from infgan.metrics.predictive import predictive_mae
-from infgan.metrics.sequence import side_by_side, usable_cores
+from infgan.metrics.sequence import side_by_side
 from infgan.metrics.signature import sig_mmd
 from infgan.objective import PATH_METRICS
 
@@ -48,6 +49,9 @@ def path_metrics(
 
 
 def metric_threads(setting: int) -> int:
-    """`eval.threads` as a count: a positive setting as it is, 0 one per usable core up to the
+    """`eval.threads` as a count: a positive setting as it is, 0 one per core this process may use, up to the
     metrics' count (val/pred's model, val/sig_mmd, val/disc's classifiers)."""
-    return setting if setting > 0 else min(2 + DISC_REPEATS, usable_cores())
+    if setting > 0:
+        return setting
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(2 + DISC_REPEATS, cores)

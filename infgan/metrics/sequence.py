@@ -17,7 +17,6 @@ discriminative and predictive scores use, so figures stay comparable.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -112,11 +111,6 @@ def side_by_side(calls: Sequence[Callable[[], Any]], threads: int) -> list[Any]:
         return [call() for call in calls]
     with ThreadPoolExecutor(max_workers=min(threads, len(calls))) as pool:
         return list(pool.map(lambda call: call(), calls))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class Stacked(nn.Module):
