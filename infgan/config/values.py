@@ -181,14 +181,10 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 def current_paths(flat: Mapping[Any, Any], where: str) -> dict[str, Any]:
     """Dotted `paths -> values` with every old path that `RENAMED` lists under its new name (a path
     given under both names: refused)."""
-    out: dict[str, Any] = {}
-    for path, value in flat.items():
-        new = RENAMED.get(str(path), str(path))
-        if new in out or (new != path and new in flat):
-            old = path if new != path else next(k for k, v in RENAMED.items() if v == new)
+    for old, new in RENAMED.items():
+        if old in flat and new in flat:
             raise ConfigError(f"{where}: '{old}' is the old name of '{new}': give only '{new}'")
-        out[new] = value
-    return out
+    return {RENAMED.get(str(path), str(path)): value for path, value in flat.items()}
 
 
 def current_names(overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
