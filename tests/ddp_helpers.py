@@ -29,6 +29,7 @@ CASES = [
 # the gradient over the whole batch, which no average of per-half gradients gives.
 COUPLED = [
     ("direct", "sig_score"),
+    ("direct", "sig_score+full"),
     ("direct", "fdm"),
     ("direct", "fdm+partners"),
     ("joint", "fdm_gan"),
@@ -36,12 +37,12 @@ COUPLED = [
     ("generator", "wgan_clip+sig"),
 ]
 BATCH = 8
-EXTRA = {"sig": ["loss.sig_weight=0.5"], "partners": ["loss.fdm_partners=3"]}
+EXTRA = {"sig": ["loss.sig_weight=0.5"], "partners": ["loss.fdm_partners=3"], "full": ["loss.sig_partners=0"]}
 
 
 def case_setup(kind: str):
     """The config, data and the real batch (with its observed mask) of a case; `KIND+sig` adds a kernel
-    term, `fdm+partners` scores each point against 3 partners."""
+    term, `fdm+partners` scores each point against 3 partners, `sig_score+full` against every path."""
     name, _, extra = kind.partition("+")
     cfg = tiny(f"loss.kind={name}", f"train.batch_size={BATCH}", *EXTRA.get(extra, []))
     data = build_dataset(cfg.data, cfg.seed)

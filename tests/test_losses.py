@@ -13,6 +13,7 @@ from infgan.data import build_dataset
 from infgan.data.dataset import Batch, interpolation_coeffs
 from infgan.train import losses
 from infgan.train.context import Shard
+from infgan.train.losses.partners import draw_partners
 from infgan.train.losses.sig_kernel import SignatureScore, channel_spread
 
 from conftest import stops_at, tiny
@@ -51,7 +52,7 @@ def direct_score(fake: torch.Tensor, real: torch.Tensor, kernel: SignatureScore)
 
 
 def test_signature_score_and_its_gradient_match_a_direct_computation():
-    cfg = score_config("loss.sig_points=0", "loss.sig_dyadic_order=1")
+    cfg = score_config("loss.sig_points=0", "loss.sig_dyadic_order=1", "loss.sig_partners=0")
     kernel = SignatureScore(cfg)
     fake = paths(5, 6, 0, vol=0.7).requires_grad_(True)
     real = paths(4, 6, 1)
@@ -73,6 +74,44 @@ def test_signature_score_gradient_is_the_derivative_of_its_value():
         return kernel(torch.cat([real[..., :1], v], dim=-1), Batch(real), Shard(), seed=0)
 
     assert torch.autograd.gradcheck(f, (values,), eps=1e-6, atol=1e-5)
+
+
+def test_signature_score_with_partners_scores_each_path_against_its_drawn_partners_only():
+    """With K partners the score is each generated path's kernel against its K drawn generated and K
+    drawn real partners (never itself), and its gradient that of this sum."""
+    from pysiglib.torch_api import sig_kernel
+
+    kernel = SignatureScore(score_config("loss.sig_points=0", "loss.sig_partners=3"))
+    fake = paths(5, 6, 0, vol=0.7).requires_grad_(True)
+    real = paths(7, 6, 1)
+    got = kernel(fake, Batch(real), Shard(), seed=4)
+    others, chosen = draw_partners(5, 7, 3, 1, torch.Generator().manual_seed(4))
+    assert not (others == torch.arange(5).view(1, 5, 1)).any()  # never itself
+    index, spread = torch.arange(6), channel_spread(real)
+    x, y = (kernel.inputs(p, index, 5.0, spread) for p in (fake, real))
+    rbf = kernel._static_kernel(1)
+    want = torch.zeros((), dtype=torch.float64)
+    for i in range(5):
+        for j in range(3):
+            want = want + sig_kernel(x[i], x[int(others[0, i, j])], dyadic_order=0, static_kernel=rbf) / 15
+            want = want - 2 * sig_kernel(x[i], y[int(chosen[0, i, j])], dyadic_order=0, static_kernel=rbf) / 15
+    assert torch.allclose(got, want.reshape(()), rtol=1e-9), (got, want)
+    (g_got,) = torch.autograd.grad(got, fake)
+    (g_want,) = torch.autograd.grad(want, fake)
+    assert torch.allclose(g_got, g_want, rtol=1e-7, atol=1e-10)
+
+
+def test_signature_score_with_partners_is_unbiased_for_the_score_over_every_pair():
+    """Averaged over many steps' draws, the score with 3 partners is the score against every path."""
+    full, sparse = (SignatureScore(score_config("loss.sig_points=4", f"loss.sig_partners={k}")) for k in (0, 3))
+    fake, real = paths(10, 9, 2), paths(12, 9, 3)
+    with torch.no_grad():
+        want = torch.stack([full(fake, Batch(real), Shard(), seed) for seed in range(300)])
+        got = torch.stack([sparse(fake, Batch(real), Shard(), seed) for seed in range(300)])
+    # Same time points for a seed: the differences are the partner draw's noise alone.
+    diff = got - want
+    assert diff.abs().max() > 0
+    assert diff.mean().abs() < 4 * diff.std() / 300**0.5, (diff.mean(), diff.std())
 
 
 def test_fakes_take_the_gaps_of_their_real_pairs():
@@ -152,7 +191,7 @@ def test_fdm_with_partners_scores_each_point_against_its_drawn_partners_only():
     got = loss.objective(fake, Batch(real), Shard(), seed=5)
     draw = torch.Generator().manual_seed(5)
     s, t = loss.pairs(7, draw)
-    others, chosen = loss.partners(6, 9, 3, draw)
+    others, chosen = draw_partners(6, 9, 4, 3, draw)
     assert not (others == torch.arange(6).view(1, 6, 1)).any()  # never itself
     want = torch.zeros((), dtype=torch.float64)
     floor = 0.1 * real[..., 1:].reshape(-1, 1).std(dim=0).repeat(3)
@@ -190,7 +229,7 @@ def test_fdm_with_partners_is_unbiased_for_the_loss_over_every_pair(kernel):
     assert diff.mean().abs() < 4 * diff.std() / 20, (diff.mean(), diff.std())
 
 
-SETTINGS = {"sig_score": ["data.t_size=64"], "fdm": ["data.t_size=16"]}
+SETTINGS = {"sig_score": ["data.t_size=64", "loss.sig_partners=0"], "fdm": ["data.t_size=16"]}
 
 
 @pytest.mark.parametrize("kind", ["sig_score", "fdm"])

@@ -237,6 +237,14 @@ class LossConfig:
         "drawn afresh each step (cost linear in the batch); 0 = against every one (cost grows with its square)",
         ge=0,
     )
+    # Why 16: the same incomplete estimate as fdm_partners; at batch 128 the two gram matrices of
+    # every pair cost about 7 times the 16 partners' kernels (docs/model.md).
+    sig_partners: int = option(
+        16,
+        "signature kernel (sig_score, sig_weight): each generated path is scored against this many other "
+        "generated and as many real paths, drawn afresh each step (cost linear in the batch); 0 = against every one",
+        ge=0,
+    )
     fdm_kernel: str = option(
         "rbf",
         "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / (sig_sigma * channels))) or energy (-|a - b|, the energy score)",

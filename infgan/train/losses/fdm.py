@@ -17,9 +17,7 @@ Standardised separately, the level and the increment weigh alike.
 The cost: with `loss.fdm_partners` 0 every generated point is scored against every other and every
 real one, a cost that grows with the square of the batch. With K partners, each generated point is
 scored against K other generated points and K real ones drawn afresh each step and for each pair of
-times (the same draw on every rank, indexed by the point's place in the global batch). The
-expectation over the draw of each point's term is its term against all of them, so the estimate
-stays unbiased, and its cost grows linearly with the batch (an incomplete U-statistic).
+times (`infgan/train/losses/partners.py`): unbiased still, at a cost linear in the batch.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ import torch
 from infgan.data.dataset import Batch, fill_gaps
 from infgan.train.context import Shard
 from infgan.train.losses.base import DirectLoss
+from infgan.train.losses.partners import draw_partners
 
 
 class FDM(DirectLoss):
@@ -68,18 +67,6 @@ class FDM(DirectLoss):
         cross = -torch.cdist(x, y).mean(dim=1)  # (pairs, n)
         return (first[:, None] - 2.0 * cross).mean(dim=0)
 
-    def partners(self, m: int, n: int, pairs: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """For each pair of times and each of the `m` generated points of the global batch,
-        `fdm_partners` other generated points (never itself) and as many of the `n` real ones: index
-        tensors (pairs, m, partners). Partner j of point i at a pair of times is i shifted by a random
-        offset drawn for that pair and j: uniform over the others (over the real points) for every
-        point, as an unbiased estimate needs, at the cost of one draw per pair and partner."""
-        k = self.cfg.fdm_partners
-        own = torch.arange(m).view(1, m, 1)
-        shift = torch.randint(0, max(m - 1, 1), (pairs, 1, k), generator=g)
-        real = torch.randint(0, n, (pairs, 1, k), generator=g)
-        return (own + 1 + shift) % m, (own + real) % n
-
     def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """k(a_i, b_j) (pairs, n, m) of points (pairs, n, d) and (pairs, m, d)."""
         d2 = a.square().sum(-1, keepdim=True) + b.square().sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(-1, -2)
@@ -116,7 +103,7 @@ class FDM(DirectLoss):
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
         b, m, n = x.size(1), xs.size(1), ys.size(1)
         if self.cfg.fdm_partners:
-            others, real = self.partners(m, n, s.numel(), g)
+            others, real = draw_partners(m, n, self.cfg.fdm_partners, s.numel(), g)
             mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
             same = self.with_partners(x, xs, others[:, mine].to(x.device)).sum(dim=(1, 2))
             cross = self.with_partners(x, ys, real[:, mine].to(x.device)).sum(dim=(1, 2))

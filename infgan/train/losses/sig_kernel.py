@@ -29,6 +29,12 @@ What the kernel sees of a path (batch, time, 1 + channels), each choice a `loss.
   a path starts (a signature alone does not change when a path is translated);
 - the static kernel (`sig_kernel`): RBF exp(-|a - b|^2 / (sig_sigma * channels)), or linear; `sig_dyadic_order`
   refines the PDE grid by 2^order per axis.
+
+The cost: with `sig_partners` 0 every generated path is scored against every other and every real
+one, a cost that grows with the square of the batch (two gram matrices of 128 x 128 PDE solutions a
+step at the default batch). With K partners each generated path is scored against K other generated
+paths and K real ones drawn afresh each step (`infgan/train/losses/partners.py`): unbiased still, at a
+cost linear in the batch.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import torch
 from infgan.config import LossConfig
 from infgan.data.dataset import Batch, fill_gaps
 from infgan.train.context import Shard
+from infgan.train.losses.partners import draw_partners
 
 
 class SignatureScore:
@@ -56,12 +63,12 @@ class SignatureScore:
             return pysiglib.RBFKernel(self.cfg.sig_sigma * channels)
         return pysiglib.LinearKernel()
 
-    def points(self, t_size: int, seed: int) -> torch.Tensor:
-        """The time indices the kernel sees this step: all, or the first and a sorted random subset."""
+    def points(self, t_size: int, g: torch.Generator) -> torch.Tensor:
+        """The time indices the kernel sees this step: all, or the first and a sorted random subset
+        drawn from `g`."""
         n = self.cfg.sig_points
         if n == 0 or n >= t_size:
             return torch.arange(t_size)
-        g = torch.Generator().manual_seed(seed)
         rest = torch.randperm(t_size - 1, generator=g)[: n - 1] + 1
         return torch.cat([torch.zeros(1, dtype=torch.long), rest.sort().values])
 
@@ -78,8 +85,18 @@ class SignatureScore:
 
     def gram(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Signature kernels k(x_i, y_j) (n, m) of kernel inputs, with gradients."""
-        import pysiglib
         from pysiglib.torch_api import sig_kernel_gram  # the autograd one (pysiglib's own is not)
+
+        return self._kernel(sig_kernel_gram, x, y)
+
+    def pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Signature kernels k(x_i, y_i) (n,) of kernel inputs paired row by row, with gradients."""
+        from pysiglib.torch_api import sig_kernel
+
+        return self._kernel(sig_kernel, x, y)
+
+    def _kernel(self, fn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        import pysiglib
 
         device = x.device
         if device.type == "cuda" and not pysiglib.BUILT_WITH_CUDA:
@@ -87,8 +104,7 @@ class SignatureScore:
             x, y = x.cpu(), y.cpu()
         channels = max(1, x.size(-1) - int(self.cfg.sig_time_aug))
         static = self._static_kernel(channels)
-        k = sig_kernel_gram(x, y, dyadic_order=self.cfg.sig_dyadic_order, static_kernel=static, n_jobs=1)
-        return k.to(device)
+        return fn(x, y, dyadic_order=self.cfg.sig_dyadic_order, static_kernel=static, n_jobs=1).to(device)
 
     def __call__(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor:
         """This rank's share of the estimated score of `fake` (its batch, time, 1 + channels) against
@@ -98,7 +114,8 @@ class SignatureScore:
         if batch.observed is not None:  # the generated paths take their paired real paths' gaps
             values = fill_gaps(fake[..., 1:], batch.observed[: fake.size(0)])
             fake = torch.cat([fake[..., :1], values], dim=-1)
-        index = self.points(fake.size(1), seed)
+        g = torch.Generator().manual_seed(seed)  # the same draws on every rank
+        index = self.points(fake.size(1), g)
         t_end = float(fake[0, -1, 0].detach())
         reals = shard.gather(real.detach())
         spread = channel_spread(reals)
@@ -106,6 +123,15 @@ class SignatureScore:
         xs = shard.gather(x)  # every rank's generated paths, this rank's rows first at rank * b
         ys = self.inputs(reals, index, t_end, spread)
         b, m, n = x.size(0), xs.size(0), ys.size(0)
+        k = self.cfg.sig_partners
+        if k:
+            others, real = draw_partners(m, n, k, 1, g)
+            mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
+            rows = x.repeat_interleave(k, dim=0)
+            same = self.pairwise(rows, xs[others[0, mine].reshape(-1).to(xs.device)]).sum()
+            cross = self.pairwise(rows, ys[real[0, mine].reshape(-1).to(ys.device)]).sum()
+            share = (same - 2.0 * cross) / (m * k)
+            return share * shard.world_size
         same = self.gram(x, xs)  # (b, m)
         own = torch.arange(b, device=same.device)
         off_diagonal = same.sum() - same[own, shard.rank * b + own].sum()  # k(x_i, x_i) left out
