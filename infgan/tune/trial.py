@@ -96,7 +96,11 @@ def confirm_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> N
     run_dir = Path(exp_dir) / CONFIRM / ray.tune.get_context().get_trial_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "confirm.json").write_text(json.dumps(point, indent=2))
-    train_trial(space, space.trial_config({**point["params"], "seed": point["seed"]}), run_dir)
+    values = {**point["params"], "seed": point["seed"]}
+    if space.base["eval"]["path_metrics"] == "every":
+        # Judged by its final evaluation alone (no scheduler acts on it): the path-level metrics once.
+        values["eval.path_metrics"] = "end"
+    train_trial(space, space.trial_config(values), run_dir)
 
 
 def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, member: Member | None = None) -> None:

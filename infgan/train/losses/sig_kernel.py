@@ -127,7 +127,7 @@ class SignatureScore:
         if k:
             others, real = draw_partners(m, n, k, 1, g)
             mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
-            rows = x.repeat_interleave(k, dim=0)
+            rows = x[torch.arange(b, device=x.device).repeat_interleave(k)]  # a copy: pysiglib clones views
             same = self.pairwise(rows, xs[others[0, mine].reshape(-1).to(xs.device)]).sum()
             cross = self.pairwise(rows, ys[real[0, mine].reshape(-1).to(ys.device)]).sum()
             share = (same - 2.0 * cross) / (m * k)
