@@ -151,7 +151,7 @@ def test_a_run_reports_path_metrics_and_floors(tmp_path, when):
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert all("val/score_floor" in r and "val/disc_floor" in r for r in records)
     with_disc = [r["step"] for r in records if "val/disc" in r]
-    assert with_disc == ([12] if when == "end" else [4, 8, 12])  # not the untrained generator's
+    assert with_disc == ([12] if when == "end" else [0, 4, 8, 12])
     assert summary["path_metrics"]["val/disc"] == records[-1]["val/disc"]
     assert summary["floors"] == json.loads((tmp_path / "r" / "data.json").read_text())["floors"]
     assert records[-1]["val/pred_ratio"] == pytest.approx(records[-1]["val/pred"] / summary["floors"]["val/pred_trtr"])

@@ -344,9 +344,8 @@ def test_trials_with_two_ddp_workers_each(ray_local, tmp_path):
 def test_a_space_mixing_kinds_with_and_without_a_critic_runs_judged_by_a_path_metric(ray_local, tmp_path):
     """`loss.kind` over sig_score and gan, a critic rate searched under gan only: both trials train,
     and the sig_score trial has no critic in its config or its checkpoints. The sweep optimises a
-    path metric (`val/disc`), which every evaluation of every trial after the untrained generator's
-    then carries with its floor; the winner's confirmation run, judged by its final value alone,
-    computes it only there."""
+    path metric (`val/disc`), which every evaluation of every trial then carries with its floor; the
+    winner's confirmation run, judged by its final value alone, computes it only there."""
     space = write_space(
         tmp_path,
         metric="val/disc",
@@ -371,8 +370,7 @@ def test_a_space_mixing_kinds_with_and_without_a_critic_runs_judged_by_a_path_me
     assert "critic_lr" not in (kinds["sig_score"] / "config.yaml").read_text()
     for trial in trials:
         records = [json.loads(x) for x in (trial / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in records] == [0, 4, 8]
-        assert all("val/disc" in r and "val/disc_floor" in r for r in records[1:])
+        assert records and all("val/disc" in r and "val/disc_floor" in r for r in records)
     best = json.loads((tmp_path / "runs" / "m" / "best.json").read_text())
     assert 0 <= best["val/disc"] <= 0.5
     (confirmed,) = (tmp_path / "runs" / "m" / "confirm").iterdir()

@@ -289,7 +289,7 @@ class EvalConfig:
     path_metrics: str = option(
         "end",
         "when the path-level metrics (val/disc, val/pred, val/sig_mmd) run: at the final step, at every "
-        "evaluation after the untrained generator's (step 0), or never",
+        "evaluation, or never",
         choices=("end", "every", "off"),
     )
     threads: int = option(

@@ -191,10 +191,7 @@ def fit(
     message = None
     if state.step == 0:
         first = sinks.evaluate(state)
-        # Under `every` the untrained generator's record lacks the path-level metrics (see Evaluator),
-        # which a sweep judged by one needs in every result it gets: recorded here, not handed on.
-        if cfg.eval.path_metrics != "every":
-            ctx.publish(run.root, 0, first, None, cfg.checkpoint.keep)
+        ctx.publish(run.root, 0, first, None, cfg.checkpoint.keep)
         message = guard.score(first, state.progress)
     resumed_at_end = resumed_at is not None and state.step >= cfg.train.steps
     shown = ctx.is_main and ctx.progress

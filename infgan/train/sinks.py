@@ -34,8 +34,7 @@ class Evaluator:
     """Quality metrics of the evaluation generator on the held-out set, with fixed noise (rank 0 only).
 
     Every record holds `val/score` and its parts, the path-level metrics when `eval.path_metrics`
-    asks for them (`every` evaluation after the untrained generator's, or the `end`: the final
-    step's), and the real-data floors.
+    asks for them (`every` evaluation, or the `end`: the final step's), and the real-data floors.
     """
 
     def __init__(self, cfg: Config, dataset: Dataset, ts: torch.Tensor, floors: dict[str, float]):
@@ -52,9 +51,7 @@ class Evaluator:
         self.last_fake = fake
         out = metrics.quality_metrics(ds.val_grid, fake, ds.names)
         out.update(metrics.per_condition(ds, fake))
-        # `every` skips the untrained generator's evaluation (step 0 of a fresh run): its paths are told
-        # from real ones at once (val/disc about 0.5), and the classifiers cost a sweep's trial 12 s.
-        if (self.when == "every" and state.step > 0) or (self.when != "off" and final):
+        if self.when == "every" or (self.when == "end" and final):
             trtr = self.floors.get("val/pred_trtr", math.nan)
             out.update(metrics.path_metrics(ds.val_grid, fake, float(ds.ts[-1]), self.seed, trtr, self.threads))
         return {**out, **self.floors}
