@@ -144,14 +144,31 @@ def test_floor_slices_are_disjoint_real_sets():
     assert compute_floors(ds, 0, path_level=False).keys() == {"val/score_floor"}
 
 
+class Recording(RunContext):
+    """A run context that keeps what the run hands on (to Tune or Ray Train, in a sweep)."""
+
+    def __init__(self) -> None:
+        super().__init__(progress=False)
+        self.published: list[dict] = []
+
+    def publish(self, run_dir, step, record, payload, keep) -> None:
+        if record is not None:
+            self.published.append(record)
+        super().publish(run_dir, step, record, payload, keep)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["end", "every"])
 def test_a_run_reports_path_metrics_and_floors(tmp_path, when):
-    summary = fit(tiny(f"eval.path_metrics={when}"), tmp_path / "r", RunContext(progress=False))
+    ctx = Recording()
+    summary = fit(tiny(f"eval.path_metrics={when}"), tmp_path / "r", ctx)
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert all("val/score_floor" in r and "val/disc_floor" in r for r in records)
     with_disc = [r["step"] for r in records if "val/disc" in r]
     assert with_disc == ([12] if when == "end" else [0, 4, 8, 12])
+    # What a sweep's searcher and scheduler get: every evaluation, step 0 included, with the metric
+    # (W&B's hyperband counts a trial's metric history from step 0: its first cut is min_iter reports in).
+    assert [r["step"] for r in ctx.published if "val/disc" in r] == with_disc
     assert summary["path_metrics"]["val/disc"] == records[-1]["val/disc"]
     assert summary["floors"] == json.loads((tmp_path / "r" / "data.json").read_text())["floors"]
     assert records[-1]["val/pred_ratio"] == pytest.approx(records[-1]["val/pred"] / summary["floors"]["val/pred_trtr"])
