@@ -125,11 +125,11 @@ class SignatureScore:
         b, m, n = x.size(0), xs.size(0), ys.size(0)
         k = self.cfg.sig_partners
         if k:
-            others, real = draw_partners(m, n, k, 1, g)
+            others, chosen = draw_partners(m, n, k, 1, g)
             mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
             rows = x[torch.arange(b, device=x.device).repeat_interleave(k)]  # a copy: pysiglib clones views
             same = self.pairwise(rows, xs[others[0, mine].reshape(-1).to(xs.device)]).sum()
-            cross = self.pairwise(rows, ys[real[0, mine].reshape(-1).to(ys.device)]).sum()
+            cross = self.pairwise(rows, ys[chosen[0, mine].reshape(-1).to(ys.device)]).sum()
             share = (same - 2.0 * cross) / (m * k)
             return share * shard.world_size
         same = self.gram(x, xs)  # (b, m)
