@@ -29,9 +29,10 @@ def positive_paths(seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("kind", [k for k in transforms.KINDS if k not in transforms.BAR])
 def test_each_transform_inverts_exactly_where_observed(kind):
     x = positive_paths()
-    y = transforms.forward(x, [kind, kind], ["p", "v"], "test")
+    table = transforms.fit(x, [kind, kind])
+    y = transforms.forward(x, [kind, kind], ["p", "v"], "test", table)
     assert torch.equal(torch.isnan(y), torch.isnan(x))
-    back = transforms.inverse(y, [kind, kind], transforms.first_observed(x), ["p", "v"])
+    back = transforms.inverse(y, [kind, kind], transforms.first_observed(x), ["p", "v"], table)
     assert torch.allclose(back.nan_to_num(), x.nan_to_num(), rtol=1e-9)
     if kind in transforms.ANCHORED:  # every window starts at 0 at its first observation
         assert torch.allclose(transforms.first_observed(y), torch.zeros(20, 2, dtype=y.dtype))
@@ -84,6 +85,43 @@ def test_the_forms_of_the_setting():
     assert transforms.per_channel(("Volume=log",), names, "d") == ["none", "log"]
     with pytest.raises(DataError, match="mix of"):
         transforms.per_channel(("Volume=log", "log"), names, "d")
+
+
+def test_quantile_channels_come_back_with_the_training_marginal_whatever_is_generated():
+    g = torch.Generator().manual_seed(3)
+    n, t = 400, 12
+    lights = torch.where(torch.rand(n, t, generator=g) < 0.7, 0.0, 10.0 * torch.rand(n, t, generator=g).ceil())
+    uniform = 50 * torch.rand(n, t, generator=g)
+    x = torch.stack([lights, uniform], dim=-1).double()
+    kinds = ["quantile", "quantile"]
+    table = transforms.fit(x, kinds)
+    y = transforms.forward(x, kinds, ["lights", "rv"], "test", table)
+    assert abs(float(y[..., 1].mean())) < 0.05 and abs(float(y[..., 1].std()) - 1) < 0.05  # Gaussian scores
+    assert torch.allclose(y[..., 0][lights == 0], y[..., 0][lights == 0][0])  # a repeated value: one score
+    made = transforms.inverse(torch.randn(4000, t, 2, generator=g).double(), kinds, x[:, 0], ["lights", "rv"], table)
+    assert abs(float((made[..., 0] == 0).double().mean()) - 0.7) < 0.02  # exactly 0 as often as in training
+    seen = torch.isin(made[..., 0], lights.unique())  # between two knots of different values: in between
+    assert float(seen.double().mean()) > 0.99
+    assert float(made[..., 1].min()) >= 0 and float(made[..., 1].max()) <= 50  # bounded by the training range
+    assert abs(float(made[..., 1].mean()) - 25) < 0.5 and abs(float(made[..., 1].std()) - 50 / 12**0.5) < 0.5
+    outside = transforms.forward(torch.tensor([[[-5.0, 80.0]]]).double(), kinds, ["lights", "rv"], "test", table)
+    assert torch.isfinite(outside).all()  # held-out values past the training range: the outer scores
+    with pytest.raises(ValueError, match="needs the training values' table"):
+        transforms.forward(x, kinds, ["lights", "rv"], "test")
+
+
+def test_a_quantile_dataset_is_fitted_on_training_windows_and_saved_with_the_run():
+    ds = build_dataset(tiny("data.transform=[quantile]").data, 0)
+    described = ds.describe()
+    assert len(described["quantiles"]) == 1 and len(described["quantiles"][0]) == transforms.QUANTILES
+    plain = build_dataset(tiny().data, 0)
+    raw_train = plain.denormalise(plain.train)[..., 1:]
+    assert torch.allclose(ds.quantiles, transforms.fit(raw_train, ["quantile"]), atol=1e-5)
+    back = ds.denormalise(ds.val)
+    inside = (plain.val[..., 1:] >= plain.train[..., 1:].nan_to_num(9).amin()) & (
+        plain.val[..., 1:] <= plain.train[..., 1:].nan_to_num(-9).amax()
+    )
+    assert torch.allclose(back[..., 1:][inside], plain.denormalise(plain.val)[..., 1:][inside], atol=1e-3)
 
 
 def test_generated_levels_come_from_whole_training_windows():

@@ -61,6 +61,8 @@ class ExportedGenerator(nn.Module):
         mean: torch.Tensor
         std: torch.Tensor
         anchor_pool: torch.Tensor
+        quantiles: torch.Tensor
+        obs_scale: torch.Tensor
         cond_pool: torch.Tensor
 
     def __init__(self, generator: Generator, described: dict, dt: float, unit_time: bool):
@@ -69,6 +71,12 @@ class ExportedGenerator(nn.Module):
         self.initial = generator.initial
         self.drift, self.diffusion = generator.func.drift, generator.func.diffusion
         self.readout = generator.readout
+        # Observation noise (model.obs_noise): its learned per-channel scale, drawn as the generator draws it.
+        self.obs_noise = generator.noise_scale is not None
+        scale = torch.zeros(generator.readout.out_features)
+        if generator.noise_scale is not None:
+            scale = torch.nn.functional.softplus(generator.noise_scale.detach()) * generator.keep
+        self.register_buffer("obs_scale", scale)
         self.hidden, self.noise, self.initial_noise = cfg.hidden_size, cfg.noise_size, cfg.initial_noise_size
         self.chunk = GENERATE_CHUNK
         ts = torch.tensor(described["times"], dtype=torch.get_default_dtype())
@@ -88,6 +96,7 @@ class ExportedGenerator(nn.Module):
         pool = torch.tensor(described.get("anchors") or [[1.0] * len(self.names)], dtype=ts.dtype)
         complete = pool[torch.isfinite(pool).all(dim=1)]  # as transforms.draw_anchors
         self.register_buffer("anchor_pool", complete if complete.size(0) else torch.nan_to_num(pool))
+        self.register_buffer("quantiles", torch.tensor(described.get("quantiles") or [[0.0]], dtype=ts.dtype))
         # A conditional generator: the encoding of data.condition_columns and the training pool
         # (infgan/data/conditions.py), so conditions are drawn, or encoded from text, as infgan does.
         specs = described.get("conditions") or []
@@ -147,7 +156,7 @@ class ExportedGenerator(nn.Module):
         g = torch.Generator()
         g.manual_seed(seed)
         anchors = self.anchor_pool[torch.randint(0, self.anchor_pool.size(0), (values.size(0),), generator=g)]
-        return transforms.inverse(values * self.std + self.mean, self.kinds, anchors, self.names)
+        return transforms.inverse(values * self.std + self.mean, self.kinds, anchors, self.names, self.quantiles)
 
     def _paths(self, n: int, seed: int, cond: torch.Tensor) -> torch.Tensor:
         g = torch.Generator()
@@ -156,7 +165,10 @@ class ExportedGenerator(nn.Module):
         i = 0
         while i < n:
             batch = min(self.chunk, n - i)
-            parts.append(self.readout(self._hidden_paths(batch, g, cond[i : i + batch]).transpose(0, 1)))
+            ys = self.readout(self._hidden_paths(batch, g, cond[i : i + batch]).transpose(0, 1))
+            if self.obs_noise:  # after the Brownian increments, as the generator draws it
+                ys = ys + torch.randn(ys.shape, generator=g) * self.obs_scale
+            parts.append(ys)
             i += batch
         return self._data_units(torch.cat(parts), seed)
 

@@ -89,7 +89,9 @@ def _as_paths(ws: list[Series], t_size: int, described: dict, source: str) -> to
     """Windows as the critic's input: (n, t_size, 1 + channels), normalised like the run's data."""
     paths = stack_windows(ws, t_size, float(described.get("time_scale", 1.0)))
     kinds = described.get("transform") or ["none"] * (paths.size(-1) - 1)
-    paths[..., 1:] = transforms.forward(paths[..., 1:], kinds, described["channels"], source)
+    table = described.get("quantiles")
+    table = None if table is None else torch.tensor(table, dtype=paths.dtype)
+    paths[..., 1:] = transforms.forward(paths[..., 1:], kinds, described["channels"], source, table)
     mean, std = torch.tensor(described["mean"]), torch.tensor(described["std"])
     paths[..., 1:] = (paths[..., 1:] - mean.to(paths)) / std.to(paths)
     return paths

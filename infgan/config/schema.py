@@ -157,8 +157,8 @@ class DataConfig:
     )
     transform: tuple[str, ...] = option(
         (),
-        "per-channel value transform before normalisation: none, log, log_return, relative, diff, or high/low "
-        "(OHLC bars); "
+        "per-channel value transform before normalisation: none, log, log_return, relative, diff, high/low "
+        "(OHLC bars), close_ratio, or quantile (normal scores of the training marginal); "
         "one for all channels, one per channel, or CHANNEL=KIND entries; empty = none",
     )
 

@@ -34,6 +34,7 @@ class Dataset:
     transform: list[str] | None = None  # per channel (transforms.KINDS); None: none for every channel
     anchors: torch.Tensor | None = None  # (n_train, channels) each training window's first values, data units
     val_anchors: torch.Tensor | None = None  # (n_val, channels) the same for the held-out windows
+    quantiles: torch.Tensor | None = None  # (channels, transforms.QUANTILES) the `quantile` channels' tables
     condition_specs: list[dict] | None = None  # data.condition_columns' encoding (infgan/data/conditions.py)
     cond_train: torch.Tensor | None = None  # (n_train, width) each training window's condition vector
     cond_val: torch.Tensor | None = None  # (n_val, width)
@@ -97,6 +98,8 @@ class Dataset:
             if self.anchors is not None and any(k in transforms.ANCHORED for k in self.transform):
                 step = max(1, self.anchors.size(0) // ANCHOR_POOL)
                 out["anchors"] = self.anchors[::step][:ANCHOR_POOL].tolist()
+            if self.quantiles is not None:
+                out["quantiles"] = self.quantiles.tolist()
         if self.condition_specs and self.cond_rows:
             out["conditions"] = self.condition_specs
             step = max(1, len(self.cond_rows) // conditions.POOL)
@@ -122,7 +125,9 @@ def to_data_units(
     if anchors is None:
         pool = torch.tensor(described.get("anchors") or [[1.0] * len(kinds)], dtype=values.dtype)
         anchors = transforms.draw_anchors(pool, values.size(0), seed)
-    return transforms.inverse(out, list(kinds), anchors, list(described["channels"]))
+    table = described.get("quantiles")
+    table = None if table is None else torch.tensor(table, dtype=values.dtype)
+    return transforms.inverse(out, list(kinds), anchors, list(described["channels"]), table)
 
 
 def interpolation_coeffs(paths: torch.Tensor) -> torch.Tensor:
@@ -210,7 +215,8 @@ def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
     val_idx, train_idx = order[:n_val], order[n_val:]
     kinds = transforms.per_channel(cfg.transform, names, cfg.dataset)
     anchors = transforms.first_observed(values)
-    values = transforms.forward(values, kinds, names, cfg.dataset)
+    table = transforms.fit(values[train_idx], kinds)
+    values = transforms.forward(values, kinds, names, cfg.dataset, table)
     mean, std = _normalisation(values[train_idx], kinds, cfg.normalise)
     with_time = torch.cat([ts.view(1, t_size, 1).expand(n, t_size, 1), (values - mean) / std], dim=2)
     val = with_time[val_idx]
@@ -225,6 +231,7 @@ def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
         transform=kinds,
         anchors=anchors[train_idx],
         val_anchors=anchors[val_idx],
+        quantiles=table,
     )
 
 
@@ -381,8 +388,9 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
     train, val = stack_windows(train_w, cfg.t_size, unit), stack_windows(val_w, cfg.t_size, unit)
     kinds = transforms.per_channel(cfg.transform, raw.channels, raw.source)
     anchors, val_anchors = transforms.first_observed(train[..., 1:]), transforms.first_observed(val[..., 1:])
-    train[..., 1:] = transforms.forward(train[..., 1:], kinds, raw.channels, raw.source)
-    val[..., 1:] = transforms.forward(val[..., 1:], kinds, raw.channels, raw.source)
+    table = transforms.fit(train[..., 1:], kinds)
+    train[..., 1:] = transforms.forward(train[..., 1:], kinds, raw.channels, raw.source, table)
+    val[..., 1:] = transforms.forward(val[..., 1:], kinds, raw.channels, raw.source, table)
     # Why the median span: one window stretched by a long gap should not stretch everyone's grid.
     span = float(train[:, -1, 0].median())
     regular = abs(span - (cfg.t_size - 1)) < 1e-6
@@ -420,6 +428,7 @@ def _from_series(cfg: DataConfig, raw: RawData, g: torch.Generator) -> Dataset:
         transform=kinds,
         anchors=anchors,
         val_anchors=val_anchors,
+        quantiles=table,
         condition_specs=specs,
         cond_train=cond_train,
         cond_val=cond_val,

@@ -19,6 +19,14 @@ levels, so held-out years look unlike training years. Practitioners model a tran
   level of its own, so that the generated prices of one bar move together as real ones do (a
   generator of six separate levels put Open 10 % from Close where real bars have 1 %). A channel
   always equal to the Close is 0 here and generated equal to it.
+- `quantile`: the channel's normal scores, Phi^-1(F(x)) with F the training values' distribution
+  (kept as `QUANTILES` of its quantiles), inverted through the same quantiles: every channel looks
+  Gaussian to the generator, and every generated value lands inside the training range with the
+  training marginal. For channels whose values no smooth SDE makes directly: a value repeated
+  often (a light off 78 % of the time, a count of 0) takes the middle of its share of
+  probabilities, and everything the generator puts in that share comes back as exactly that
+  value; a bounded or heavy-tailed one (a uniform random number, spiky use) comes back bounded
+  with its tails. Fitted on the training windows only; saved with the run (data.json).
 
 The window-anchored transforms (`log_return`, `relative`, `diff`) lose the window's level x0.
 Inverting a generated path therefore needs one: each generated path takes the first
@@ -29,15 +37,50 @@ relations between channels at the start (High above Low) are those of real windo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 import torch
 
 from infgan.data.files import DataError
 
-KINDS = ("none", "log", "log_return", "relative", "diff", "high", "low", "close_ratio")
+KINDS = ("none", "log", "log_return", "relative", "diff", "high", "low", "close_ratio", "quantile")
 ANCHORED = ("log_return", "relative", "diff")
 POSITIVE = ("log", "log_return", "relative", "high", "low", "close_ratio")
 BAR = ("high", "low", "close_ratio")  # relative to the bar's other prices
+QUANTILES = 512  # per `quantile` channel: the training values' quantiles at (k + 0.5) / QUANTILES, k < QUANTILES
+
+
+def fit(values: torch.Tensor, kinds: Sequence[str]) -> torch.Tensor | None:
+    """The `quantile` channels' tables (channels, QUANTILES) from training values (n, time, channels),
+    NaN rows for other channels; None when no channel is `quantile`. The outer knots are the training
+    minimum and maximum, so that every training value inverts exactly and nothing generated leaves the range."""
+    if "quantile" not in kinds:
+        return None
+    probs = (torch.arange(QUANTILES, dtype=torch.float64) + 0.5) / QUANTILES
+    out = torch.full((len(kinds), QUANTILES), float("nan"), dtype=torch.float64)
+    for c, kind in enumerate(kinds):
+        if kind == "quantile":
+            x = values[..., c].reshape(-1).double()
+            seen = x[~torch.isnan(x)]
+            out[c] = torch.quantile(seen, probs)
+            out[c, 0], out[c, -1] = seen.min(), seen.max()
+    return out.to(values.dtype)
+
+
+def _normal_scores(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Phi^-1 of each value's probability under the table `q` (QUANTILES,): linear between knots, the
+    middle of the run of knots a value equals (a repeated value), clamped to the outer knots."""
+    k = q.numel()
+    probs = (torch.arange(k, dtype=torch.float64) + 0.5) / k
+    flat, qd = x.reshape(-1).double().contiguous(), q.double().contiguous()
+    lo = torch.searchsorted(qd, flat, right=False)  # first knot >= x
+    hi = torch.searchsorted(qd, flat, right=True)  # first knot > x
+    a, b = (lo - 1).clamp(0, k - 1), lo.clamp(0, k - 1)
+    span = (qd[b] - qd[a]).clamp_min(1e-300)
+    between = probs[a] + (probs[b] - probs[a]) * ((flat - qd[a]) / span).clamp(0, 1)
+    tied = probs[lo.clamp(0, k - 1)] * 0.5 + probs[(hi - 1).clamp(0, k - 1)] * 0.5
+    u = torch.where(hi > lo, tied, between).clamp(probs[0], probs[-1])
+    return torch.where(torch.isnan(flat), flat, torch.special.ndtri(u)).view_as(x).to(x.dtype)
 
 
 def per_channel(spec: Sequence[str], names: Sequence[str], source: str) -> list[str]:
@@ -94,8 +137,11 @@ def first_observed(values: torch.Tensor) -> torch.Tensor:
     return torch.where(observed.any(dim=1), out, torch.full_like(out, float("nan")))
 
 
-def forward(values: torch.Tensor, kinds: Sequence[str], names: Sequence[str], source: str) -> torch.Tensor:
-    """Transformed values (n, time, channels), NaN where unobserved; refuses non-positive input to a log."""
+def forward(
+    values: torch.Tensor, kinds: Sequence[str], names: Sequence[str], source: str, table: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Transformed values (n, time, channels), NaN where unobserved; refuses non-positive input to a log.
+    `table`: the `quantile` channels' tables from `fit` (needed when a channel is `quantile`)."""
     out = values.clone()
     anchors = first_observed(values)
     for c, kind in enumerate(kinds):
@@ -121,6 +167,10 @@ def forward(values: torch.Tensor, kinds: Sequence[str], names: Sequence[str], so
         elif kind in BAR:
             top, bottom = _open_close(values, names)
             out[..., c] = torch.log(x / top) if kind == "high" else torch.log(bottom / x)
+        elif kind == "quantile":
+            if table is None:
+                raise ValueError("a quantile transform needs the training values' table (transforms.fit)")
+            out[..., c] = _normal_scores(x, table[c])
     return out
 
 
@@ -134,10 +184,17 @@ def _previous_observed(x: torch.Tensor) -> torch.Tensor:
     return torch.where(before >= 0, prev, x)
 
 
-def inverse(values: torch.Tensor, kinds: list[str], anchors: torch.Tensor, names: list[str]) -> torch.Tensor:
+def inverse(
+    values: torch.Tensor,
+    kinds: list[str],
+    anchors: torch.Tensor,
+    names: list[str],
+    table: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Values (n, time, channels) back in data units; `anchors` (n, channels): each path's level x0.
 
-    `names` (the channel names) are needed for `high` and `low`. TorchScript compiles this function
+    `names` (the channel names) are needed for `high` and `low`, `table` (`fit`'s) for `quantile`:
+    Phi of the value read off the channel's quantiles, linear between them. TorchScript compiles this function
     as it is (`infgan export` calls it inside the exported generator), so it keeps to what
     TorchScript reads: typed lists, no module constants, no helpers.
     """
@@ -152,6 +209,12 @@ def inverse(values: torch.Tensor, kinds: list[str], anchors: torch.Tensor, names
             out[..., c] = a * (1 + y)
         elif kind == "diff":
             out[..., c] = torch.where(torch.isnan(y), y, a + torch.nan_to_num(y).cumsum(dim=1))
+        elif kind == "quantile" and table is not None:
+            q = table[c].to(values.dtype)
+            pos = (torch.special.ndtr(torch.nan_to_num(y)) * q.numel() - 0.5).clamp(0, q.numel() - 1)
+            low = pos.floor().long().clamp(0, q.numel() - 2)
+            w = pos - low.to(pos.dtype)
+            out[..., c] = torch.where(torch.isnan(y), y, q[low] * (1 - w) + q[low + 1] * w)
     for c in range(len(kinds)):  # after the Close is back in data units
         if kinds[c] == "close_ratio":
             out[..., c] = out[..., names.index("Close")] * torch.exp(values[..., c])
