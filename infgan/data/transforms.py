@@ -37,7 +37,6 @@ relations between channels at the start (High above Low) are those of real windo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
 
 import torch
 
@@ -189,7 +188,7 @@ def inverse(
     kinds: list[str],
     anchors: torch.Tensor,
     names: list[str],
-    table: Optional[torch.Tensor] = None,
+    table: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Values (n, time, channels) back in data units; `anchors` (n, channels): each path's level x0.
 
