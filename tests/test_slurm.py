@@ -183,6 +183,7 @@ def test_tune_sbatch_survives_the_time_limit_warning_and_finishes_on_both_nodes(
     assert wait_job(env, job1, 240) == ("FAILED", "130:0")  # the driver's exit code: interrupted
     text = assert_clean(job1, log1, signalled=True)
     assert "signal received (time limit or scancel)" in text and "interrupted; continue with" in text
+    assert "Tuner.restore" not in text  # Ray's own resume hint: not the command that resumes
     finished_in_1 = {p: p.read_bytes() for p in sweep.glob("trials/*/summary.json")}
     # What the next job continues from: the sweep's Tune state and its search's journal.
     assert (sweep / "tune").is_dir() and (sweep / "optuna.log").is_file(), text[-3000:]

@@ -13,6 +13,7 @@ overwrite newer files of ours with stale copies.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -264,8 +265,15 @@ def _fit(tuner: Any) -> Any:
     # Save the experiment state at least every second (the default is every 10 s or more; a save
     # took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)
     with sigterm_as_interrupt():
         return tuner.fit()
+
+
+def _no_restore_hint(record: logging.LogRecord) -> bool:
+    """Drop Tune's "Resume experiment with: Tuner.restore(...)" after an interrupt: a user resumes
+    with `infgan tune ... --resume`, the line `infgan tune` prints instead."""
+    return "Tuner.restore" not in record.getMessage()
 
 
 def trial_resources(space: SearchSpace) -> dict[str, float]:
