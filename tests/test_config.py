@@ -70,6 +70,8 @@ def test_set_overrides_parse_yaml_values():
         (["train.device=gpu"], ["'train.device' must match"]),
         (["train=3"], ["'train' must be a mapping"]),
         (["train.steps"], ["--set expects KEY=VALUE"]),
+        (["model.obs_noise_start=data"], ["'model.obs_noise_start' data", "set model.obs_noise > 0"]),
+        (["model.obs_noise_start=auto"], ["'model.obs_noise_start' must be one of value, data"]),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_key(sets, words):

@@ -74,3 +74,31 @@ def test_gap_filling_equals_torchcde():
     assert torch.equal(interpolation_coeffs(x), torchcde.linear_interpolation_coeffs(x))
     clean = torch.randn(3, 5, 2)
     assert interpolation_coeffs(clean) is clean
+
+
+def test_white_noise_level_tells_a_smooth_channel_from_white_noise(tmp_path):
+    """Dataset.white_noise: about 0 for a smooth channel, its spread for white noise, in between for a
+    smooth channel with noise on top (normalised units)."""
+    import pandas as pd
+
+    g = np.random.default_rng(0)
+    n = 3000
+    smooth = np.sin(np.arange(n) / 40)
+    frame = pd.DataFrame(
+        {
+            "t": np.arange(n),
+            "smooth": smooth,
+            "white": g.standard_normal(n),
+            "both": smooth + 0.3 * g.standard_normal(n),
+        }
+    )
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    cfg = DataConfig(
+        dataset="csv", path=str(tmp_path / "d.csv"), time_column="t", t_size=24, stride=4, normalise="whole"
+    )
+    ds = build_dataset(cfg, 0)
+    level = dict(zip(ds.names, ds.white_noise.tolist()))
+    assert level["smooth"] < 0.02
+    assert 0.9 < level["white"] < 1.1
+    both = 0.3 / float(np.std(smooth + 0.3 * g.standard_normal(n)))  # the noise's share in normalised units
+    assert abs(level["both"] - both) < 0.05

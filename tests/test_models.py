@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -101,3 +102,14 @@ def test_observation_noise_adds_learned_white_noise_and_leaves_held_channels_exa
     again = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False, "obs_noise": 0.2}))
     again.load_state_dict(noisy.state_dict())
     assert torch.equal(again(ts, 50, torch.Generator().manual_seed(1)), held)
+
+
+def test_observation_noise_starts_at_each_channels_own_level():
+    """`start_noise` (model.obs_noise_start: data): each channel's scale starts where it is told, a level
+    of 0 at a small positive scale (the softplus never reaches 0); refused without observation noise."""
+    noisy = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False, "obs_noise": 0.2}))
+    noisy.start_noise(torch.tensor([0.9, 0.0, 0.3]))
+    scale = torch.nn.functional.softplus(noisy.noise_scale.detach())
+    assert torch.allclose(scale, torch.tensor([0.9, 1e-3, 0.3]), rtol=1e-4)
+    with pytest.raises(ValueError, match="no observation noise"):
+        Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False})).start_noise(torch.ones(3))

@@ -188,6 +188,16 @@ class ModelConfig:
         "scale, starting at this value (normalised units); 0 = none",
         ge=0,
     )
+    # Why `data`: Adadelta's first steps are tiny, so a scale started at one value for every channel
+    # stays near it for hundreds of steps, while a white-noise channel needs about 1 and a smooth one
+    # about 0 (docs/quality.md, energy).
+    obs_noise_start: str = option(
+        "value",
+        "where each channel's observation-noise scale starts: value (model.obs_noise for every channel) or "
+        "data (the training data's own white-noise level per channel, from its autocovariances at lags 0-2; "
+        "needs model.obs_noise > 0)",
+        choices=("value", "data"),
+    )
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,11 @@ def from_dict(data: Mapping[str, Any] | None) -> Config:
     cfg = build(Config, data)
     if cfg.loss.sig_points == 1:
         raise ConfigError("'loss.sig_points' must be 0 (every point) or at least 2, got 1")
+    if cfg.model.obs_noise_start == "data" and cfg.model.obs_noise == 0:
+        raise ConfigError(
+            "'model.obs_noise_start' data starts an observation noise that model.obs_noise 0 leaves out; "
+            "set model.obs_noise > 0 (any value: the data's level replaces it) or obs_noise_start value"
+        )
     d = cfg.data
     if d.dims > 1 and d.correlation <= -1 / (d.dims - 1):
         # Every pair at rho: the correlation matrix is positive definite only for rho > -1/(dims - 1).

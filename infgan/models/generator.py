@@ -78,6 +78,14 @@ class Generator(nn.Module):
             for p in self.func.parameters():
                 p.mul_(cfg.field_scale)
 
+    def start_noise(self, scale: torch.Tensor) -> None:
+        """Start the observation noise's per-channel scale at `scale` (data,), in normalised units."""
+        if self.noise_scale is None:
+            raise ValueError("this generator has no observation noise (model.obs_noise 0)")
+        start = scale.to(self.noise_scale).clamp_min(1e-3)
+        with torch.no_grad():
+            self.noise_scale.copy_(start + torch.log(-torch.expm1(-start)))  # softplus^-1
+
     def hold(self, held: torch.Tensor) -> None:
         """Hold the data channels where `held` (data,) is true at 0 (in normalised units): their
         read-out rows are zeroed and kept at zero (their gradients are masked), so every generated
