@@ -132,7 +132,7 @@ np.savez(sys.argv[2], paths=model(int(sys.argv[3]), int(sys.argv[4])).numpy(), t
     [
         [],
         ["data.dataset=goog", "data.transform=log_return", "model.adjoint=true"],
-        ["data.transform=quantile", "model.obs_noise=0.2"],
+        ["data.transform=quantile", "model.obs_noise=0.2", "model.obs_noise_start=data"],
     ],
 )
 def test_exported_generator_reproduces_sample_without_infgan(tmp_path, extra):

@@ -102,3 +102,6 @@ def test_white_noise_level_tells_a_smooth_channel_from_white_noise(tmp_path):
     assert 0.9 < level["white"] < 1.1
     both = 0.3 / float(np.std(smooth + 0.3 * g.standard_normal(n)))  # the noise's share in normalised units
     assert abs(level["both"] - both) < 0.05
+    corr = ds.noise_correlation
+    assert torch.equal(corr.diagonal(), torch.ones(3)) and float(corr.abs().max()) <= 1
+    assert float(corr[ds.names.index("white"), ds.names.index("both")].abs()) < 0.1  # independent noises

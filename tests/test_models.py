@@ -85,7 +85,7 @@ def test_observation_noise_adds_learned_white_noise_and_leaves_held_channels_exa
     torch.manual_seed(0)
     noisy = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False, "obs_noise": 0.2}))
     plain = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False}))
-    plain.load_state_dict({k: v for k, v in noisy.state_dict().items() if k not in ("noise_scale", "keep")})
+    plain.load_state_dict({k: v for k, v in noisy.state_dict().items() if k not in ("noise_scale", "keep", "noise_mix")})
     a = noisy(ts, 4000, torch.Generator().manual_seed(3))
     b = plain(ts, 4000, torch.Generator().manual_seed(3))
     residual = a[..., 1:] - b[..., 1:]
@@ -111,5 +111,20 @@ def test_observation_noise_starts_at_each_channels_own_level():
     noisy.start_noise(torch.tensor([0.9, 0.0, 0.3]))
     scale = torch.nn.functional.softplus(noisy.noise_scale.detach())
     assert torch.allclose(scale, torch.tensor([0.9, 1e-3, 0.3]), rtol=1e-4)
+    ts = torch.linspace(0, 7, 8)
+    noisy.start_noise(torch.tensor([1.0, 1.0, 0.0]), torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0, 0, 1.0]]))
+    plain = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False}))
+    plain.load_state_dict(
+        {k: v for k, v in noisy.state_dict().items() if k not in ("noise_scale", "keep", "noise_mix")}
+    )
+    with torch.no_grad():
+        r = (noisy(ts, 2000, torch.Generator().manual_seed(3)) - plain(ts, 2000, torch.Generator().manual_seed(3)))[
+            ..., 1:
+        ]
+    assert torch.allclose(r.std(dim=(0, 1))[:2], torch.ones(2), rtol=0.05)
+    assert float(torch.corrcoef(r[..., :2].reshape(-1, 2).T)[0, 1]) > 0.99  # two copies of one noise
+    old = {k: v for k, v in noisy.state_dict().items() if k != "noise_mix"}  # saved before the mix existed
+    noisy.load_state_dict(old)
+    assert torch.equal(noisy.noise_mix, torch.eye(3))
     with pytest.raises(ValueError, match="no observation noise"):
         Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False})).start_noise(torch.ones(3))

@@ -63,6 +63,7 @@ class ExportedGenerator(nn.Module):
         anchor_pool: torch.Tensor
         quantiles: torch.Tensor
         obs_scale: torch.Tensor
+        obs_mix: torch.Tensor
         cond_pool: torch.Tensor
 
     def __init__(self, generator: Generator, described: dict, dt: float, unit_time: bool):
@@ -77,6 +78,7 @@ class ExportedGenerator(nn.Module):
         if generator.noise_scale is not None:
             scale = torch.nn.functional.softplus(generator.noise_scale.detach()) * generator.keep
         self.register_buffer("obs_scale", scale)
+        self.register_buffer("obs_mix", generator.noise_mix.detach().clone())
         self.hidden, self.noise, self.initial_noise = cfg.hidden_size, cfg.noise_size, cfg.initial_noise_size
         self.chunk = GENERATE_CHUNK
         ts = torch.tensor(described["times"], dtype=torch.get_default_dtype())
@@ -167,7 +169,7 @@ class ExportedGenerator(nn.Module):
             batch = min(self.chunk, n - i)
             ys = self.readout(self._hidden_paths(batch, g, cond[i : i + batch]).transpose(0, 1))
             if self.obs_noise:  # after the Brownian increments, as the generator draws it
-                ys = ys + torch.randn(ys.shape, generator=g) * self.obs_scale
+                ys = ys + (torch.randn(ys.shape, generator=g) @ self.obs_mix.T) * self.obs_scale
             parts.append(ys)
             i += batch
         return self._data_units(torch.cat(parts), seed)

@@ -83,6 +83,20 @@ class Dataset:
         return (g0 - smooth).clamp_min(0).sqrt()
 
     @property
+    def noise_correlation(self) -> torch.Tensor:
+        """(channels, channels) the correlation of the training windows' one-step increments (over
+        increments seen in every channel; identity without any, 0 off the diagonal for a constant
+        channel): where two channels are white noise, that of their noise (two copies of one random
+        number: 1)."""
+        x = self.train[..., 1:]
+        inc = (x[:, 1:] - x[:, :-1]).reshape(-1, x.size(-1))
+        inc = inc[~torch.isnan(inc).any(dim=1)]
+        eye = torch.eye(x.size(-1), dtype=x.dtype)
+        if inc.size(0) < 2 or x.size(-1) == 1:
+            return eye
+        return torch.where(eye.bool(), eye, torch.nan_to_num(torch.corrcoef(inc.T)))
+
+    @property
     def cond_width(self) -> int:
         """Size of a path's condition vector (0: unconditional)."""
         return 0 if self.cond_train is None else self.cond_train.size(1)

@@ -48,6 +48,12 @@ class _VectorFields(nn.Module):
         return lambda k, x: tuple(both(k, x))  # (drift, diffusion flat (batch, hidden * noise))
 
 
+def _independent_noise_if_unsaved(module: nn.Module, state: dict, prefix: str, *args) -> None:
+    """A weights' file saved before `noise_mix` existed had independent noises: read it so."""
+    if prefix + "noise_scale" in state and prefix + "noise_mix" not in state:
+        state[prefix + "noise_mix"] = torch.eye(state[prefix + "noise_scale"].numel())
+
+
 class Generator(nn.Module):
     """Maps (times, batch size, noise seed) to sample paths with time as channel 0."""
 
@@ -69,6 +75,11 @@ class Generator(nn.Module):
         # Channels not held constant (`hold`); kept in the weights' file only where the noise needs it.
         self.keep: torch.Tensor
         self.register_buffer("keep", torch.ones(data_size), persistent=self.noise_scale is not None)
+        # How the channels' observation noises mix (`start_noise`): identity (independent) unless started
+        # from data whose white-noise channels move together; kept with the weights where there is noise.
+        self.noise_mix: torch.Tensor
+        self.register_buffer("noise_mix", torch.eye(data_size), persistent=self.noise_scale is not None)
+        self.register_load_state_dict_pre_hook(_independent_noise_if_unsaved)
         # Why: the reference scales the initial MLP up (diverse starting points, as the data's
         # Y0 ~ U(-1, 1) is wide) and the vector fields down (a gentle SDE at init), which
         # markedly speeds up the start of training.
@@ -78,13 +89,18 @@ class Generator(nn.Module):
             for p in self.func.parameters():
                 p.mul_(cfg.field_scale)
 
-    def start_noise(self, scale: torch.Tensor) -> None:
-        """Start the observation noise's per-channel scale at `scale` (data,), in normalised units."""
+    def start_noise(self, scale: torch.Tensor, correlation: torch.Tensor | None = None) -> None:
+        """Start the observation noise's per-channel scale at `scale` (data,), in normalised units, and
+        make the channels' noises correlated as `correlation` (data, data) says (kept fixed)."""
         if self.noise_scale is None:
             raise ValueError("this generator has no observation noise (model.obs_noise 0)")
         start = scale.to(self.noise_scale).clamp_min(1e-3)
         with torch.no_grad():
             self.noise_scale.copy_(start + torch.log(-torch.expm1(-start)))  # softplus^-1
+            if correlation is not None:
+                eye = torch.eye(correlation.size(0), dtype=torch.float64)
+                mix = torch.linalg.cholesky(correlation.double() * (1 - 1e-4) + 1e-4 * eye)
+                self.noise_mix.copy_(mix / mix.norm(dim=1, keepdim=True))  # unit rows: scale stays the spread
 
     def hold(self, held: torch.Tensor) -> None:
         """Hold the data channels where `held` (data,) is true at 0 (in normalised units): their
@@ -128,7 +144,7 @@ class Generator(nn.Module):
         if self.noise_scale is not None:
             # drawn after the Brownian increments, so a run without it draws exactly as before
             eps = torch.randn(ys.shape, generator=generator, device="cpu", dtype=ys.dtype).to(device)
-            ys = ys + eps * (nn.functional.softplus(self.noise_scale) * self.keep)
+            ys = ys + (eps @ self.noise_mix.T) * (nn.functional.softplus(self.noise_scale) * self.keep)
         return torch.cat([ts.unsqueeze(0).unsqueeze(-1).expand(batch_size, ts.size(0), 1), ys], dim=2)
 
     def _solve_adjoint(self, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

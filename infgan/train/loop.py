@@ -176,7 +176,7 @@ def fit(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     run, dataset = RunDir(Path(out_dir)), build_dataset(cfg.data, cfg.seed)
-    noise = dataset.white_noise if cfg.model.obs_noise_start == "data" else None
+    noise = (dataset.white_noise, dataset.noise_correlation) if cfg.model.obs_noise_start == "data" else None
     state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width, dataset.constant, noise)
     critic = None if state.critic is None else ctx.wrap(state.critic)
     players, loss = Players(ctx.wrap(state.generator), critic, ctx.shard()), losses.build(cfg.loss)

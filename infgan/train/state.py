@@ -159,15 +159,16 @@ def init_state(
     rank: int = 0,
     cond_width: int = 0,
     held: torch.Tensor | None = None,
-    noise: torch.Tensor | None = None,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> TrainState:
     """Fresh models and optimisers; initial weights depend on the seed only, noise on (seed, rank).
     `held` (data,): channels the data hold constant, which the generator holds there (`Generator.hold`);
-    `noise` (data,): each channel's observation-noise scale to start at (`Generator.start_noise`)."""
+    `noise`: each channel's observation-noise scale to start at (data,) and their correlation (data, data)
+    (`Generator.start_noise`)."""
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     generator = Generator(data_size, cfg.model, cond_width).to(device)
     if noise is not None:
-        generator.start_noise(noise.to(device))
+        generator.start_noise(noise[0].to(device), noise[1].to(device))
     if held is not None and bool(held.any()):
         generator.hold(held.to(device))
     t = cfg.train
