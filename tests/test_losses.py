@@ -383,3 +383,20 @@ def test_score_ranks_by_the_kernel_score_without_a_critic(tmp_path):
     assert main(["score", str(tmp_path / "run"), "--data", str(tmp_path / "a.npz"), "--out", str(out)]) == 0
     rank = {int(r["series"].rsplit(" ", 1)[-1]): int(r["rank"]) for r in csv.DictReader(out.open())}
     assert np.median([rank[i] for i in range(k, 2 * k)]) < np.median([rank[i] for i in range(k)])
+
+
+def test_signature_score_hands_pysiglib_no_view_to_copy(monkeypatch):
+    """Forward and backward give pysiglib contiguous arrays of their own: its once-a-process warning
+    about copying a view would otherwise be printed in every trial's log (a sum's gradient is a view)."""
+    import warnings
+
+    from pysiglib import param_checks
+
+    monkeypatch.setattr(param_checks, "WARNED_ONCE_ABOUT_MEMORY", False)
+    for k in (0, 3):
+        kernel = SignatureScore(score_config("loss.sig_points=0", f"loss.sig_partners={k}"))
+        fake = paths(5, 6, 0, vol=0.7).requires_grad_(True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            kernel(fake, Batch(paths(7, 6, 1)), Shard(), seed=4).backward()
+        assert fake.grad is not None and bool(torch.isfinite(fake.grad).all())

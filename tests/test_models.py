@@ -85,7 +85,9 @@ def test_observation_noise_adds_learned_white_noise_and_leaves_held_channels_exa
     torch.manual_seed(0)
     noisy = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False, "obs_noise": 0.2}))
     plain = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False}))
-    plain.load_state_dict({k: v for k, v in noisy.state_dict().items() if k not in ("noise_scale", "keep", "noise_mix")})
+    plain.load_state_dict(
+        {k: v for k, v in noisy.state_dict().items() if k not in ("noise_scale", "keep", "noise_mix")}
+    )
     a = noisy(ts, 4000, torch.Generator().manual_seed(3))
     b = plain(ts, 4000, torch.Generator().manual_seed(3))
     residual = a[..., 1:] - b[..., 1:]

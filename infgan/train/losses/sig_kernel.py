@@ -104,7 +104,8 @@ class SignatureScore:
             x, y = x.cpu(), y.cpu()
         channels = max(1, x.size(-1) - int(self.cfg.sig_time_aug))
         static = self._static_kernel(channels)
-        return fn(x, y, dyadic_order=self.cfg.sig_dyadic_order, static_kernel=static, n_jobs=1).to(device)
+        out = fn(x, y, dyadic_order=self.cfg.sig_dyadic_order, static_kernel=static, n_jobs=1)
+        return _ContiguousGrad.apply(out).to(device)
 
     def __call__(self, fake: torch.Tensor, batch: Batch, shard: Shard, seed: int) -> torch.Tensor:
         """This rank's share of the estimated score of `fake` (its batch, time, 1 + channels) against
@@ -157,6 +158,19 @@ class SignatureScore:
             for i in range(0, paths.size(0), chunk)
         ]
         return first - 2.0 * torch.cat(parts, dim=1).mean(dim=0)
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward hands on a contiguous gradient. Why: a sum's gradient arrives as an
+    expanded view, which pysiglib's backward copies with a UserWarning printed in every trial's log."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
 
 
 def channel_spread(paths: torch.Tensor) -> torch.Tensor:
