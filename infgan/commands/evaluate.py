@@ -125,9 +125,13 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink:
     # The bar counts classifiers: each score's `repeats` for the floors, then for the run.
     shown = "{l_bar}{bar}| {n:.1f}/{total} classifiers [{elapsed}<{remaining}]"
     with tqdm(total=4 * repeats, desc="TimeGAN scores and floors", disable=not progress, bar_format=shown) as bar:
-        found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, bar.update, shrink))
+
+        def advance(done: float) -> None:  # fractions of classifiers: their sum may pass the total by a rounding
+            bar.update(min(done, bar.total - bar.n))
+
+        found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, advance, shrink))
         bar.update(2 * repeats - bar.n)  # cached: nothing was computed
-        return {**timegan.scores(real_units, fake_units, seed, repeats, bar.update, shrink), **found}
+        return {**timegan.scores(real_units, fake_units, seed, repeats, advance, shrink), **found}
 
 
 def timegan_table(metrics: dict[str, float]) -> str:
