@@ -72,26 +72,19 @@ def evaluate_run(
     return {**out, **found}
 
 
-def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink: int = 1) -> dict[str, float]:
-    """TimeGAN's published discriminative and predictive scores of the run's generator, with floors.
-
-    Real: every window of the data (training and held-out, in data units); generated: as many
-    paths from the run's evaluation noise, inverted to data units with real windows' levels; both
-    min-max scaled by the real windows' range, as TimeGAN's loader scales its files (its sines are
-    generated in [0, 1] and compared as they are). `shrink` > 1 divides the classifiers' steps: for
-    toy runs and tests, not the protocol.
-    """
+def timegan_sets(run_dir: Path) -> tuple[Any, Any, list[str], int, dict[str, Any]]:
+    """The windows TimeGAN's protocol compares for a run: real (every window of the data, training
+    and held-out, in data units) and as many generated ones (from the run's evaluation noise, inverted
+    to data units with real windows' levels), both min-max scaled by the real windows' range as
+    TimeGAN's loader scales its files (its sines are generated in [0, 1] and compared as they are);
+    with the channel names, the evaluation seed and the key of the real windows' floors."""
     import torch
-    from tqdm.auto import tqdm
 
     from infgan.data import build_dataset
     from infgan.metrics import generate, timegan
-    from infgan.metrics.floors import cached
     from infgan.train.state import rank_seed
     from infgan.train.trained import TrainedRun
 
-    if repeats < 1:
-        raise ConfigError(f"--repeats must be a positive number, got {repeats}")
     trained = TrainedRun.open(run_dir)
     cfg, generator = trained.cfg, trained.generator()
     dataset = build_dataset(cfg.data, cfg.seed)
@@ -119,7 +112,24 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink:
     # The real windows in data units depend neither on data.transform nor on how the models see them
     # (data.normalise): runs that differ only there share floors.
     data_key = {**to_dict(cfg.data), "transform": [], "normalise": "start"}
-    key = {"data": data_key, "seed": cfg.seed, "protocol": "timegan", "version": 1, "repeats": repeats}
+    key = {"data": data_key, "seed": cfg.seed, "protocol": "timegan", "version": 1}
+    return real_units, fake_units, list(dataset.names), seed, key
+
+
+def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink: int = 1) -> dict[str, float]:
+    """TimeGAN's published discriminative and predictive scores of the run's generator, with floors
+    (the windows of `timegan_sets`). `shrink` > 1 divides the classifiers' steps: for toy runs and
+    tests, not the protocol.
+    """
+    from tqdm.auto import tqdm
+
+    from infgan.metrics import timegan
+    from infgan.metrics.floors import cached
+
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be a positive number, got {repeats}")
+    real_units, fake_units, _, seed, key = timegan_sets(run_dir)
+    key["repeats"] = repeats
     if shrink > 1:
         key["shrink"] = shrink
     # The bar counts classifiers: each score's `repeats` for the floors, then for the run.
