@@ -157,3 +157,28 @@ def test_the_benchmark_suite_runs_end_to_end_at_toy_sizes(tmp_path, dataset, see
     assert again.returncode == 0, again.stderr[-2000:]
     assert "infgan train" not in again.stderr
     assert json.dumps(json.loads(again.stdout)["rows"]) == json.dumps(rows)  # (NaN for the toy's val/disc)
+
+
+@pytest.mark.slow
+def test_the_channel_ablation_swaps_each_group_and_refuses_unknown_channels(tmp_path):
+    """benchmarks/timegan_channels.py: the score as is, with each group's channels real, and with only
+    the group generated, as JSON; a group naming a channel the run does not have: one line, exit 2."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fit(
+        tiny("data.dataset=sines", "data.dims=3", "data.missing_rate=0", "data.size=64"),
+        tmp_path / "run",
+        RunContext(progress=False),
+    )
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "timegan_channels.py"
+    cmd = [sys.executable, str(script), str(tmp_path / "run"), "--repeats", "1", "--steps", "5"]
+    proc = subprocess.run([*cmd, "--group", "a=sin1,sin2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cases = json.loads(proc.stdout)["cases"]
+    assert list(cases) == ["as is", "real a", "only a"]
+    assert all(len(c["disc"]) == 1 and 0 <= c["mean"] <= 0.5 for c in cases.values())
+    bad = subprocess.run([*cmd, "--group", "a=nope"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "nope" in bad.stderr
