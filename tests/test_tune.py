@@ -345,9 +345,12 @@ def test_a_space_mixing_kinds_with_and_without_a_critic_runs_judged_by_a_path_me
     """`loss.kind` over sig_score and gan, a critic rate searched under gan only: both trials train,
     and the sig_score trial has no critic in its config or its checkpoints. The sweep optimises a
     path metric (`val/disc`), which every evaluation of every trial then carries with its floor; the
-    winner's confirmation run, judged by its final value alone, computes it only there."""
+    winner's confirmation run, judged by its final value alone, computes it only there. The base draws
+    the final plots: the confirmation run does, the search trials (the sweep confirms) do not."""
+    overrides = {**TINY_SPACE["base"]["overrides"], "eval": {**TINY_SPACE["base"]["overrides"]["eval"], "plots": True}}
     space = write_space(
         tmp_path,
+        base={"overrides": overrides},
         metric="val/disc",
         samples=2,
         points=[{"loss.kind": "sig_score"}],
@@ -371,11 +374,14 @@ def test_a_space_mixing_kinds_with_and_without_a_critic_runs_judged_by_a_path_me
     for trial in trials:
         records = [json.loads(x) for x in (trial / "metrics.jsonl").read_text().splitlines()]
         assert records and all("val/disc" in r and "val/disc_floor" in r for r in records)
+        assert yaml.safe_load((trial / "config.yaml").read_text())["eval"]["plots"] is False
+        assert not (trial / "plots").exists()
     best = json.loads((tmp_path / "runs" / "m" / "best.json").read_text())
     assert 0 <= best["val/disc"] <= 0.5
     (confirmed,) = (tmp_path / "runs" / "m" / "confirm").iterdir()
     records = [json.loads(x) for x in (confirmed / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "val/disc" in r] == [8]
+    assert (confirmed / "plots" / "samples.png").is_file()
     assert best["confirmed"][0]["median"] == records[-1]["val/disc"]
     import torch
 

@@ -85,7 +85,12 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
             on_exploit=lambda step, donor: record(Path(exp_dir), trial_id, step, donor, config),
             on_restore=lambda step: record_restore(Path(exp_dir), trial_id, step, config),
         )
-    train_trial(space, space.trial_config(config), run_dir, member)
+    values = dict(config)
+    if space.confirm_top:
+        # The final plots cost a search trial seconds of its minute, and one looks at the winners:
+        # their confirmation runs draw them as the base says (`infgan evaluate TRIAL` draws any trial's).
+        values["eval.plots"] = False
+    train_trial(space, space.trial_config(values), run_dir, member)
 
 
 def confirm_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None:
