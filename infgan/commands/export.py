@@ -74,10 +74,10 @@ class ExportedGenerator(nn.Module):
         self.readout = generator.readout
         # Observation noise (model.obs_noise): its learned per-channel scale, drawn as the generator draws it.
         self.obs_noise = generator.noise_scale is not None
-        scale = torch.zeros(generator.readout.out_features)
+        obs_scale = torch.zeros(generator.readout.out_features)
         if generator.noise_scale is not None:
-            scale = torch.nn.functional.softplus(generator.noise_scale.detach()) * generator.keep
-        self.register_buffer("obs_scale", scale)
+            obs_scale = torch.nn.functional.softplus(generator.noise_scale.detach()) * generator.keep
+        self.register_buffer("obs_scale", obs_scale)
         self.register_buffer("obs_mix", generator.noise_mix.detach().clone())
         self.hidden, self.noise, self.initial_noise = cfg.hidden_size, cfg.noise_size, cfg.initial_noise_size
         self.chunk = GENERATE_CHUNK
