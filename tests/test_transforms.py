@@ -108,6 +108,8 @@ def test_quantile_channels_come_back_with_the_training_marginal_whatever_is_gene
     assert torch.isfinite(outside).all()  # held-out values past the training range: the outer scores
     with pytest.raises(ValueError, match="needs the training values' table"):
         transforms.forward(x, kinds, ["lights", "rv"], "test")
+    with pytest.raises(ValueError, match="needs the training values' table"):
+        transforms.inverse(y, kinds, x[:, 0], ["lights", "rv"])
 
 
 def test_a_quantile_dataset_is_fitted_on_training_windows_and_saved_with_the_run():

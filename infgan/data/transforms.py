@@ -208,7 +208,9 @@ def inverse(
             out[..., c] = a * (1 + y)
         elif kind == "diff":
             out[..., c] = torch.where(torch.isnan(y), y, a + torch.nan_to_num(y).cumsum(dim=1))
-        elif kind == "quantile" and table is not None:
+        elif kind == "quantile":
+            if table is None:
+                raise ValueError("a quantile transform needs the training values' table (transforms.fit)")
             q = table[c].to(values.dtype)
             pos = (torch.special.ndtr(torch.nan_to_num(y)) * q.numel() - 0.5).clamp(0, q.numel() - 1)
             low = pos.floor().long().clamp(0, q.numel() - 2)
