@@ -3,6 +3,7 @@ any work is started, so that a bad request fails in seconds with one line instea
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -87,6 +88,9 @@ def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: flo
         return
     watchdog = None
     if address is None:
+        # Ray turns token authentication on for a fresh local instance, as infgan wants it, and warns
+        # that it did (and how to opt out) in every command's output: that one record is left out.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_token_default_said)
         ray.init(**local_init_args(num_cpus), log_to_driver=True)
         watchdog = _watchdog(ray)
     else:
@@ -107,6 +111,10 @@ def ray_session(address: str | None, num_cpus: int | None = None, timeout_s: flo
         ray.shutdown()
         if watchdog is not None:
             watchdog.release()
+
+
+def _token_default_said(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
 def worker_env(address: str | None = None, api_server: str | None = None) -> dict[str, Any]:

@@ -273,6 +273,7 @@ def resume(cmd: list[str]) -> None:
     # infgan's own first line names the sweep directory (and its TensorBoard logs); Ray's banner, and its
     # hint at a temporary folder Ray deletes, are gone.
     assert "Configuration for experiment" not in proc.stdout + proc.stderr
+    assert "Wrote the latest version of all result files" not in proc.stdout + proc.stderr
     assert f"tensorboard --logdir {Path(cmd[cmd.index('--storage') + 1]).resolve()}" in proc.stdout
 
 

@@ -265,15 +265,18 @@ def _fit(tuner: Any) -> Any:
     # Save the experiment state at least every second (the default is every 10 s or more; a save
     # took 13 ms here), so a killed driver loses at most a second of trial bookkeeping.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)
+    logging.getLogger("ray.tune.tune").addFilter(_tune_chatter)
     with sigterm_as_interrupt():
         return tuner.fit()
 
 
-def _no_restore_hint(record: logging.LogRecord) -> bool:
-    """Drop Tune's "Resume experiment with: Tuner.restore(...)" after an interrupt: a user resumes
-    with `infgan tune ... --resume`, the line `infgan tune` prints instead."""
-    return "Tuner.restore" not in record.getMessage()
+def _tune_chatter(record: logging.LogRecord) -> bool:
+    """Drop two of Tune's own lines: "Resume experiment with: Tuner.restore(...)" after an interrupt (a
+    user resumes with `infgan tune ... --resume`, the line `infgan tune` prints instead), and "Wrote the
+    latest version of all result files and experiment state to ..." at the end of each Tune run (its
+    own state folder; infgan's report names the sweep directory)."""
+    message = record.getMessage()
+    return "Tuner.restore" not in message and not message.startswith("Wrote the latest version of all result files")
 
 
 def trial_resources(space: SearchSpace) -> dict[str, float]:
