@@ -10,6 +10,7 @@ import torchcde
 from infgan.config import DataConfig
 from infgan.data import build_dataset, ou
 from infgan.data.dataset import interpolation_coeffs
+from infgan.data.noise import increment_correlation, white_noise
 
 
 def ou_moments(t: np.ndarray, t_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,8 +78,8 @@ def test_gap_filling_equals_torchcde():
 
 
 def test_white_noise_level_tells_a_smooth_channel_from_white_noise(tmp_path):
-    """Dataset.white_noise: about 0 for a smooth channel, its spread for white noise, in between for a
-    smooth channel with noise on top (normalised units)."""
+    """infgan.data.noise: the white-noise level about 0 for a smooth channel, its spread for white noise,
+    in between for a smooth channel with noise on top (normalised units); the noises' correlation."""
     import pandas as pd
 
     g = np.random.default_rng(0)
@@ -97,11 +98,11 @@ def test_white_noise_level_tells_a_smooth_channel_from_white_noise(tmp_path):
         dataset="csv", path=str(tmp_path / "d.csv"), time_column="t", t_size=24, stride=4, normalise="whole"
     )
     ds = build_dataset(cfg, 0)
-    level = dict(zip(ds.names, ds.white_noise.tolist()))
+    level = dict(zip(ds.names, white_noise(ds.train[..., 1:]).tolist()))
     assert level["smooth"] < 0.02
     assert 0.9 < level["white"] < 1.1
     both = 0.3 / float(np.std(smooth + 0.3 * g.standard_normal(n)))  # the noise's share in normalised units
     assert abs(level["both"] - both) < 0.05
-    corr = ds.noise_correlation
+    corr = increment_correlation(ds.train[..., 1:])
     assert torch.equal(corr.diagonal(), torch.ones(3)) and float(corr.abs().max()) <= 1
     assert float(corr[ds.names.index("white"), ds.names.index("both")].abs()) < 0.1  # independent noises

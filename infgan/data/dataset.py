@@ -65,38 +65,6 @@ class Dataset:
         return high == low
 
     @property
-    def white_noise(self) -> torch.Tensor:
-        """(channels,) each channel's white-noise level in the training windows (normalised units): the
-        spread left once a smooth part is taken out, sqrt(g0 - g1^2 / g2) from the autocovariances g_k at
-        lags 0-2 (pooled over windows, observed pairs only); a smooth signal's g1^2 / g2 is nearly g0
-        (level about 0), white noise's g1 and g2 are about 0 (level its spread)."""
-        x = self.train[..., 1:]
-        centred = x - torch.nanmean(x.reshape(-1, x.size(-1)), dim=0)
-
-        def cov(lag: int) -> torch.Tensor:
-            a, b = centred[:, : centred.size(1) - lag], centred[:, lag:]
-            both = ~(torch.isnan(a) | torch.isnan(b))
-            return torch.where(both, a * b, 0).sum(dim=(0, 1)) / both.sum(dim=(0, 1)).clamp_min(1)
-
-        g0, g1, g2 = cov(0), cov(1), cov(2)
-        smooth = torch.where(g2 > 0, (g1**2 / g2.clamp_min(1e-12)).clamp(max=g0), torch.zeros_like(g0))
-        return (g0 - smooth).clamp_min(0).sqrt()
-
-    @property
-    def noise_correlation(self) -> torch.Tensor:
-        """(channels, channels) the correlation of the training windows' one-step increments (over
-        increments seen in every channel; identity without any, 0 off the diagonal for a constant
-        channel): where two channels are white noise, that of their noise (two copies of one random
-        number: 1)."""
-        x = self.train[..., 1:]
-        inc = (x[:, 1:] - x[:, :-1]).reshape(-1, x.size(-1))
-        inc = inc[~torch.isnan(inc).any(dim=1)]
-        eye = torch.eye(x.size(-1), dtype=x.dtype)
-        if inc.size(0) < 2 or x.size(-1) == 1:
-            return eye
-        return torch.where(eye.bool(), eye, torch.nan_to_num(torch.corrcoef(inc.T)))
-
-    @property
     def cond_width(self) -> int:
         """Size of a path's condition vector (0: unconditional)."""
         return 0 if self.cond_train is None else self.cond_train.size(1)

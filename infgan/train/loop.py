@@ -20,6 +20,7 @@ from infgan import metrics
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
+from infgan.data.noise import increment_correlation, white_noise
 from infgan.metrics.floors import VERSION as FLOORS_VERSION
 from infgan.metrics.floors import floors as metric_floors
 from infgan.metrics.path_level import metric_threads
@@ -176,7 +177,10 @@ def fit(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     run, dataset = RunDir(Path(out_dir)), build_dataset(cfg.data, cfg.seed)
-    noise = (dataset.white_noise, dataset.noise_correlation) if cfg.model.obs_noise_start == "data" else None
+    noise = None
+    if cfg.model.obs_noise_start == "data":
+        values = dataset.train[..., 1:]
+        noise = (white_noise(values), increment_correlation(values))
     state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width, dataset.constant, noise)
     critic = None if state.critic is None else ctx.wrap(state.critic)
     players, loss = Players(ctx.wrap(state.generator), critic, ctx.shard()), losses.build(cfg.loss)
