@@ -106,7 +106,7 @@ class WandbTrials(Callback):
         self.trackers: dict[str, Tracker] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        cfg = self.space.trial_config(self.space.sampled(trial.config))
+        cfg = self.space.search_config(trial.config)
         if trial.trial_id in self.trackers:  # a population member restarted by an exploit: its run goes on
             self.trackers[trial.trial_id].update_config(cfg)
             return

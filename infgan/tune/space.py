@@ -182,6 +182,16 @@ class SearchSpace:
         """The full config of a trial with these sampled values."""
         return resolve(self.base, unflatten(dict(sampled)))
 
+    def search_config(self, tune_config: Mapping[str, Any]) -> Config:
+        """The config a search trial trains with, from the config Tune holds for it (the trial and the W&B
+        callback read it here). In a sweep that confirms, without the final plots: they cost a search
+        trial seconds of its minute, and one looks at the winners, whose confirmation runs draw them as
+        the base says (`infgan evaluate TRIAL` draws any trial's diagnostics)."""
+        values = self.sampled(tune_config)
+        if self.confirm_top:
+            values["eval.plots"] = False
+        return self.trial_config(values)
+
     def sampled(self, tune_config: Mapping[str, Any]) -> dict[str, Any]:
         """A trial's sampled values from the config Tune holds for it: a population member's (PBT, PB2)
         sit under "member", as the scheduler last set them. The one way every reader (the trial, the

@@ -71,6 +71,7 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
     run_dir = Path(exp_dir) / TRIALS / trial_id
     run_dir.mkdir(parents=True, exist_ok=True)
     population = SCHEDULERS[space.scheduler].population
+    cfg = space.search_config(config)
     config = space.sampled(config)
     params = run_dir / "params.json"
     first = not params.exists()
@@ -85,12 +86,7 @@ def tune_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None
             on_exploit=lambda step, donor: record(Path(exp_dir), trial_id, step, donor, config),
             on_restore=lambda step: record_restore(Path(exp_dir), trial_id, step, config),
         )
-    values = dict(config)
-    if space.confirm_top:
-        # The final plots cost a search trial seconds of its minute, and one looks at the winners:
-        # their confirmation runs draw them as the base says (`infgan evaluate TRIAL` draws any trial's).
-        values["eval.plots"] = False
-    train_trial(space, space.trial_config(values), run_dir, member)
+    train_trial(space, cfg, run_dir, member)
 
 
 def confirm_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> None:
