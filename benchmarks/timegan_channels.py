@@ -64,7 +64,7 @@ def main() -> None:
     for name, channels in groups.items():
         cases[f"real {name}"] = swapped(channels)
         cases[f"only {name}"] = swapped(sorted(every - set(channels)))
-    seeds = [seed + 1000 * r for r in range(args.repeats)]
+    seeds = timegan.repeat_seeds(seed, args.repeats)
     out = {}
     for case, windows in cases.items():
         scores = timegan.discriminative_many(real, windows, seeds, args.steps)

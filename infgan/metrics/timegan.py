@@ -191,6 +191,12 @@ def _summary(runs: dict[str, list[float]]) -> dict[str, float]:
     return out
 
 
+def repeat_seeds(seed: int, repeats: int) -> list[int]:
+    """The seeds of a run's `repeats` classifiers (and of the floors' halves): far apart, so that the
+    repeats of two neighbouring run seeds never share one."""
+    return [seed + 1000 * r for r in range(repeats)]
+
+
 def scores(
     real: torch.Tensor,
     fake: torch.Tensor,
@@ -201,7 +207,7 @@ def scores(
 ) -> dict:
     """Both scores, mean and std over `repeats` seeds; `real` and `fake` min-max scaled, as many of each.
     `shrink` > 1 divides the classifiers' training steps (tests and toy runs only: not the protocol)."""
-    seeds = [seed + 1000 * r for r in range(repeats)]
+    seeds = repeat_seeds(seed, repeats)
     return _summary(
         {
             "disc": discriminative_many(real, fake, seeds, DISC_STEPS // shrink, progress=progress),
@@ -215,7 +221,7 @@ def protocol_floors(
 ) -> dict:
     """The scores' real-data floors: discriminative between two random halves of the real windows,
     predictive trained and tested on the real windows (the papers' "original data" row)."""
-    seeds = [seed + 1000 * r for r in range(repeats)]
+    seeds = repeat_seeds(seed, repeats)
     halves = [torch.randperm(real.size(0), generator=torch.Generator().manual_seed(s)) for s in seeds]
     n = real.size(0) // 2
     rows = (torch.stack([h[:n] for h in halves]), torch.stack([h[n:] for h in halves]))
