@@ -255,6 +255,13 @@ class LossConfig:
         "generated and as many real paths, drawn afresh each step (cost linear in the batch); 0 = against every one",
         ge=0,
     )
+    fdm_floor: float = option(
+        0.1,
+        "fdm: each coordinate (start, level, increment) is divided by its spread over the real batch, but by "
+        "at least this fraction of its channel's spread; lower weighs a smooth channel's small increments more",
+        gt=0,
+        le=1,
+    )
     fdm_kernel: str = option(
         "rbf",
         "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / (sig_sigma * channels))) or energy (-|a - b|, the energy score)",

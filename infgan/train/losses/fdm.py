@@ -97,7 +97,7 @@ class FDM(DirectLoss):
         reals = shard.gather(batch.coeffs.detach())[..., 1:]
 
         y = coordinates(reals, s, t)
-        scale = self.cfg.sig_scale / spreads(y, reals)  # (pairs, 1, 3 * channels)
+        scale = self.cfg.sig_scale / spreads(y, reals, self.cfg.fdm_floor)  # (pairs, 1, 3 * channels)
         x = coordinates(values, s, t) * scale
         ys = y * scale
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
@@ -122,13 +122,15 @@ def coordinates(v: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tens
     return torch.cat([v[:, :1].expand(-1, s.numel(), -1), v[:, s], v[:, t] - v[:, s]], dim=-1).transpose(0, 1)
 
 
-def spreads(points: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Each coordinate's spread over the batch (pairs, 1, 3 * channels), at least a tenth of its
+def spreads(points: torch.Tensor, values: torch.Tensor, floor: float = 0.1) -> torch.Tensor:
+    """Each coordinate's spread over the batch (pairs, 1, 3 * channels), at least `floor` times its
     channel's spread over every time: a coordinate the data hold constant (random walks all start at
     0) would otherwise be divided by almost nothing, every generated point would sit infinitely far
-    from every real one, and an RBF kernel would give no gradient at all. A channel constant
+    from every real one, and an RBF kernel would give no gradient at all. The floor also decides how
+    much a smooth channel's one-step increments weigh: on the energy data they are 1-5 % of their
+    channel's spread, so at a floor of 0.1 they count a tenth to a half as much as a level does. A channel constant
     everywhere (an adjusted close always equal to the close, as a ratio to it) is compared in
     normalised units, where the generator learns to hold it at the data's value like any other."""
     spread = values.reshape(-1, values.size(-1)).std(dim=0)
-    floor = torch.where(spread > 1e-6, 0.1 * spread, torch.ones_like(spread)).repeat(3)
-    return torch.maximum(points.std(dim=1, keepdim=True), floor)
+    least = torch.where(spread > 1e-6, floor * spread, torch.ones_like(spread)).repeat(3)
+    return torch.maximum(points.std(dim=1, keepdim=True), least)
