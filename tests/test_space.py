@@ -10,7 +10,8 @@ import yaml
 
 from infgan.cli import main
 from infgan.config import ConfigError
-from infgan.tune.space import DefineByRun, load_space, parse_space
+from infgan.tune.params import DefineByRun
+from infgan.tune.space import load_space, parse_space
 
 GOOD = {
     "parameters": {

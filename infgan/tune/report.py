@@ -20,8 +20,9 @@ from infgan.config import ConfigError
 from infgan.objective import PATH_METRICS, floor_name, with_floor
 from infgan.text import cell, format_table
 from infgan.train.checkpoint import latest_checkpoint
+from infgan.tune.params import Param, applied
 from infgan.tune.results import STATUSES, TrialResult, best_so_far, best_trial, collect, confirmed, lineage
-from infgan.tune.space import MUTABLE, Param, applied
+from infgan.tune.space import MUTABLE
 
 
 def shown_metrics(sweep: dict[str, Any], trials: list[TrialResult]) -> list[str]:

@@ -17,7 +17,8 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from infgan.tune.space import DefineByRun, SearchSpace
+from infgan.tune.params import DefineByRun
+from infgan.tune.space import SearchSpace
 
 TIME_ATTR = "step"
 

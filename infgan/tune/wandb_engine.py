@@ -38,7 +38,8 @@ from ray.tune.search import Searcher
 
 from infgan.atomic import write_json_atomic
 from infgan.config import ConfigError
-from infgan.tune.space import Param, SearchSpace
+from infgan.tune.params import Param
+from infgan.tune.space import SearchSpace
 
 SWEEP_FILE = "wandb_sweep.yaml"
 

@@ -35,7 +35,8 @@ import yaml
 
 from infgan import objective
 from infgan.config import flatten
-from infgan.tune.space import Param, SearchSpace
+from infgan.tune.params import Param
+from infgan.tune.space import SearchSpace
 from infgan.tune.spec import SCHEDULERS
 
 METHODS = ("bayes", "random")
