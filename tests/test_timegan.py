@@ -161,8 +161,9 @@ def test_the_benchmark_suite_runs_end_to_end_at_toy_sizes(tmp_path, dataset, see
 
 @pytest.mark.slow
 def test_the_channel_ablation_swaps_each_group_and_refuses_unknown_channels(tmp_path):
-    """benchmarks/timegan_channels.py: the score as is, with each group's channels real, and with only
-    the group generated, as JSON; a group naming a channel the run does not have: one line, exit 2."""
+    """benchmarks/timegan_channels.py: the score as is, with each group's channels real, with only the
+    group generated and with the group's channels alone, as JSON (or only the cases asked for); a
+    group naming a channel the run does not have: one line, exit 2."""
     import json
     import subprocess
     import sys
@@ -178,7 +179,9 @@ def test_the_channel_ablation_swaps_each_group_and_refuses_unknown_channels(tmp_
     proc = subprocess.run([*cmd, "--group", "a=sin1,sin2"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     cases = json.loads(proc.stdout)["cases"]
-    assert list(cases) == ["as is", "real a", "only a"]
+    assert list(cases) == ["as is", "real a", "only a", "alone a"]
     assert all(len(c["disc"]) == 1 and 0 <= c["mean"] <= 0.5 for c in cases.values())
+    alone = subprocess.run([*cmd, "--group", "a=sin1", "--cases", "alone"], capture_output=True, text=True, timeout=300)
+    assert list(json.loads(alone.stdout)["cases"]) == ["as is", "alone a"], alone.stderr[-2000:]
     bad = subprocess.run([*cmd, "--group", "a=nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "nope" in bad.stderr
