@@ -32,24 +32,17 @@ COUPLED = [
     ("direct", "sig_score+full"),
     ("direct", "fdm"),
     ("direct", "fdm+partners"),
-    ("direct", "fdm+channels"),
     ("joint", "fdm_gan"),
     ("joint", "gan+sig"),
     ("generator", "wgan_clip+sig"),
 ]
 BATCH = 8
-EXTRA = {
-    "sig": ["loss.sig_weight=0.5"],
-    "partners": ["loss.fdm_partners=3"],
-    "full": ["loss.sig_partners=0"],
-    "channels": ["loss.fdm_channels=2", "data.dataset=gauss", "data.dims=3"],
-}
+EXTRA = {"sig": ["loss.sig_weight=0.5"], "partners": ["loss.fdm_partners=3"], "full": ["loss.sig_partners=0"]}
 
 
 def case_setup(kind: str):
     """The config, data and the real batch (with its observed mask) of a case; `KIND+sig` adds a kernel
-    term, `fdm+partners` scores each point against 3 partners, `fdm+channels` each pair of times on 2 of 3
-    channels, `sig_score+full` against every path."""
+    term, `fdm+partners` scores each point against 3 partners, `sig_score+full` against every path."""
     name, _, extra = kind.partition("+")
     cfg = tiny(f"loss.kind={name}", f"train.batch_size={BATCH}", *EXTRA.get(extra, []))
     data = build_dataset(cfg.data, cfg.seed)

@@ -262,12 +262,6 @@ class LossConfig:
         gt=0,
         le=1,
     )
-    fdm_channels: int = option(
-        0,
-        "fdm: each pair of times is scored on this many data channels drawn afresh (their joint law at the two "
-        "times); 0 = on every channel at once",
-        ge=0,
-    )
     fdm_kernel: str = option(
         "rbf",
         "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / (sig_sigma * channels))) or energy (-|a - b|, the energy score)",

@@ -14,12 +14,6 @@ proper, but an increment is small beside the level it starts from (OU's one-step
 tenth of its spread), and an RBF kernel on the raw pair is all but blind to how rough a path is.
 Standardised separately, the level and the increment weigh alike.
 
-With many channels (the energy file's 28 make 84 coordinates), a distance between whole points is
-dominated by the sum over every coordinate, and a kernel of it says little about how any few
-channels move together; `loss.fdm_channels` K > 0 scores each pair of times on K channels drawn
-afresh (the same on every rank), so each term compares the joint law of a few channels, and over the
-draws every K channels' joint law is matched.
-
 The cost: with `loss.fdm_partners` 0 every generated point is scored against every other and every
 real one, a cost that grows with the square of the batch. With K partners, each generated point is
 scored against K other generated points and K real ones drawn afresh each step and for each pair of
@@ -106,9 +100,6 @@ class FDM(DirectLoss):
         scale = self.cfg.sig_scale / spreads(y, reals, self.cfg.fdm_floor)  # (pairs, 1, 3 * channels)
         x = coordinates(values, s, t) * scale
         ys = y * scale
-        if 0 < self.cfg.fdm_channels < values.size(-1):
-            keep = channel_subsets(values.size(-1), self.cfg.fdm_channels, s.numel(), g).to(x.device)
-            x, ys = x.gather(2, keep.expand(-1, x.size(1), -1)), ys.gather(2, keep.expand(-1, ys.size(1), -1))
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
         b, m, n = x.size(1), xs.size(1), ys.size(1)
         if self.cfg.fdm_partners:
@@ -124,13 +115,6 @@ class FDM(DirectLoss):
         cross = self.kernel(x, ys).sum(dim=(1, 2))
         share = off_diagonal / (m * (m - 1)) - 2.0 * cross / (m * n)
         return share.mean() * shard.world_size
-
-
-def channel_subsets(channels: int, k: int, pairs: int, g: torch.Generator) -> torch.Tensor:
-    """For each pair of times, the coordinates (pairs, 1, 3 * k) of `k` channels drawn without
-    replacement from `channels` (their start, level and increment, as `coordinates` lays them out)."""
-    chosen = torch.rand(pairs, channels, generator=g).argsort(dim=1)[:, :k]
-    return torch.cat([chosen, chosen + channels, chosen + 2 * channels], dim=1).unsqueeze(1)
 
 
 def coordinates(v: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
