@@ -103,6 +103,10 @@ def test_several_channels_with_gaps_and_irregular_times_are_finite_and_seeded():
     assert path_metrics(real, fake, float(times[-1]), seed=6, trtr=1.0) != first
     # The classifiers side by side on threads give exactly the values of one after another.
     assert path_metrics(real, fake, float(times[-1]), seed=5, trtr=1.0, threads=4) == first
+    # One of them alone (what a sweep judged by it computes at each evaluation): the same value.
+    for only, names in (("disc", {"val/disc", "val/disc_se"}), ("pred", {"val/pred", "val/pred_ratio"})):
+        alone = path_metrics(real, fake, float(times[-1]), seed=5, trtr=1.0, threads=2, only=only)
+        assert alone == {k: first[k] for k in names}
 
 
 def test_non_finite_generated_paths_give_nan_not_an_error(ou):
@@ -158,7 +162,7 @@ class Recording(RunContext):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("when", ["end", "every"])
+@pytest.mark.parametrize("when", ["end", "every", "disc"])
 def test_a_run_reports_path_metrics_and_floors(tmp_path, when):
     ctx = Recording()
     summary = fit(tiny(f"eval.path_metrics={when}"), tmp_path / "r", ctx)
@@ -166,6 +170,8 @@ def test_a_run_reports_path_metrics_and_floors(tmp_path, when):
     assert all("val/score_floor" in r and "val/disc_floor" in r for r in records)
     with_disc = [r["step"] for r in records if "val/disc" in r]
     assert with_disc == ([12] if when == "end" else [0, 4, 8, 12])
+    # `disc`: val/disc at every evaluation (what a sweep judged by it needs), the others at the end only
+    assert [r["step"] for r in records if "val/pred" in r] == ([0, 4, 8, 12] if when == "every" else [12])
     # What a sweep's searcher and scheduler get: every evaluation, step 0 included, with the metric
     # (W&B's hyperband counts a trial's metric history from step 0: its first cut is min_iter reports in).
     assert [r["step"] for r in ctx.published if "val/disc" in r] == with_disc

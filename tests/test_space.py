@@ -158,11 +158,12 @@ def test_a_path_metric_objective_runs_path_metrics_at_every_evaluation(tmp_path)
         "parameters": {"train.generator_lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1}},
     }
     space = parse_space(doc, "s.yaml")
-    assert space.base["eval"]["path_metrics"] == "every"
-    assert space.trial_config({"train.generator_lr": 0.01}).eval.path_metrics == "every"
+    assert space.base["eval"]["path_metrics"] == "disc"  # val/disc at every evaluation, the others at the end
+    assert space.trial_config({"train.generator_lr": 0.01}).eval.path_metrics == "disc"
     exported = sweep_config(space)
     assert exported["metric"] == {"name": "val/disc", "goal": "minimize"}
-    assert exported["parameters"]["eval"]["parameters"]["path_metrics"] == {"value": "every"}
+    assert exported["parameters"]["eval"]["parameters"]["path_metrics"] == {"value": "disc"}
+    assert parse_space({**doc, "metric": "val/pred_ratio"}, "s.yaml").base["eval"]["path_metrics"] == "pred"
     assert parse_space({**doc, "metric": "val/score"}, "s.yaml").base["eval"]["path_metrics"] == "end"
 
 

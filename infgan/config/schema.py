@@ -306,8 +306,9 @@ class EvalConfig:
     path_metrics: str = option(
         "end",
         "when the path-level metrics (val/disc, val/pred, val/sig_mmd) run: at the final step, at every "
-        "evaluation, or never",
-        choices=("end", "every", "off"),
+        "evaluation, never, or one of them (disc, pred, sig_mmd) at every evaluation and all at the final step "
+        "(what a sweep judged by that metric needs)",
+        choices=("end", "every", "off", "disc", "pred", "sig_mmd"),
     )
     threads: int = option(
         0,

@@ -11,6 +11,7 @@ fixed held-out set of real paths and generated paths from fixed noise, in normal
 """
 
 from infgan.metrics.marginal import generate, lags, per_condition, quality_metrics
-from infgan.metrics.path_level import PATH_METRICS, path_metrics
+from infgan.metrics.path_level import path_metrics
+from infgan.objective import PATH_METRICS
 
 __all__ = ["PATH_METRICS", "generate", "lags", "path_metrics", "per_condition", "quality_metrics"]

@@ -34,7 +34,8 @@ class Evaluator:
     """Quality metrics of the evaluation generator on the held-out set, with fixed noise (rank 0 only).
 
     Every record holds `val/score` and its parts, the path-level metrics when `eval.path_metrics`
-    asks for them (`every` evaluation, or the `end`: the final step's), and the real-data floors.
+    asks for them (`every` evaluation, the `end`: the final step's, or one of them at every evaluation
+    and all at the end), and the real-data floors.
     """
 
     def __init__(self, cfg: Config, dataset: Dataset, ts: torch.Tensor, floors: dict[str, float]):
@@ -51,9 +52,10 @@ class Evaluator:
         self.last_fake = fake
         out = metrics.quality_metrics(ds.val_grid, fake, ds.names)
         out.update(metrics.per_condition(ds, fake))
-        if self.when == "every" or (self.when == "end" and final):
+        if self.when != "off" and (final or self.when != "end"):
+            only = None if final or self.when == "every" else self.when
             trtr = self.floors.get("val/pred_trtr", math.nan)
-            out.update(metrics.path_metrics(ds.val_grid, fake, float(ds.ts[-1]), self.seed, trtr, self.threads))
+            out.update(metrics.path_metrics(ds.val_grid, fake, float(ds.ts[-1]), self.seed, trtr, self.threads, only))
         return {**out, **self.floors}
 
 

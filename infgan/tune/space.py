@@ -50,6 +50,7 @@ from infgan.config import (
     to_dict,
     unflatten,
 )
+from infgan.metrics.path_level import computed_by
 from infgan.objective import PATH_METRICS, is_reported
 from infgan.tune.params import Param, applied, parse_parameters
 from infgan.tune.spec import (
@@ -228,12 +229,13 @@ def parse_space(data: Any, name: str, sets: Mapping[str, Any] | None = None) -> 
     sections = _derived(spec, base_cfg, name)
     budget = sections["budget"]
     # Each trial trains the budget and evaluates (and checkpoints) at every report; a sweep that
-    # optimises a path-level metric needs it at every evaluation, not only at the end.
+    # optimises a path-level metric needs it at every evaluation, the others only at the end (at the
+    # default sizes val/pred and val/sig_mmd are a third of the path metrics' cost, docs/search.md).
     evaluation: dict[str, Any] = {"every": budget.eval_every}
     if base_cfg.eval.threads == 0:  # a trial's classifiers on the CPUs Ray gives its worker, not on every core
         evaluation["threads"] = max(1, int(spec.resources.cpus_per_worker))
     if spec.metric in PATH_METRICS:
-        evaluation["path_metrics"] = "every"
+        evaluation["path_metrics"] = computed_by(spec.metric)
     settings = {k: getattr(spec, k) for k in ("metric", "mode", "samples", "seed", "searcher", "scheduler")}
     space = SearchSpace(
         name=name,

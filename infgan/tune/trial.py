@@ -98,7 +98,7 @@ def confirm_trial(config: dict[str, Any], space: SearchSpace, exp_dir: str) -> N
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "confirm.json").write_text(json.dumps(point, indent=2))
     values = {**point["params"], "seed": point["seed"]}
-    if space.base["eval"]["path_metrics"] == "every":
+    if space.base["eval"]["path_metrics"] not in ("end", "off"):
         # Judged by its final evaluation alone (no scheduler acts on it): the path-level metrics once.
         values["eval.path_metrics"] = "end"
     train_trial(space, space.trial_config(values), run_dir)
