@@ -120,7 +120,7 @@ class SearchSpace:
     resources: Resources = field(default_factory=Resources)
     confirm: Confirm = field(default_factory=Confirm)
 
-    # The sections' values under the names the code used before the sections (read-only).
+    # Short read-only names for the sections' values, as the driver, the trials and the report read them.
     steps = property(lambda self: int(self.budget.steps))
     eval_every = property(lambda self: int(self.budget.eval_every))
     grace_period = property(lambda self: int(self.asha.grace_period))
