@@ -16,17 +16,9 @@ from infgan.metrics.discriminative import accuracy, with_error
 from infgan.metrics.predictive import predictive_mae
 from infgan.metrics.sequence import side_by_side
 from infgan.metrics.signature import sig_mmd
+from infgan.objective import ONE
 
 DISC_REPEATS = 2  # classifiers behind a run's val/disc (and its standard error); floors take FLOOR_REPEATS
-
-
-# The path-level metrics by the short name `eval.path_metrics` gives one of them (what a sweep judges).
-ONE = {"disc": ("val/disc", "val/disc_se"), "pred": ("val/pred", "val/pred_ratio"), "sig_mmd": ("val/sig_mmd",)}
-
-
-def computed_by(metric: str) -> str:
-    """The short name (a key of `ONE`) of the computation that reports `metric`, a path-level metric."""
-    return next(short for short, names in ONE.items() if metric in names)
 
 
 def path_metrics(

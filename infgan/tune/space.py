@@ -50,8 +50,7 @@ from infgan.config import (
     to_dict,
     unflatten,
 )
-from infgan.metrics.path_level import computed_by
-from infgan.objective import PATH_METRICS, is_reported
+from infgan.objective import PATH_METRICS, computed_by, is_reported
 from infgan.tune.params import Param, applied, parse_parameters
 from infgan.tune.spec import (
     CONFIRM_REFUSAL,
