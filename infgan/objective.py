@@ -16,7 +16,11 @@ MODES = ("min", "max")
 # The path-level metrics (`infgan.metrics`) a sweep may optimise, and which way each improves.
 PATH_METRICS = {"val/disc": "min", "val/pred": "min", "val/pred_ratio": "min", "val/sig_mmd": "min"}
 # The same by the computation that reports each (`eval.path_metrics` names one: what a sweep judges).
-ONE = {"disc": ("val/disc", "val/disc_se"), "pred": ("val/pred", "val/pred_ratio"), "sig_mmd": ("val/sig_mmd",)}
+PATH_COMPUTATIONS = {
+    "disc": ("val/disc", "val/disc_se"),
+    "pred": ("val/pred", "val/pred_ratio"),
+    "sig_mmd": ("val/sig_mmd",),
+}
 # What every evaluation reports (`infgan.metrics.marginal`): the score and its parts, also per
 # channel as `val/<channel>/<part>` for data with several channels.
 SCORE_METRICS = ("val/score", "val/marginal_w1", "val/marginal_ks", "val/cov_error")
@@ -29,8 +33,8 @@ def is_reported(metric: str) -> bool:
 
 
 def computed_by(metric: str) -> str:
-    """The short name (a key of `ONE`) of the computation that reports `metric`, a path-level metric."""
-    return next(short for short, names in ONE.items() if metric in names)
+    """The short name (a key of `PATH_COMPUTATIONS`) of the computation that reports `metric`, a path-level metric."""
+    return next(short for short, names in PATH_COMPUTATIONS.items() if metric in names)
 
 
 def sign(mode: str) -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infgan.config.kinds import LOSS_KINDS
+from infgan.objective import PATH_COMPUTATIONS
 
 
 class ConfigError(ValueError):
@@ -308,7 +309,7 @@ class EvalConfig:
         "when the path-level metrics (val/disc, val/pred, val/sig_mmd) run: at the final step, at every "
         "evaluation, never, or one of them (disc, pred, sig_mmd) at every evaluation and all at the final step "
         "(what a sweep judged by that metric needs)",
-        choices=("end", "every", "off", "disc", "pred", "sig_mmd"),
+        choices=("end", "every", "off", *PATH_COMPUTATIONS),
     )
     threads: int = option(
         0,

@@ -16,7 +16,7 @@ from infgan.metrics.discriminative import accuracy, with_error
 from infgan.metrics.predictive import predictive_mae
 from infgan.metrics.sequence import side_by_side
 from infgan.metrics.signature import sig_mmd
-from infgan.objective import ONE
+from infgan.objective import PATH_COMPUTATIONS
 
 DISC_REPEATS = 2  # classifiers behind a run's val/disc (and its standard error); floors take FLOOR_REPEATS
 
@@ -31,13 +31,13 @@ def path_metrics(
     only: str | None = None,
 ) -> dict[str, float]:
     """The path-level metrics of `fake` against `real` (both (n, time, 1 + channels), normalised);
-    with `only` (a key of `ONE`) that metric alone, to the same value.
+    with `only` (a key of `PATH_COMPUTATIONS`) that metric alone, to the same value.
 
     `trtr` is the predictive MAE of a model trained on real training paths (`val/pred_trtr`). With
     `threads` above 1 the metrics (val/pred's model, val/sig_mmd, val/disc's classifiers) run side by
     side, to the same values.
     """
-    names = ONE[only] if only else (*ONE["disc"], *ONE["pred"], *ONE["sig_mmd"])
+    names = PATH_COMPUTATIONS[only] if only else sum(PATH_COMPUTATIONS.values(), ())
     if not bool(torch.isfinite(fake).all()) or min(real.size(0), fake.size(0)) < 2:
         return dict.fromkeys(names, math.nan)  # diverged, or too few paths to split or compare
     calls: list[tuple[str, Callable[[], Any]]] = [
