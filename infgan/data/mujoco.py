@@ -18,6 +18,7 @@ the `data` extra. Generating 10,000 series takes a few seconds.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ VELOCITY = (-5.0, 5.0)
 INSTALL = "pip install 'infgan[data]' (or pip install dm_control)"
 
 
-def _physics():  # type: ignore[no-untyped-def]
+def _physics() -> Any:
     """The hopper's physics, without a display (nothing here renders)."""
     os.environ.setdefault("MUJOCO_GL", "disable")  # else dm_control warns that no display is there
     try:
