@@ -312,9 +312,10 @@ def test_sines_follow_timegans_formula():
 
 
 @pytest.mark.skipif(not _has("dm_control"), reason="the physics engine is not installed (the data extra)")
-def test_mujoco_series_are_the_benchmarks_hopper_rollouts():
+def test_mujoco_series_are_the_benchmarks_hopper_rollouts(monkeypatch, tmp_path):
     from infgan.data import mujoco
 
+    monkeypatch.setenv("INFGAN_CACHE_DIR", str(tmp_path))
     x, names = mujoco.sample(40, 24)
     assert x.shape == (40, 24, 14) and names[0] == "rootx_pos" and names[7] == "rootx_vel"
     start = x[:, 0].double()
@@ -326,6 +327,12 @@ def test_mujoco_series_are_the_benchmarks_hopper_rollouts():
     assert torch.allclose(pos[:, 1:] - pos[:, :-1], 0.005 * vel[:, 1:], atol=1e-4)
     assert not torch.allclose(vel[:, 1:], vel[:, :-1], atol=1e-2)  # gravity and contacts act
     assert torch.equal(mujoco.sample(5, 24)[0], x[:5])  # the benchmark's fixed series, in its order
+
+    def no_engine():
+        raise AssertionError("simulated again: the cache was not read")
+
+    monkeypatch.setattr(mujoco, "_physics", no_engine)
+    assert torch.equal(mujoco.sample(40, 24)[0], x)  # simulated once, then read back
     # The run's seed splits the set; it does not change it.
     cfg = resolve(source="mujoco", sets=["data.size=40"]).data
     a, b = build_dataset(cfg, 0), build_dataset(cfg, 1)
@@ -335,9 +342,10 @@ def test_mujoco_series_are_the_benchmarks_hopper_rollouts():
     assert torch.allclose(*(w[torch.argsort(w[:, 0, 0])] for w in whole), atol=1e-4)
 
 
-def test_mujoco_without_its_physics_engine_is_one_line(monkeypatch, capsys):
+def test_mujoco_without_its_physics_engine_is_one_line(monkeypatch, capsys, tmp_path):
     import sys
 
+    monkeypatch.setenv("INFGAN_CACHE_DIR", str(tmp_path))  # nothing simulated before
     monkeypatch.setitem(sys.modules, "dm_control", None)  # an import of it fails, as when not installed
     assert main(["train", "--config", "mujoco", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -123,8 +123,8 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink:
     """
     from tqdm.auto import tqdm
 
+    from infgan.cache import cached_json
     from infgan.metrics import timegan
-    from infgan.metrics.floors import cached
 
     if repeats < 1:
         raise ConfigError(f"--repeats must be a positive number, got {repeats}")
@@ -139,7 +139,7 @@ def evaluate_timegan(run_dir: Path, repeats: int, progress: bool = True, shrink:
         def advance(done: float) -> None:  # fractions of classifiers: their sum may pass the total by a rounding
             bar.update(min(done, bar.total - bar.n))
 
-        found = cached(key, lambda: timegan.protocol_floors(real_units, seed, repeats, advance, shrink))
+        found = cached_json("floors", key, lambda: timegan.protocol_floors(real_units, seed, repeats, advance, shrink))
         bar.update(2 * repeats - bar.n)  # cached: nothing was computed
         return {**timegan.scores(real_units, fake_units, seed, repeats, advance, shrink), **found}
 

@@ -12,18 +12,13 @@ each run in `data.json`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
-import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from infgan.atomic import write_json_atomic
+from infgan.cache import cached_json
 from infgan.config import DataConfig, to_dict
 from infgan.data import Dataset
 from infgan.data.dataset import on_grid
@@ -77,26 +72,7 @@ def compute_floors(dataset: Dataset, seed: int, path_level: bool, threads: int =
     return out
 
 
-def cache_dir() -> Path:
-    """Where floors are cached: INFGAN_CACHE_DIR/floors, else ~/.cache/infgan/floors."""
-    root = os.environ.get("INFGAN_CACHE_DIR") or Path.home() / ".cache" / "infgan"
-    return Path(root) / "floors"
-
-
-def cached(key: dict[str, Any], compute: Callable[[], dict[str, float]]) -> dict[str, float]:
-    """`compute()`'s floors, kept in the cache under `key` (a JSON-able dict) and read back next time."""
-    path = cache_dir() / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]}.json"
-    try:
-        return dict(json.loads(path.read_text())["floors"])
-    except (OSError, ValueError, KeyError):
-        pass
-    found = compute()
-    with contextlib.suppress(OSError):  # a read-only home: floors are recomputed next time, nothing else changes
-        write_json_atomic(path, {"key": key, "floors": found})
-    return found
-
-
 def floors(dataset: Dataset, data_cfg: DataConfig, seed: int, path_level: bool, threads: int = 1) -> dict[str, float]:
     """The floors of this data and seed, from the cache when they were computed before."""
     key: dict[str, Any] = {"data": to_dict(data_cfg), "seed": seed, "path_level": path_level, "version": VERSION}
-    return cached(key, lambda: compute_floors(dataset, seed, path_level, threads))
+    return cached_json("floors", key, lambda: compute_floors(dataset, seed, path_level, threads))
