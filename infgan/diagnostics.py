@@ -115,8 +115,8 @@ def plot_norms(real: torch.Tensor, fake: torch.Tensor, path: Path, names: Sequen
         r, f = nr[:, c][np.isfinite(nr[:, c])], nf[:, c][np.isfinite(nf[:, c])]
         both = np.concatenate([r, f])
         bins = np.histogram_bin_edges(both, bins=30) if len(both) else 10
-        ax.hist(r, bins=bins, density=True, alpha=0.5, color=REAL, label="real")
-        ax.hist(f, bins=bins, density=True, alpha=0.5, color=FAKE, label="generated")
+        ax.hist(r, bins=bins, density=True, alpha=0.5, color=REAL, label="real", histtype="stepfilled")
+        ax.hist(f, bins=bins, density=True, alpha=0.5, color=FAKE, label="generated", histtype="stepfilled")
         ax.set_title(f"{names[c]}: path norm")
         ax.set_xlabel("root mean square over time")
     axes[0, 0].legend(fontsize=7)

@@ -84,8 +84,8 @@ def plot_marginals(
             r = r[~np.isnan(r)]
             bins = np.histogram_bin_edges(np.concatenate([r, f]), bins=40)
             ax = axes[c, j]
-            ax.hist(r, bins=bins, density=True, alpha=0.5, color=REAL, label="real")
-            ax.hist(f, bins=bins, density=True, alpha=0.5, color=FAKE, label="generated")
+            ax.hist(r, bins=bins, density=True, alpha=0.5, color=REAL, label="real", histtype="stepfilled")
+            ax.hist(f, bins=bins, density=True, alpha=0.5, color=FAKE, label="generated", histtype="stepfilled")
             ax.set_title(f"{names[c]} at t = {float(real[0, i, 0]):.3g}")
     axes[0, 0].legend()
     save_figure(fig, path)

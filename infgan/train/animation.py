@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from infgan.atomic import atomic_write
-from infgan.plots import FAKE, REAL, pyplot, spread
+from infgan.plots import FAKE, REAL, spread
 
 FRAME_PATHS = 16  # generated paths drawn in each frame
 FPS = 4
@@ -58,11 +58,14 @@ class SampleFrames:
         np.savez(buf, steps=np.array(self.steps), frames=np.stack(self.frames))
         atomic_write(self.path, lambda fh: fh.write(buf.getvalue()))
 
-    def write_gif(self, real: torch.Tensor, path: Path, names: Sequence[str], time_unit: str) -> Path | None:
-        """The animation, or None with no frame (or `eval.gif_frames: 0`)."""
+    def write_gif(
+        self, real: torch.Tensor, path: Path, names: Sequence[str], time_unit: str, canvas: FrameCanvas | None = None
+    ) -> Path | None:
+        """The animation, or None with no frame (or `eval.gif_frames: 0`). `canvas`: the run's own
+        (its real panel already drawn from `real`), else one is made for it."""
         if not self.frames or self.cap <= 0:
             return None
-        return write_gif(self.steps, self.frames, real, path, names, time_unit)
+        return write_gif(self.steps, self.frames, canvas or FrameCanvas(real, names, time_unit), path)
 
 
 class FrameCanvas:
@@ -73,7 +76,12 @@ class FrameCanvas:
 
     def __init__(self, real: torch.Tensor, names: Sequence[str], time_unit: str):
         channels = len(names)
-        self.fig, axes = pyplot().subplots(channels, 2, figsize=(8, 2.1 * channels + 0.5), squeeze=False, sharey="row")
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        # A figure of its own, not pyplot's: nothing to close, and it lives as long as the run that draws on it.
+        self.fig = Figure(figsize=(8, 2.1 * channels + 0.5))
+        axes = self.fig.subplots(channels, 2, squeeze=False, sharey="row")
         self.lines: list[list] = []
         times = real[..., 0].numpy()
         for c in range(channels):
@@ -99,9 +107,7 @@ class FrameCanvas:
         self.axes = axes
         self.title = self.fig.suptitle(" ", animated=True)
         self.fig.tight_layout()
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        self.canvas = FigureCanvasAgg(self.fig)  # what plots.py's Agg backend gives every figure
+        self.canvas = FigureCanvasAgg(self.fig)
         self.canvas.draw()  # the fixed part, once
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
 
@@ -120,29 +126,15 @@ class FrameCanvas:
         self.fig.draw_artist(self.title)
         return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
-    def close(self) -> None:
-        pyplot().close(self.fig)
 
-
-def write_gif(
-    steps: Sequence[int],
-    frames: Sequence[np.ndarray],
-    real: torch.Tensor,
-    path: Path,
-    names: Sequence[str],
-    time_unit: str,
-) -> Path:
-    """Real paths (fixed) beside each frame's generated ones; one frame per step, `FPS` a second."""
+def write_gif(steps: Sequence[int], frames: Sequence[np.ndarray], canvas: FrameCanvas, path: Path) -> Path:
+    """Each frame's generated paths drawn on `canvas` beside its real ones; one frame per step, `FPS` a second."""
     from PIL import Image
 
-    canvas = FrameCanvas(real, names, time_unit)
-    try:
-        images = [
-            Image.fromarray(canvas.render(step, frame)).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
-            for step, frame in zip(steps, frames)
-        ]
-    finally:
-        canvas.close()
+    images = [
+        Image.fromarray(canvas.render(step, frame)).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+        for step, frame in zip(steps, frames)
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=1000 // FPS, loop=0)

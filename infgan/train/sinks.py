@@ -129,8 +129,6 @@ class Sinks:
 
     def close(self) -> None:
         self.board.close()  # every evaluation is behind: flushed, also when interrupted
-        if self.canvas is not None:
-            self.canvas.close()
 
     def write_final(self, state: TrainState) -> None:
         """Final generator weights and every plot, from rank 0."""
@@ -154,7 +152,7 @@ class Sinks:
             real = dataset.denormalise(dataset.val_grid, dataset.val_anchors)
             plots.plot_marginals(real, fake, run.plots / "marginals.png", dataset.names)
             plot_diagnostics(real, fake, run.plots, dataset.names)
-            self.frames.write_gif(real, run.plots / "samples.gif", dataset.names, dataset.time_unit)
+            self.frames.write_gif(real_paths, run.plots / "samples.gif", dataset.names, dataset.time_unit, self.canvas)
         plots.plot_training_curves(self.history, run.plots / "losses.png")
         plots.plot_score(self.history, run.plots / "val_score.png")
         plots.plot_path_metrics(self.history, run.plots / "path_metrics.png")
