@@ -14,7 +14,7 @@ own. Fourteen channels: the seven positions, then the seven velocities. Complete
 The physics engine ships in registry packages (`dm_control`, which brings `mujoco`): installed by
 the `data` extra. Generating 10,000 series takes about 7 s of CPU, which every run, evaluation and
 sweep trial would pay again: the series are kept in infgan's cache (`infgan/cache.py`) under their
-count, length and the engine's versions, and read back (a few milliseconds) from then on.
+count, length, the start ranges and the engine's versions, and read back (a few milliseconds) from then on.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _versions() -> dict[str, str]:
 def sample(n: int, t_size: int) -> tuple[torch.Tensor, list[str]]:
     """The first `n` series of `t_size` steps (n, t_size, 14), and the channels' names; simulated
     once per machine, then read from the cache."""
-    key = {"n": n, "t_size": t_size, "seed": SEED, **_versions()}
+    key = {"n": n, "t_size": t_size, "seed": SEED, "starts": [ROOT_POSITION, ANGLE, VELOCITY], **_versions()}
     values = cached_array("mujoco", key, lambda: simulate(n, t_size))
     names = [f"{j}_pos" for j in JOINTS] + [f"{j}_vel" for j in JOINTS]
     return torch.from_numpy(values).to(torch.get_default_dtype()), names
