@@ -39,6 +39,21 @@ def test_ou_matches_closed_form_mean_and_variance():
     assert ys.mean(0)[-1] > 0.1  # the drift mu*t has visibly pushed the mean up by t = 63
 
 
+def test_ou_paths_are_solved_once_then_read_back_and_the_generator_moves_on_alike(monkeypatch, tmp_path):
+    monkeypatch.setenv("INFGAN_CACHE_DIR", str(tmp_path))
+    first, second = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    solved = ou.sample_ou(30, 8, first)
+
+    def no_solver(*args):
+        raise AssertionError("solved again: the cache was not read")
+
+    monkeypatch.setattr(ou, "solve", no_solver)
+    assert torch.equal(ou.sample_ou(30, 8, second), solved)
+    assert torch.equal(torch.rand(4, generator=first), torch.rand(4, generator=second))  # what follows draws alike
+    with pytest.raises(AssertionError, match="solved again"):  # other starts are another entry
+        ou.sample_ou(30, 8, torch.Generator().manual_seed(4))
+
+
 def test_split_missing_and_normalisation_are_fixed_by_seed():
     cfg = DataConfig(size=200, t_size=16, missing_rate=0.3, val_fraction=0.25)
     a, b, c = build_dataset(cfg, 0), build_dataset(cfg, 0), build_dataset(cfg, 1)
