@@ -185,20 +185,21 @@ def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
         assert not torch.allclose(got, default.objective(fake, Batch(real), Shard(), seed=3))
 
 
-def test_fdm_with_partners_scores_each_point_against_its_drawn_partners_only():
+@pytest.mark.parametrize("m, n", [(6, 9), (30, 40)])  # a few points: distances from products; more: gathered
+def test_fdm_with_partners_scores_each_point_against_its_drawn_partners_only(m, n):
     """With K partners the loss is each generated point's kernel against its K drawn generated and
     K drawn real partners (never itself), and its gradient that of this sum."""
     cfg = resolve(sets=["loss.fdm_pairs=3", "loss.fdm_partners=4", "loss.fdm_kernel=energy"]).loss
     loss = losses.build(cfg)
     g = torch.Generator().manual_seed(0)
-    fake = torch.cat([paths(6, 7, 0)[..., :1], torch.randn(6, 7, 1, generator=g, dtype=torch.float64)], -1)
+    fake = torch.cat([paths(m, 7, 0)[..., :1], torch.randn(m, 7, 1, generator=g, dtype=torch.float64)], -1)
     fake.requires_grad_(True)
-    real = paths(9, 7, 1)
+    real = paths(n, 7, 1)
     got = loss.objective(fake, Batch(real), Shard(), seed=5)
     draw = torch.Generator().manual_seed(5)
     s, t = loss.pairs(7, draw)
-    others, chosen = draw_partners(6, 9, 4, 3, draw)
-    assert not (others == torch.arange(6).view(1, 6, 1)).any()  # never itself
+    others, chosen = draw_partners(m, n, 4, 3, draw)
+    assert not (others == torch.arange(m).view(1, m, 1)).any()  # never itself
     want = torch.zeros((), dtype=torch.float64)
     floor = cfg.fdm_floor * real[..., 1:].reshape(-1, 1).std(dim=0).repeat(3)
     for p, (a, b) in enumerate(zip(s.tolist(), t.tolist(), strict=True)):
@@ -206,13 +207,13 @@ def test_fdm_with_partners_scores_each_point_against_its_drawn_partners_only():
         def point(x, i, a=a, b=b):
             return torch.cat([x[i, 0, 1:], x[i, a, 1:], x[i, b, 1:] - x[i, a, 1:]])
 
-        ys = torch.stack([point(real, j) for j in range(9)])
+        ys = torch.stack([point(real, j) for j in range(n)])
         scale = 1.0 / torch.maximum(ys.std(dim=0), floor)
-        for i in range(6):
+        for i in range(m):
             x = point(fake, i) * scale
             for k in range(4):
-                want = want - (x - point(fake, int(others[p, i, k])) * scale).norm() / (6 * 4)
-                want = want + 2 * (x - ys[int(chosen[p, i, k])] * scale).norm() / (6 * 4)
+                want = want - (x - point(fake, int(others[p, i, k])) * scale).norm() / (m * 4)
+                want = want + 2 * (x - ys[int(chosen[p, i, k])] * scale).norm() / (m * 4)
     want = want / 3
     assert torch.allclose(got, want, rtol=1e-9), (got, want)
     (g_got,) = torch.autograd.grad(got, fake)
