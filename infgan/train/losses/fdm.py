@@ -88,8 +88,8 @@ class FDM(DirectLoss):
         if 2 * k * d >= m:
             # Many coordinates per point (stocks' 18, energy's 84): every point's products with every b
             # in one batched matrix product, then its partners' picked out, moves far less memory than
-            # k gathered copies of its d coordinates (energy at batch 128: 24 ms a step, value and
-            # gradient, against 335 ms; benchmarks in docs/model.md). Its cost grows with m², so past
+            # k gathered copies of its d coordinates (energy at batch 128: both partner terms, value and
+            # gradient, in 24 ms against 335 ms; docs/model.md). Its cost grows with m², so past
             # 2 k d points the gather below takes over and the cost stays linear in the batch.
             dot = (a @ b.transpose(-1, -2)).gather(2, index)
             norms = b.square().sum(-1).gather(1, index.reshape(pairs, n * k)).view(pairs, n, k)
