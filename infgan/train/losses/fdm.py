@@ -69,8 +69,7 @@ class FDM(DirectLoss):
 
     def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """k(a_i, b_j) (pairs, n, m) of points (pairs, n, d) and (pairs, m, d)."""
-        d2 = a.square().sum(-1, keepdim=True) + b.square().sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(-1, -2)
-        return self.of_distance(d2.clamp_min(0), a.size(-1))
+        return self.of_distance(squared_distances(a, b), a.size(-1))
 
     def of_distance(self, d2: torch.Tensor, dim: int) -> torch.Tensor:
         """The kernel as a function of the squared distance `d2` between points of `dim` coordinates."""
@@ -91,10 +90,7 @@ class FDM(DirectLoss):
             # k gathered copies of its d coordinates (energy at batch 128: both partner terms, value and
             # gradient, in 24 ms against 335 ms; docs/model.md). Its cost grows with m², so past
             # 2 k d points the gather below takes over and the cost stays linear in the batch.
-            dot = (a @ b.transpose(-1, -2)).gather(2, index)
-            norms = b.square().sum(-1).gather(1, index.reshape(pairs, n * k)).view(pairs, n, k)
-            d2 = a.square().sum(-1, keepdim=True) + norms - 2 * dot
-            return self.of_distance(d2.clamp_min(0), d)
+            return self.of_distance(squared_distances(a, b, index), d)
         rows = (index + torch.arange(pairs, device=index.device).view(pairs, 1, 1) * m).reshape(-1)
         # Coordinates first: the squared distance is then a sum over the leading dimension, which costs
         # PyTorch far less than a sum over a last dimension of 3 (OU's one channel).
@@ -129,6 +125,18 @@ class FDM(DirectLoss):
         cross = self.kernel(x, ys).sum(dim=(1, 2))
         share = off_diagonal / (m * (m - 1)) - 2.0 * cross / (m * n)
         return share.mean() * shard.world_size
+
+
+def squared_distances(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    """|a_i - b_j|^2 (pairs, n, m) of points (pairs, n, d) and (pairs, m, d), from one batched product;
+    with `index` (pairs, n, k) only the k columns it picks for each a_i (picked before the sums, which
+    then run over k, not m)."""
+    dot, norms = a @ b.transpose(-1, -2), b.square().sum(-1)
+    if index is None:
+        norms = norms.unsqueeze(-2)
+    else:
+        dot, norms = dot.gather(2, index), norms.gather(1, index.flatten(1)).view_as(index)
+    return (a.square().sum(-1, keepdim=True) + norms - 2 * dot).clamp_min(0)
 
 
 def coordinates(v: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
