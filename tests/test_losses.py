@@ -132,20 +132,22 @@ def test_fakes_take_the_gaps_of_their_real_pairs():
     assert not torch.allclose(with_gaps, kernel(fake, Batch(coeffs), Shard(), seed=0))
 
 
-def direct_fdm(fake: torch.Tensor, real: torch.Tensor, cfg, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """fdm's loss point by point: for each pair of times, (X_0, X_s, X_t - X_s) standardised by the
-    real points' spreads, the kernel of every two
-    generated points (i != j) less twice that of every generated and real one, averaged."""
+def direct_fdm(fake: torch.Tensor, real: torch.Tensor, cfg, times: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """fdm's loss point by point: for each pair of times (s, t), (X_0, X_s, X_t - X_s) standardised by
+    the real points' spreads (for each triple (s, t, u), (X_0, X_s, X_t - X_s, X_u - X_t)), the kernel
+    of every two generated points (i != j) less twice that of every generated and real one, averaged."""
     total = torch.zeros((), dtype=fake.dtype)
-    floor = cfg.fdm_floor * real[..., 1:].reshape(-1, real.size(-1) - 1).std(dim=0).repeat(3)
+    floor = cfg.fdm_floor * real[..., 1:].reshape(-1, real.size(-1) - 1).std(dim=0).repeat(len(times) + 1)
 
-    def point(p, i, a, b):
-        return torch.cat([p[i, 0, 1:], p[i, a, 1:], p[i, b, 1:] - p[i, a, 1:]])
+    def point(p, i, at):
+        steps = [p[i, b, 1:] - p[i, a, 1:] for a, b in zip(at, at[1:])]
+        return torch.cat([p[i, 0, 1:], p[i, at[0], 1:], *steps])
 
-    for a, b in zip(s.tolist(), t.tolist(), strict=True):
-        ys = torch.stack([point(real, j, a, b) for j in range(real.size(0))])
+    draws = list(zip(*(x.tolist() for x in times), strict=True))
+    for at in draws:
+        ys = torch.stack([point(real, j, at) for j in range(real.size(0))])
         scale = cfg.sig_scale / torch.maximum(ys.std(dim=0), floor)
-        xs = [point(fake, i, a, b) * scale for i in range(fake.size(0))]
+        xs = [point(fake, i, at) * scale for i in range(fake.size(0))]
         ys = [y * scale for y in ys]
 
         def k(u, v):
@@ -157,12 +159,18 @@ def direct_fdm(fake: torch.Tensor, real: torch.Tensor, cfg, s: torch.Tensor, t: 
         m, n = len(xs), len(ys)
         same = sum(k(xs[i], xs[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
         total = total + same - 2 * sum(k(x, y) for x in xs for y in ys) / (m * n)
-    return total / s.numel()
+    return total / len(draws)
 
 
 @pytest.mark.parametrize(
     "sets",
-    [[], ["loss.fdm_kernel=energy"], ["loss.sig_scale=0.7", "loss.sig_sigma=2"], ["loss.fdm_floor=0.9"]],
+    [
+        [],
+        ["loss.fdm_kernel=energy"],
+        ["loss.sig_scale=0.7", "loss.sig_sigma=2"],
+        ["loss.fdm_floor=0.9"],
+        ["loss.fdm_times=3", "loss.fdm_kernel=energy"],
+    ],
 )
 def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
     cfg = resolve(sets=["loss.fdm_pairs=5", "loss.fdm_partners=0", *sets]).loss
@@ -173,8 +181,7 @@ def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
     real = paths(9, 7, 1)
     real = torch.cat([real, real[..., 1:] * 0.5 + 0.1 * torch.randn(9, 7, 1, generator=g, dtype=torch.float64)], -1)
     got = loss.objective(fake, Batch(real), Shard(), seed=3)
-    s, t = loss.pairs(7, 3)
-    want = direct_fdm(fake, real, cfg, s, t)
+    want = direct_fdm(fake, real, cfg, loss.pairs(7, 3))
     (g_got,) = torch.autograd.grad(got, fake)
     (g_want,) = torch.autograd.grad(want, fake)
     assert torch.allclose(got, want, rtol=1e-9, atol=1e-12), (got, want)
@@ -183,6 +190,38 @@ def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
     if cfg.fdm_floor != 0.1:  # the floor binds on some coordinates here: the loss is not the default's
         default = losses.build(resolve(sets=["loss.fdm_pairs=5", "loss.fdm_partners=0"]).loss)
         assert not torch.allclose(got, default.objective(fake, Batch(real), Shard(), seed=3))
+
+
+def test_fdm_triples_tell_apart_what_agrees_at_every_pair_of_times():
+    """Two processes with the same law at every pair of times (X_1, X_2 independent signs; X_3 a third
+    independent sign, or their product): fdm on pairs scores both alike against the first, on triples
+    (loss.fdm_times 3) the product is clearly worse. Triples are ordered and inside the series."""
+    g = torch.Generator().manual_seed(0)
+
+    def signs(n, product):
+        x = torch.randint(0, 2, (n, 3), generator=g).double() * 2 - 1
+        if product:
+            x[:, 2] = x[:, 0] * x[:, 1]
+        values = torch.cat([torch.zeros(n, 1, dtype=torch.float64), x], dim=1)  # X_0 = 0
+        return torch.stack([torch.arange(4.0, dtype=torch.float64).expand(n, 4), values], dim=-1)
+
+    real, independent, product = signs(500, False), signs(500, False), signs(500, True)
+    gap = {}
+    for times in (2, 3):
+        sets = [f"loss.fdm_times={times}", "loss.fdm_pairs=16", "loss.fdm_partners=0", "loss.fdm_kernel=energy"]
+        loss = losses.build(resolve(sets=sets).loss)
+        with torch.no_grad():
+            score = {
+                name: torch.stack([loss.objective(fake, Batch(real), Shard(), seed) for seed in range(8)]).mean()
+                for name, fake in (("independent", independent), ("product", product))
+            }
+        gap[times] = float(score["product"] - score["independent"])
+        drawn = loss.pairs(24, 1)
+        assert len(drawn) == times and (drawn[0] >= 0).all() and (drawn[-1] <= 23).all()
+        assert all((a < b).all() for a, b in zip(drawn, drawn[1:]))
+    assert gap[3] > 0.01 and abs(gap[2]) < gap[3] / 2.5, gap
+    with pytest.raises(ConfigError, match="fdm_times"):
+        resolve(sets=["loss.fdm_times=3", "data.t_size=2"])
 
 
 @pytest.mark.parametrize("m, n", [(6, 9), (30, 40)])  # a few points: distances from products; more: gathered

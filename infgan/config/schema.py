@@ -240,7 +240,17 @@ class LossConfig:
         "(the cost grows with their square); 0 = every point",
         ge=0,
     )
-    fdm_pairs: int = option(64, "fdm: pairs of times whose joint law is matched per step", ge=1)
+    fdm_pairs: int = option(
+        64, "fdm: pairs (or triples, fdm_times 3) of times whose joint law is matched per step", ge=1
+    )
+    # Why a third time: two-time laws cannot see how a path turns from one step to the next (a smooth
+    # curve and a rough one with the same one-step increments agree on them); docs/model.md.
+    fdm_times: int = option(
+        2,
+        "fdm: time points per draw whose joint law is matched: 2 (pairs) or 3 (triples, which also see "
+        "how consecutive increments move together)",
+        choices=(2, 3),
+    )
     # Why 16: at batch 128 it gave the default run's quality over 3 seeds (docs/quality.md) at a
     # third of the kernel's cost, and its cost grows linearly with the batch where every pair's grows
     # with its square (benchmarks/train_speed.py --batch-sizes).

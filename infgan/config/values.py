@@ -73,7 +73,7 @@ def _checked(path: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
     if tp is float and not math.isfinite(value):
         raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
     if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"'{path}' must be one of {', '.join(meta['choices'])}; got {value!r}")
+        raise ConfigError(f"'{path}' must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
     if meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
         raise ConfigError(f"'{path}' must match {meta['pattern']} ({meta['help']}); got {value!r}")
     bounds = [
@@ -124,6 +124,10 @@ def from_dict(data: Mapping[str, Any] | None) -> Config:
             "set model.obs_noise > 0 (any value: the data's level replaces it) or obs_noise_start value"
         )
     d = cfg.data
+    if cfg.loss.fdm_times > d.t_size:
+        raise ConfigError(
+            f"'loss.fdm_times' {cfg.loss.fdm_times} needs at least as many time points; data.t_size is {d.t_size}"
+        )
     if d.dims > 1 and d.correlation <= -1 / (d.dims - 1):
         # Every pair at rho: the correlation matrix is positive definite only for rho > -1/(dims - 1).
         raise ConfigError(

@@ -9,6 +9,10 @@ ones, and s uniform. Each generated pair is scored against the real pairs with t
 score exp(-|a - b|^2 / (sig_sigma * channels)), in coordinates (X_0, X_s, X_{s+k} - X_s), each coordinate divided by
 its spread over the real batch and times `sig_scale`.
 
+With `loss.fdm_times` 3 each draw is a triple s < t < u (the lags drawn one after the other, each
+log-uniform in what is left of the series) in coordinates (X_0, X_s, X_t - X_s, X_u - X_t): a smooth
+curve and a rough path with the same increments agree at every pair of times, not at every triple.
+
 Why those coordinates: they are a one-to-one linear map of (X_s, X_{s+k}), so the score stays
 proper, but an increment is small beside the level it starts from (OU's one-step increments are a
 tenth of its spread), and an RBF kernel on the raw pair is all but blind to how rough a path is.
@@ -35,15 +39,25 @@ from infgan.train.losses.partners import draw_partners
 class FDM(DirectLoss):
     """The kernel score of two-time marginals, averaged over random pairs of times."""
 
-    def pairs(self, t_size: int, seed: int | torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """`fdm_pairs` pairs of time indices (s, s + k), k log-uniform in 1 .. t_size - 1, drawn by
-        `seed` (or from a generator, which the draw moves on)."""
+    def pairs(self, t_size: int, seed: int | torch.Generator) -> tuple[torch.Tensor, ...]:
+        """`fdm_pairs` draws of `fdm_times` time indices each, drawn by `seed` (or from a generator,
+        which the draw moves on): pairs (s, s + k), k log-uniform in 1 .. t_size - 1; triples (s, s + k,
+        s + k + l), k and then l log-uniform in what is left of the series, s uniform."""
         g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
         n = self.cfg.fdm_pairs
-        u = torch.rand(n, generator=g, dtype=torch.float64)
-        lag = torch.exp(u * math.log(t_size)).floor().long().clamp(1, t_size - 1)
-        start = (torch.rand(n, generator=g, dtype=torch.float64) * (t_size - lag)).floor().long()
-        return start, start + lag
+        lags: list[torch.Tensor] = []
+        room: int | torch.Tensor = t_size - 1  # steps left for the lags still to draw
+        for later in range(self.cfg.fdm_times - 2, -1, -1):  # each later lag needs at least one step
+            u = torch.rand(n, generator=g, dtype=torch.float64)
+            longest = room - later
+            if isinstance(longest, int):
+                lag = torch.exp(u * math.log(longest + 1)).floor().long().clamp(1, longest)
+            else:
+                lag = torch.minimum(torch.exp(u * torch.log(longest + 1.0)).floor().long(), longest).clamp_min(1)
+            lags.append(lag)
+            room = room - lag
+        start = (torch.rand(n, generator=g, dtype=torch.float64) * (room + 1)).floor().long()
+        return tuple(torch.cumsum(torch.stack([start, *lags]), dim=0))
 
     @torch.no_grad()
     def per_path(self, sample: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
@@ -103,17 +117,17 @@ class FDM(DirectLoss):
         if batch.observed is not None:
             values = fill_gaps(values, batch.observed[: values.size(0)])
         g = torch.Generator().manual_seed(seed)
-        s, t = self.pairs(values.size(1), g)
+        times = self.pairs(values.size(1), g)
         reals = shard.gather(batch.coeffs.detach())[..., 1:]
 
-        y = coordinates(reals, s, t)
-        scale = self.cfg.sig_scale / spreads(y, reals, self.cfg.fdm_floor)  # (pairs, 1, 3 * channels)
-        x = coordinates(values, s, t) * scale
+        y = coordinates(reals, *times)
+        scale = self.cfg.sig_scale / spreads(y, reals, self.cfg.fdm_floor)  # (pairs, 1, coordinates)
+        x = coordinates(values, *times) * scale
         ys = y * scale
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
         b, m, n = x.size(1), xs.size(1), ys.size(1)
         if self.cfg.fdm_partners:
-            others, real = draw_partners(m, n, self.cfg.fdm_partners, s.numel(), g)
+            others, real = draw_partners(m, n, self.cfg.fdm_partners, times[0].numel(), g)
             mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
             same = self.with_partners(x, xs, others[:, mine].to(x.device)).sum(dim=(1, 2))
             cross = self.with_partners(x, ys, real[:, mine].to(x.device)).sum(dim=(1, 2))
@@ -139,9 +153,13 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor | No
     return (a.square().sum(-1, keepdim=True) + norms - 2 * dot).clamp_min(0)
 
 
-def coordinates(v: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(X_0, X_s, X_t - X_s) of values (n, time, channels) at the pairs (s, t): (pairs, n, 3 * channels)."""
-    return torch.cat([v[:, :1].expand(-1, s.numel(), -1), v[:, s], v[:, t] - v[:, s]], dim=-1).transpose(0, 1)
+def coordinates(v: torch.Tensor, s: torch.Tensor, *later: torch.Tensor) -> torch.Tensor:
+    """(X_0, X_s, X_t - X_s[, X_u - X_t]) of values (n, time, channels) at the pairs (s, t) or triples
+    (s, t, u): (pairs, n, (2 + len(later)) * channels)."""
+    points = [v[:, :1].expand(-1, s.numel(), -1), v[:, s]]
+    for before, now in zip((s, *later), later, strict=False):
+        points.append(v[:, now] - v[:, before])
+    return torch.cat(points, dim=-1).transpose(0, 1)
 
 
 def spreads(points: torch.Tensor, values: torch.Tensor, floor: float = 0.1) -> torch.Tensor:
@@ -154,5 +172,5 @@ def spreads(points: torch.Tensor, values: torch.Tensor, floor: float = 0.1) -> t
     everywhere (an adjusted close always equal to the close, as a ratio to it) is compared in
     normalised units, where the generator learns to hold it at the data's value like any other."""
     spread = values.reshape(-1, values.size(-1)).std(dim=0)
-    least = torch.where(spread > 1e-6, floor * spread, torch.ones_like(spread)).repeat(3)
-    return torch.maximum(points.std(dim=1, keepdim=True), least)
+    least = torch.where(spread > 1e-6, floor * spread, torch.ones_like(spread))
+    return torch.maximum(points.std(dim=1, keepdim=True), least.repeat(points.size(-1) // spread.numel()))

@@ -1,0 +1,69 @@
+"""How a run's generated windows are shaped beside the real ones: roughness, turns, ties between
+channels and values outside the real range, on the windows TimeGAN's protocol compares.
+
+    python benchmarks/path_shape.py RUN [RUN ...]
+
+Prints JSON, one entry per run, each statistic for the real windows and the generated ones (both
+min-max scaled by the real windows' range, as the protocol scales them):
+- `second_difference`: mean |X_{t+1} - 2 X_t + X_{t-1}|, how rough the paths are;
+- `turns`: how often a channel's increments change sign, per channel and window;
+- `cross_channel_corr`: mean |correlation| between two channels of the last value, and of the rise
+  over the first half of the window (`rise_corr`);
+- `outside_range`: the share of windows with a value more than 1 % of its channel's range outside
+  the range the real windows span.
+Where the TimeGAN score says a run is told apart, these say in what (docs/quality.md, "Sines").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def shape(x, real) -> dict[str, float]:
+    """The statistics of windows `x` (n, time, channels), the range taken from the real windows `real`."""
+    import torch
+
+    def cross(v: torch.Tensor) -> float:
+        if v.size(-1) < 2:
+            return float("nan")
+        c = torch.corrcoef(v.T.double())
+        i, j = torch.triu_indices(v.size(-1), v.size(-1), 1)
+        return float(c[i, j].abs().mean())
+
+    steps = torch.sign(torch.diff(x, dim=1))
+    lo, hi = real.amin(dim=(0, 1)), real.amax(dim=(0, 1))
+    slack = 0.01 * (hi - lo)
+    return {
+        "second_difference": float(torch.diff(x, n=2, dim=1).abs().mean()),
+        "turns": float((torch.diff(steps, dim=1) != 0).sum(dim=1).double().mean()),
+        "cross_channel_corr": cross(x[:, -1]),
+        "rise_corr": cross(x[:, x.size(1) // 2] - x[:, 0]),
+        "outside_range": float(((x < lo - slack) | (x > hi + slack)).flatten(1).any(dim=1).double().mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="trained run directories")
+    args = parser.parse_args()
+
+    import torch
+
+    from infgan.commands.evaluate import timegan_sets
+    from infgan.config import ConfigError
+
+    torch.set_num_threads(1)
+    out = {}
+    for run in args.runs:
+        try:
+            real, fake, names, _, _ = timegan_sets(run)
+        except (ConfigError, FileNotFoundError) as e:
+            parser.exit(2, f"path_shape.py: error: {run}: {e}\n")
+        out[str(run)] = {"channels": names, "real": shape(real, real), "generated": shape(fake, real)}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
