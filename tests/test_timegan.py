@@ -192,3 +192,34 @@ def test_the_channel_ablation_swaps_each_group_and_refuses_unknown_channels(tmp_
     assert list(json.loads(alone.stdout)["cases"]) == ["as is", "alone a"], alone.stderr[-2000:]
     bad = subprocess.run([*cmd, "--group", "a=nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "nope" in bad.stderr
+    # benchmarks/path_shape.py on the same run: the real windows in their own range, the barely
+    # trained generator's rougher; a directory that is no run: one line, exit 2.
+    shape = [sys.executable, str(script.parent / "path_shape.py")]
+    proc = subprocess.run([*shape, str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = json.loads(proc.stdout)[str(tmp_path / "run")]
+    assert run["channels"] == ["sin1", "sin2", "sin3"] and run["real"]["outside_range"] == 0
+    assert run["generated"]["turns"] > run["real"]["turns"]
+    bad = subprocess.run([*shape, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_path_shape_counts_turns_roughness_ties_and_values_out_of_range():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "path_shape.py"
+    spec = importlib.util.spec_from_file_location("path_shape", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    t = torch.linspace(0, 1, 6, dtype=torch.float64)
+    slopes = torch.tensor([1.0, 0.5, 0.8, 0.3], dtype=torch.float64).view(4, 1, 1)
+    ramps = slopes * torch.stack([t, 0.5 * t], dim=-1)  # (4 windows, 6 times, 2 channels), tied channels
+    flat = module.shape(ramps, ramps)
+    assert flat["turns"] == 0 and flat["second_difference"] < 1e-12 and flat["outside_range"] == 0
+    assert flat["cross_channel_corr"] == pytest.approx(1.0) and flat["rise_corr"] == pytest.approx(1.0)
+    zigzag = ramps.clone()
+    zigzag[:, 1::2] += 1.0  # up, down, up ...: each of the 5 steps turns from the one before
+    rough = module.shape(zigzag, ramps)
+    assert rough["turns"] == 4 and rough["second_difference"] > 1.0
+    assert rough["outside_range"] == 1.0  # every window passes the real windows' top
