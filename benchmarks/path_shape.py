@@ -1,7 +1,7 @@
 """How a run's generated windows are shaped beside the real ones: roughness, turns, ties between
 channels and values outside the real range, on the windows TimeGAN's protocol compares.
 
-    python benchmarks/path_shape.py RUN [RUN ...] [--smoothed [--repeats 4] [--steps 2000]]
+    python benchmarks/path_shape.py RUN [RUN ...] [--probes [--repeats 4] [--steps 2000]]
 
 Prints JSON, one entry per run, each statistic for the real windows and the generated ones (both
 min-max scaled by the real windows' range, as the protocol scales them):
@@ -11,12 +11,13 @@ min-max scaled by the real windows' range, as the protocol scales them):
   over the first half of the window (`rise_corr`);
 - `outside_range`: the share of windows with a value more than 1 % of its channel's range outside
   the range the real windows span.
-With `--smoothed`, TimeGAN's classifier is also trained on three cases (`repeats` classifiers each):
+With `--probes`, TimeGAN's classifier is also trained on four cases (`repeats` classifiers each):
 the real windows against the generated ones as they are, against the generated ones made smooth
-(each channel of each window projected on cubic polynomials in time), and against real windows made
-smooth the same way: whether the roughness is what the classifier finds, and that smoothing alone
-is not found. Where the TimeGAN score says a run is told apart, these say in what (docs/quality.md,
-"Sines").
+(each channel of each window projected on cubic polynomials in time), against real windows made
+smooth the same way (smoothing alone is not found), and against the generated windows with each
+channel taken from another generated window (the ties between channels broken): whether the
+roughness, or the ties, are what the classifier finds. Where the TimeGAN score says a run is told
+apart, these say in what (docs/quality.md, "Sines").
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def shape(x, real) -> dict[str, float]:
     }
 
 
-def smoothed_scores(real, fake, seed: int, repeats: int, steps: int) -> dict[str, list[float]]:
+def probe_scores(real, fake, seed: int, repeats: int, steps: int) -> dict[str, list[float]]:
     """TimeGAN's discriminative score of real windows against the generated ones, the generated ones
-    projected on cubics in time, and real ones (another order of them) projected likewise."""
+    projected on cubics in time, real ones (another order of them) projected likewise, and the
+    generated ones with each channel from a window of its own."""
     import torch
 
     from infgan.metrics import timegan
@@ -63,17 +65,24 @@ def smoothed_scores(real, fake, seed: int, repeats: int, steps: int) -> dict[str
     def cubic(x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("st,ntc->nsc", project, x)
 
-    others = real[torch.randperm(real.size(0), generator=torch.Generator().manual_seed(seed))]
+    g = torch.Generator().manual_seed(seed)
+    others = real[torch.randperm(real.size(0), generator=g)]
+    untied = torch.stack([fake[torch.randperm(fake.size(0), generator=g), :, c] for c in range(fake.size(-1))], -1)
     seeds = timegan.repeat_seeds(seed, repeats)
-    cases = {"as is": fake, "generated made cubic": cubic(fake), "real made cubic": cubic(others)}
+    cases = {
+        "as is": fake,
+        "generated made cubic": cubic(fake),
+        "real made cubic": cubic(others),
+        "generated, channels untied": untied,
+    }
     return {name: timegan.discriminative_many(real, windows, seeds, steps) for name, windows in cases.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="trained run directories")
-    parser.add_argument("--smoothed", action="store_true", help="TimeGAN's classifier on smoothed windows too")
-    parser.add_argument("--repeats", type=int, default=4, help="classifiers per case with --smoothed (default 4)")
+    parser.add_argument("--probes", action="store_true", help="TimeGAN's classifier on changed windows too")
+    parser.add_argument("--repeats", type=int, default=4, help="classifiers per case with --probes (default 4)")
     parser.add_argument("--steps", type=int, default=2000, help="classifier steps (default the protocol's 2000)")
     args = parser.parse_args()
     if args.repeats < 1 or args.steps < 1:
@@ -92,8 +101,8 @@ def main() -> None:
         except (ConfigError, FileNotFoundError) as e:
             parser.exit(2, f"path_shape.py: error: {run}: {e}\n")
         out[str(run)] = {"channels": names, "real": shape(real, real), "generated": shape(fake, real)}
-        if args.smoothed:
-            scores = smoothed_scores(real, fake, seed, args.repeats, args.steps)
+        if args.probes:
+            scores = probe_scores(real, fake, seed, args.repeats, args.steps)
             out[str(run)]["timegan_disc"] = {k: {"scores": v, "mean": sum(v) / len(v)} for k, v in scores.items()}
     print(json.dumps(out, indent=2))
 

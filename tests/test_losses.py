@@ -192,6 +192,7 @@ def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
         assert not torch.allclose(got, default.objective(fake, Batch(real), Shard(), seed=3))
 
 
+@pytest.mark.slow  # about 5 s: 500 points against 500 at every pair, 16 times
 def test_fdm_triples_tell_apart_what_agrees_at_every_pair_of_times():
     """Two processes with the same law at every pair of times (X_1, X_2 independent signs; X_3 a third
     independent sign, or their product): fdm on pairs scores both alike against the first, on triples

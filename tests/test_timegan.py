@@ -195,13 +195,14 @@ def test_the_channel_ablation_swaps_each_group_and_refuses_unknown_channels(tmp_
     # benchmarks/path_shape.py on the same run: the real windows in their own range, the barely
     # trained generator's rougher; a directory that is no run: one line, exit 2.
     shape = [sys.executable, str(script.parent / "path_shape.py")]
-    smoothed = ["--smoothed", "--repeats", "1", "--steps", "5"]
-    proc = subprocess.run([*shape, str(tmp_path / "run"), *smoothed], capture_output=True, text=True, timeout=300)
+    probes = ["--probes", "--repeats", "1", "--steps", "5"]
+    proc = subprocess.run([*shape, str(tmp_path / "run"), *probes], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = json.loads(proc.stdout)[str(tmp_path / "run")]
     assert run["channels"] == ["sin1", "sin2", "sin3"] and run["real"]["outside_range"] == 0
     assert run["generated"]["turns"] > run["real"]["turns"]
-    assert list(run["timegan_disc"]) == ["as is", "generated made cubic", "real made cubic"]
+    cases = ["as is", "generated made cubic", "real made cubic", "generated, channels untied"]
+    assert list(run["timegan_disc"]) == cases
     assert all(len(c["scores"]) == 1 and 0 <= c["mean"] <= 0.5 for c in run["timegan_disc"].values())
     bad = subprocess.run([*shape, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
