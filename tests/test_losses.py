@@ -181,7 +181,7 @@ def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
     real = paths(9, 7, 1)
     real = torch.cat([real, real[..., 1:] * 0.5 + 0.1 * torch.randn(9, 7, 1, generator=g, dtype=torch.float64)], -1)
     got = loss.objective(fake, Batch(real), Shard(), seed=3)
-    want = direct_fdm(fake, real, cfg, loss.pairs(7, 3))
+    want = direct_fdm(fake, real, cfg, loss.times(7, 3))
     (g_got,) = torch.autograd.grad(got, fake)
     (g_want,) = torch.autograd.grad(want, fake)
     assert torch.allclose(got, want, rtol=1e-9, atol=1e-12), (got, want)
@@ -217,7 +217,7 @@ def test_fdm_triples_tell_apart_what_agrees_at_every_pair_of_times():
                 for name, fake in (("independent", independent), ("product", product))
             }
         gap[times] = float(score["product"] - score["independent"])
-        drawn = loss.pairs(24, 1)
+        drawn = loss.times(24, 1)
         assert len(drawn) == times and (drawn[0] >= 0).all() and (drawn[-1] <= 23).all()
         assert all((a < b).all() for a, b in zip(drawn, drawn[1:]))
     assert gap[3] > 0.01 and abs(gap[2]) < gap[3] / 2.5, gap
@@ -237,7 +237,7 @@ def test_fdm_with_partners_scores_each_point_against_its_drawn_partners_only(m, 
     real = paths(n, 7, 1)
     got = loss.objective(fake, Batch(real), Shard(), seed=5)
     draw = torch.Generator().manual_seed(5)
-    s, t = loss.pairs(7, draw)
+    s, t = loss.times(7, draw)
     others, chosen = draw_partners(m, n, 4, 3, draw)
     assert not (others == torch.arange(m).view(1, m, 1)).any()  # never itself
     want = torch.zeros((), dtype=torch.float64)

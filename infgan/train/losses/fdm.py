@@ -37,9 +37,10 @@ from infgan.train.losses.partners import draw_partners
 
 
 class FDM(DirectLoss):
-    """The kernel score of two-time marginals, averaged over random pairs of times."""
+    """The kernel score of two-time (or three-time) marginals, averaged over random pairs (or triples)
+    of times."""
 
-    def pairs(self, t_size: int, seed: int | torch.Generator) -> tuple[torch.Tensor, ...]:
+    def times(self, t_size: int, seed: int | torch.Generator) -> tuple[torch.Tensor, ...]:
         """`fdm_pairs` draws of `fdm_times` time indices each, drawn by `seed` (or from a generator,
         which the draw moves on): pairs (s, s + k), k log-uniform in 1 .. t_size - 1; triples (s, s + k,
         s + k + l), k and then l log-uniform in what is left of the series, s uniform."""
@@ -53,7 +54,7 @@ class FDM(DirectLoss):
             if isinstance(longest, int):
                 lag = torch.exp(u * math.log(longest + 1)).floor().long().clamp(1, longest)
             else:
-                lag = torch.minimum(torch.exp(u * torch.log(longest + 1.0)).floor().long(), longest).clamp_min(1)
+                lag = torch.minimum(torch.exp(u * torch.log(longest.double() + 1)).floor().long(), longest).clamp_min(1)
             lags.append(lag)
             room = room - lag
         start = (torch.rand(n, generator=g, dtype=torch.float64) * (room + 1)).floor().long()
@@ -117,17 +118,17 @@ class FDM(DirectLoss):
         if batch.observed is not None:
             values = fill_gaps(values, batch.observed[: values.size(0)])
         g = torch.Generator().manual_seed(seed)
-        times = self.pairs(values.size(1), g)
+        drawn = self.times(values.size(1), g)
         reals = shard.gather(batch.coeffs.detach())[..., 1:]
 
-        y = coordinates(reals, *times)
+        y = coordinates(reals, *drawn)
         scale = self.cfg.sig_scale / spreads(y, reals, self.cfg.fdm_floor)  # (pairs, 1, coordinates)
-        x = coordinates(values, *times) * scale
+        x = coordinates(values, *drawn) * scale
         ys = y * scale
         xs = shard.gather(x.transpose(0, 1)).transpose(0, 1)
         b, m, n = x.size(1), xs.size(1), ys.size(1)
         if self.cfg.fdm_partners:
-            others, real = draw_partners(m, n, self.cfg.fdm_partners, times[0].numel(), g)
+            others, real = draw_partners(m, n, self.cfg.fdm_partners, drawn[0].numel(), g)
             mine = slice(shard.rank * b, (shard.rank + 1) * b)  # this rank's rows of the global draw
             same = self.with_partners(x, xs, others[:, mine].to(x.device)).sum(dim=(1, 2))
             cross = self.with_partners(x, ys, real[:, mine].to(x.device)).sum(dim=(1, 2))
