@@ -125,6 +125,33 @@ def test_a_member_restored_to_other_parameters_than_its_last_record_says_so(tmp_
     assert current_params(tmp_path)["m"] == {"train.generator_lr": 0.01}
 
 
+def test_a_member_given_no_tune_checkpoint_records_the_parameters_it_continues_its_own_run_with(tmp_path, monkeypatch):
+    """A resumed sweep whose saved record of a member predates its checkpoints (the driver killed right
+    after an exploit) restarts it with no Tune checkpoint and the parameters from before the exploit;
+    the member continues from its own newest checkpoint, and its lineage says with which parameters."""
+    import ray.tune
+
+    from infgan.train.checkpoint import save_checkpoint
+    from infgan.train.run_dir import RunDir
+    from infgan.tune.results import current_params, lineage, record_restore
+    from infgan.tune.trial import Member, member_checkpoint
+
+    monkeypatch.setattr(ray.tune, "get_checkpoint", lambda: None)
+    before = {"train.generator_lr": 0.01}
+    member = Member(
+        "m", on_exploit=lambda step, donor: None, on_restore=lambda s: record_restore(tmp_path, "m", s, before)
+    )
+    run = tmp_path / "run"
+    assert member_checkpoint(member, run) is None and lineage(tmp_path) == []  # a first start: nothing to record
+    record(tmp_path, "m", 0, None, before)
+    record(tmp_path, "m", 16, "d", {"train.generator_lr": 0.03})  # the exploit the killed driver made
+    save_checkpoint(RunDir(run).checkpoints, 20, {"step": 20}, keep=2)  # written after it, then the kill
+    assert member_checkpoint(member, run) is None  # it continues its own run directory
+    last = lineage(tmp_path)[-1]
+    assert (last["step"], last["donor"], last.get("restored")) == (20, None, True)
+    assert current_params(tmp_path)["m"] == before
+
+
 def test_importances_take_a_member_whose_explored_value_passed_its_bound_by_rounding(tmp_path):
     pytest.importorskip("optuna")
     from infgan.tune.report import _importances

@@ -41,9 +41,10 @@ from ray.train.v2.api.callback import UserCallback
 from infgan import objective
 from infgan.atomic import atomic_write
 from infgan.config import Config, save_config
-from infgan.train.checkpoint import RAY_STATE_FILE, load_checkpoint
+from infgan.train.checkpoint import RAY_STATE_FILE, latest_checkpoint, load_checkpoint, step_of
 from infgan.train.context import RunContext, resolve_device
 from infgan.train.loop import fit
+from infgan.train.run_dir import RunDir
 from infgan.tune.results import CONFIRM, TRIALS, record, record_restore
 from infgan.tune.space import SearchSpace
 from infgan.tune.spec import SCHEDULERS
@@ -157,7 +158,7 @@ class TuneTrialContext(RunContext):
     member: Member | None = None
 
     def restore(self, run_dir: Path, resume: bool) -> dict[str, Any] | None:
-        adopted = member_checkpoint(self.member) if self.member is not None else None
+        adopted = member_checkpoint(self.member, run_dir) if self.member is not None else None
         if adopted is not None:
             return adopted
         return super().restore(run_dir, True)  # a restarted trial always continues its own run directory
@@ -175,13 +176,19 @@ class TuneTrialContext(RunContext):
             report(metrics, tmp)
 
 
-def member_checkpoint(member: Member) -> dict[str, Any] | None:
+def member_checkpoint(member: Member, run_dir: Path) -> dict[str, Any] | None:
     """The Tune checkpoint a PBT member's trial was (re)started from, as the member continues from
-    it (see `adopt`), or None when Tune gave it none (a member's first start)."""
+    it (see `adopt`), or None when Tune gave it none: a member's first start, or a resumed sweep
+    whose saved record of the member predates the checkpoints it wrote (a driver killed right after
+    an exploit). In the latter case the member continues from its own newest checkpoint in `run_dir`
+    with the parameters Tune restored, which the lineage records as a restore."""
     import ray.tune
 
     checkpoint = ray.tune.get_checkpoint()
     if checkpoint is None:
+        own = latest_checkpoint(RunDir(run_dir).checkpoints)
+        if own is not None:
+            member.on_restore(step_of(own))
         return None
     with checkpoint.as_directory() as d:
         return adopt(load_checkpoint(Path(d) / RAY_STATE_FILE), member)
@@ -262,7 +269,7 @@ def fit_workers(
     from infgan.train.distributed import fit_distributed
 
     start = None
-    adopted = member_checkpoint(member) if member is not None else None
+    adopted = member_checkpoint(member, run_dir) if member is not None else None
     if adopted is not None:
         start = run_dir / START
         atomic_write(start, lambda fh: torch.save(adopted, fh))
