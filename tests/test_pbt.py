@@ -110,6 +110,38 @@ def test_no_member_is_perturbed_on_its_final_report_and_the_scheduler_pickles(ba
         scheduler.on_trial_result(None, None, {"step": space.pbt_interval, space.metric: 1.0})
 
 
+class _Trial:
+    """What Ray's PBT reads of a trial when it picks one to run."""
+
+    def __init__(self, status: str):
+        self.status = status
+
+
+def test_a_synchronous_population_waiting_at_a_sync_point_nobody_will_reach_runs_on():
+    """A resumed synchronous sweep: a perturbation set the next sync point at the furthest members'
+    step 20, the member behind ran to its end, and the two others wait at 20 for nobody. Ray's PBT
+    picks no one to run (the sweep hung); they go on, to meet again one interval further."""
+    from types import SimpleNamespace
+
+    from infgan.tune.schedulers import make_pbt
+
+    space = parse_space(
+        {**PBT_SPACE, "budget": {"steps": 32, "eval_every": 4}, "pbt": {**PBT_SPACE["pbt"], "synch": True}}, "s"
+    )
+    scheduler = make_pbt(space, bandit=False)
+    waiting, also_waiting, ended = _Trial("PAUSED"), _Trial("PAUSED"), _Trial("TERMINATED")
+    trials = [waiting, also_waiting, ended]
+    controller = SimpleNamespace(get_trials=lambda: trials)
+    steps = {waiting: 20, also_waiting: 20, ended: 32}
+    scheduler._trial_state = {t: SimpleNamespace(last_train_time=steps[t]) for t in trials}
+    scheduler._next_perturbation_sync = 20
+    assert scheduler.choose_trial_to_run(controller) in (waiting, also_waiting)
+    assert scheduler._next_perturbation_sync == 28
+    # While a member runs toward the sync point, the others wait for it: Ray's own rule, unchanged.
+    waiting.status, scheduler._next_perturbation_sync = "RUNNING", 20
+    assert scheduler.choose_trial_to_run(controller) is None
+
+
 def test_a_member_restored_to_other_parameters_than_its_last_record_says_so(tmp_path):
     """A driver killed between an exploit and Tune's next save: the resumed sweep continues the member
     as it was before the exploit; its lineage then says which parameters it trains with."""

@@ -426,7 +426,10 @@ def test_a_population_based_sweep_exploits_and_writes_its_lineage(ray_local, tmp
         scheduler=scheduler,
         budget={"steps": 24 if scheduler == "pbt" else 16, "eval_every": 4},
         # No perturbation at the budget's end: pb2's 16 steps perturb at 4, 8, 12; pbt's at 8 and 16.
-        pbt={"perturbation_interval": 8 if scheduler == "pbt" else 4, "quantile": 0.5},
+        # pbt synchronous, so that an exploit is sure to come: asynchronous, the third member (waiting for
+        # a slot on the session's 2 CPUs) once reached step 8 after the other two had finished, and a
+        # finished member is nobody's donor. Resumed, a synchronous population once hung (SyncNeverStalls).
+        pbt={"perturbation_interval": 8 if scheduler == "pbt" else 4, "quantile": 0.5, "synch": scheduler == "pbt"},
         parameters={"train.generator_lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-1}},
     )
     exp = tmp_path / "runs" / "p"

@@ -8,7 +8,8 @@
   (`infgan/tune/wandb_engine.py: WandbHyperband`);
 - `none`: Tune's FIFO order, every trial to its full budget;
 - `pbt`, `pb2`: Ray's Population Based Training and PB2, with no perturbation at the budget's end
-  (`EndsOwnRun`). How a population trains, exploits and records its lineage: docs/search.md.
+  (`EndsOwnRun`) and, synchronous, no member left waiting at a sync point nobody will reach
+  (`SyncNeverStalls`). How a population trains, exploits and records its lineage: docs/search.md.
 """
 
 from __future__ import annotations
@@ -125,6 +126,33 @@ class EndsOwnRun:
         return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
 
 
+class SyncNeverStalls:
+    """Mixin for Ray's PBT and PB2 in synchronous mode (`pbt.synch: true`): members left waiting at a
+    sync point that no running member will reach are run on.
+
+    Ray pauses each member at the sync point until every live member has reached it, and then picks
+    paused members to run only while they are behind the next sync point. A resumed sweep breaks that
+    bargain: its fresh scheduler starts counting sync points again while its members come back from
+    checkpoints at different steps, so a perturbation can set the next sync point at the furthest
+    member's step; the member behind then runs to its end (its last result is not perturbed), and
+    the others wait for a sync that never comes (a resumed sweep hung there, 3 times in 4). When
+    nothing runs and nothing else can be chosen, the next sync point moves one interval past the
+    paused members, so they go on and meet again there."""
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        trial = super().choose_trial_to_run(tune_controller)  # type: ignore[misc]
+        if trial is not None or not getattr(self, "_synch", False):
+            return trial
+        trials = tune_controller.get_trials()
+        paused = [t for t in trials if t.status == "PAUSED"]
+        if not paused or any(t.status in ("RUNNING", "PENDING") for t in trials):
+            return None
+        state = self._trial_state  # type: ignore[attr-defined]
+        furthest = max(state[t].last_train_time for t in paused)
+        self._next_perturbation_sync = furthest + self._perturbation_interval  # type: ignore[attr-defined]
+        return super().choose_trial_to_run(tune_controller)  # type: ignore[misc]
+
+
 # The schedulers, built on first use (PB2 imports scikit-learn): module attributes all the same, so
 # that Tune can pickle them with the sweep and unpickle them on resume.
 _SCHEDULERS = {
@@ -137,7 +165,8 @@ def __getattr__(name: str) -> type:
     if name not in _SCHEDULERS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, base = _SCHEDULERS[name]
-    cls = type(name, (EndsOwnRun, getattr(importlib.import_module(module), base)), {"__module__": __name__})
+    bases = (EndsOwnRun, SyncNeverStalls, getattr(importlib.import_module(module), base))
+    cls = type(name, bases, {"__module__": __name__})
     cls.__qualname__ = name
     globals()[name] = cls
     return cls
