@@ -26,6 +26,7 @@ and hands on what its workers report:
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import socket
 import tempfile
@@ -48,6 +49,13 @@ from infgan.train.run_dir import RunDir
 from infgan.tune.results import CONFIRM, TRIALS, record, record_restore
 from infgan.tune.space import SearchSpace
 from infgan.tune.spec import SCHEDULERS
+
+# A PBT member hands each checkpoint to Tune, and Ray then logs two INFO lines per checkpoint in the
+# trial's process ("Checkpoint successfully created at ...", "Restored on ... from checkpoint"),
+# which the driver prints among the sweep's own lines: those lines already say what happened. Set
+# here because Ray imports this module in the trial's process before it restores a checkpoint.
+for _ray_logger in ("ray.train._internal.storage", "ray.tune.trainable.trainable"):
+    logging.getLogger(_ray_logger).setLevel(logging.WARNING)
 
 START = "pbt_start.pt"  # in the member's run directory: the adopted state its workers start from
 
