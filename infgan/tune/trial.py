@@ -187,9 +187,9 @@ class TuneTrialContext(RunContext):
 def member_checkpoint(member: Member, run_dir: Path) -> dict[str, Any] | None:
     """The Tune checkpoint a PBT member's trial was (re)started from, as the member continues from
     it (see `adopt`), or None when Tune gave it none: a member's first start, or a resumed sweep
-    whose saved record of the member predates the checkpoints it wrote (a driver killed right after
-    an exploit). In the latter case the member continues from its own newest checkpoint in `run_dir`
-    with the parameters Tune restored, which the lineage records as a restore."""
+    whose saved record of the member holds no checkpoint (seen when the driver was killed right
+    after an exploit). In the latter case the member continues from its own newest checkpoint in
+    `run_dir` with the parameters Tune restored, which the lineage records as a restore."""
     import ray.tune
 
     checkpoint = ray.tune.get_checkpoint()
