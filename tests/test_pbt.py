@@ -158,8 +158,8 @@ def test_a_member_restored_to_other_parameters_than_its_last_record_says_so(tmp_
 
 
 def test_a_member_given_no_tune_checkpoint_records_the_parameters_it_continues_its_own_run_with(tmp_path, monkeypatch):
-    """A resumed sweep whose saved record of a member predates its checkpoints (the driver killed right
-    after an exploit) restarts it with no Tune checkpoint and the parameters from before the exploit;
+    """A resumed sweep whose saved record of a member holds no checkpoint (seen when the driver was killed
+    right after an exploit) restarts it with no Tune checkpoint and the parameters from before the exploit;
     the member continues from its own newest checkpoint, and its lineage says with which parameters."""
     import ray.tune
 
