@@ -55,7 +55,10 @@ def test_bars_invert_exactly_and_any_generated_bar_is_ordered():
         transforms.per_channel(("high",), ["a", "b"], "d")
 
 
-def test_prices_as_ratios_to_the_close_invert_exactly_and_a_copy_of_the_close_stays_one():
+@pytest.mark.parametrize("close_kind", ["log", "quantile"])
+def test_prices_as_ratios_to_the_close_invert_exactly_and_a_copy_of_the_close_stays_one(close_kind):
+    """With the Close as normal scores too (the `timegan_stocks` preset), the bar still inverts and
+    stays ordered, and its generated Close stays within the training range."""
     g = torch.Generator().manual_seed(1)
     close = 100 * torch.exp(0.02 * torch.randn(30, 12, generator=g).cumsum(1))
     open_ = close * torch.exp(0.01 * torch.randn(30, 12, generator=g))
@@ -63,16 +66,20 @@ def test_prices_as_ratios_to_the_close_invert_exactly_and_a_copy_of_the_close_st
     low = torch.minimum(open_, close) * torch.exp(-0.01 * torch.rand(30, 12, generator=g))
     names = ["Open", "High", "Low", "Close", "Adj"]
     kinds = transforms.per_channel(
-        ("Open=close_ratio", "High=high", "Low=low", "Close=log", "Adj=close_ratio"), names, "d"
+        ("Open=close_ratio", "High=high", "Low=low", f"Close={close_kind}", "Adj=close_ratio"), names, "d"
     )
     x = torch.stack([open_, high, low, close, close], dim=-1).double()
-    y = transforms.forward(x, kinds, names, "test")
+    table = transforms.fit(x, kinds)
+    y = transforms.forward(x, kinds, names, "test", table)
     assert torch.equal(y[..., 4], torch.zeros_like(y[..., 4]))  # the copy of the close is 0 as a ratio
-    assert torch.allclose(transforms.inverse(y, kinds, transforms.first_observed(x), names), x, rtol=1e-9)
-    made = torch.randn_like(y)
+    back = transforms.inverse(y, kinds, transforms.first_observed(x), names, table)
+    assert torch.allclose(back, x, rtol=1e-9)
+    made = 3 * torch.randn_like(y)
     made[..., 4] = 0
-    o, h, lo, c, adj = transforms.inverse(made, kinds, transforms.first_observed(x), names).unbind(-1)
+    o, h, lo, c, adj = transforms.inverse(made, kinds, transforms.first_observed(x), names, table).unbind(-1)
     assert torch.equal(adj, c) and ((lo <= torch.minimum(o, c)) & (torch.maximum(o, c) <= h) & (lo > 0)).all()
+    if close_kind == "quantile":
+        assert x[..., 3].min() <= c.min() and c.max() <= x[..., 3].max()
     with pytest.raises(DataError, match="close_ratio needs a channel named Close"):
         transforms.per_channel(("Close=close_ratio",), names, "d")
 
