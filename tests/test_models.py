@@ -106,6 +106,35 @@ def test_observation_noise_adds_learned_white_noise_and_leaves_held_channels_exa
     assert torch.equal(again(ts, 50, torch.Generator().manual_seed(1)), held)
 
 
+def test_quiet_channels_get_no_observation_noise_also_after_the_weights_are_read_back():
+    """model.obs_noise_channels: a channel left out gets exactly the paths of the same weights without
+    noise, the others their noise; the weights' file keeps it; refused without observation noise; a
+    name the data do not have is one line naming the channels."""
+    from infgan.data.files import DataError
+    from infgan.data.noise import quiet_channels
+
+    ts = torch.linspace(0, 7, 8)
+    noisy = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False, "obs_noise": 0.2}))
+    plain = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False}))
+    plain.load_state_dict(
+        {k: v for k, v in noisy.state_dict().items() if k not in ("noise_scale", "keep", "noise_mix")}
+    )
+    quiet = quiet_channels(["a", "c"], ["a", "b", "c"], "test")
+    assert quiet.tolist() == [False, True, False] and quiet_channels([], ["a"], "test") is None
+    noisy.quiet(quiet)
+    with torch.no_grad():
+        r = noisy(ts, 2000, torch.Generator().manual_seed(3)) - plain(ts, 2000, torch.Generator().manual_seed(3))
+    assert torch.equal(r[..., 2], torch.zeros_like(r[..., 2]))
+    assert torch.allclose(r[..., [1, 3]].std(dim=(0, 1)), torch.full((2,), 0.2), rtol=0.05)
+    again = Generator(3, ModelConfig(**{**CFG.__dict__, "adjoint": False, "obs_noise": 0.2}))
+    again.load_state_dict(noisy.state_dict())
+    assert torch.equal(again(ts, 50, torch.Generator().manual_seed(1)), noisy(ts, 50, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="no observation noise"):
+        plain.quiet(quiet)
+    with pytest.raises(DataError, match="no channel 'd'; channels are a, b, c"):
+        quiet_channels(["a", "d"], ["a", "b", "c"], "test")
+
+
 def test_observation_noise_starts_at_each_channels_own_level():
     """`start_noise` (model.obs_noise_start: data): each channel's scale starts where it is told, a level
     of 0 at a small positive scale (the softplus never reaches 0); refused without observation noise."""

@@ -201,6 +201,15 @@ class ModelConfig:
         "needs model.obs_noise > 0)",
         choices=("value", "data"),
     )
+    # Why: the noise a channel's data call for is not always the noise a user wants generated: on
+    # TimeGAN's stock file a bar's Open, High and Low are white noise about the Close from one day to
+    # the next, the volume partly so, and the volume's noise made prices predict it worse
+    # (docs/quality.md, stocks).
+    obs_noise_channels: tuple[str, ...] = option(
+        (),
+        "the channels (by name) that get the observation noise; the others get none; empty = every channel "
+        "(needs model.obs_noise > 0)",
+    )
 
 
 @dataclass(frozen=True)

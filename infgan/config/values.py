@@ -123,6 +123,11 @@ def from_dict(data: Mapping[str, Any] | None) -> Config:
             "'model.obs_noise_start' data starts an observation noise that model.obs_noise 0 leaves out; "
             "set model.obs_noise > 0 (any value: the data's level replaces it) or obs_noise_start value"
         )
+    if cfg.model.obs_noise_channels and cfg.model.obs_noise == 0:
+        raise ConfigError(
+            "'model.obs_noise_channels' picks channels for an observation noise that model.obs_noise 0 leaves "
+            "out; set model.obs_noise > 0 or leave obs_noise_channels empty"
+        )
     d = cfg.data
     if cfg.loss.fdm_times > d.t_size:
         raise ConfigError(

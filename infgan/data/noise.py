@@ -10,7 +10,24 @@ every channel, Adadelta's tiny first steps leave the levels near it for hundreds
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+
+from infgan.data.files import DataError
+
+
+def quiet_channels(noisy: Sequence[str], names: Sequence[str], source: str) -> torch.Tensor | None:
+    """(channels,) true where a channel gets no observation noise: those not in `noisy`
+    (`model.obs_noise_channels`; None when it is empty: every channel gets it)."""
+    if not noisy:
+        return None
+    unknown = [n for n in noisy if n not in names]
+    if unknown:
+        raise DataError(
+            f"{source}: model.obs_noise_channels: no channel '{unknown[0]}'; channels are {', '.join(names)}"
+        )
+    return torch.tensor([n not in noisy for n in names])
 
 
 def white_noise(values: torch.Tensor) -> torch.Tensor:

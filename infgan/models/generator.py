@@ -102,6 +102,14 @@ class Generator(nn.Module):
                 mix = torch.linalg.cholesky(correlation.double() * (1 - 1e-4) + 1e-4 * eye)
                 self.noise_mix.copy_(mix / mix.norm(dim=1, keepdim=True))  # unit rows: scale stays the spread
 
+    def quiet(self, quiet: torch.Tensor) -> None:
+        """No observation noise on the data channels where `quiet` (data,) is true: their rows of the
+        noises' mix are zero (kept with the weights, and in an export), so their scales do nothing."""
+        if self.noise_scale is None:
+            raise ValueError("this generator has no observation noise (model.obs_noise 0)")
+        with torch.no_grad():
+            self.noise_mix.mul_((~quiet.to(torch.bool)).to(self.noise_mix.dtype).unsqueeze(1))
+
     def hold(self, held: torch.Tensor) -> None:
         """Hold the data channels where `held` (data,) is true at 0 (in normalised units): their
         read-out rows are zeroed and kept at zero (their gradients are masked), so every generated

@@ -20,7 +20,7 @@ from infgan import metrics
 from infgan.config import Config
 from infgan.data import Dataset, build_dataset
 from infgan.data.dataset import sample_batch
-from infgan.data.noise import increment_correlation, white_noise
+from infgan.data.noise import increment_correlation, quiet_channels, white_noise
 from infgan.metrics.floors import VERSION as FLOORS_VERSION
 from infgan.metrics.floors import floors as metric_floors
 from infgan.metrics.path_level import metric_threads
@@ -181,7 +181,8 @@ def fit(
     if cfg.model.obs_noise_start == "data":
         values = dataset.train[..., 1:]
         noise = (white_noise(values), increment_correlation(values))
-    state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width, dataset.constant, noise)
+    quiet = quiet_channels(cfg.model.obs_noise_channels, dataset.names, cfg.data.dataset)
+    state = init_state(cfg, dataset.channels, ctx.device, ctx.rank, dataset.cond_width, dataset.constant, noise, quiet)
     critic = None if state.critic is None else ctx.wrap(state.critic)
     players, loss = Players(ctx.wrap(state.generator), critic, ctx.shard()), losses.build(cfg.loss)
     opened = _open(cfg, run, dataset, state, ctx, resume)

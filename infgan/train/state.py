@@ -160,15 +160,18 @@ def init_state(
     cond_width: int = 0,
     held: torch.Tensor | None = None,
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
+    quiet: torch.Tensor | None = None,
 ) -> TrainState:
     """Fresh models and optimisers; initial weights depend on the seed only, noise on (seed, rank).
     `held` (data,): channels the data hold constant, which the generator holds there (`Generator.hold`);
     `noise`: each channel's observation-noise scale to start at (data,) and their correlation (data, data)
-    (`Generator.start_noise`)."""
+    (`Generator.start_noise`); `quiet` (data,): channels with no observation noise (`Generator.quiet`)."""
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     generator = Generator(data_size, cfg.model, cond_width).to(device)
     if noise is not None:
         generator.start_noise(noise[0].to(device), noise[1].to(device))
+    if quiet is not None and bool(quiet.any()):
+        generator.quiet(quiet.to(device))
     if held is not None and bool(held.any()):
         generator.hold(held.to(device))
     t = cfg.train
