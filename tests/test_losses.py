@@ -137,14 +137,6 @@ def direct_fdm(fake: torch.Tensor, real: torch.Tensor, cfg, times: tuple[torch.T
     the real points' spreads (for each triple (s, t, u), (X_0, X_s, X_t - X_s, X_u - X_t)), the kernel
     of every two generated points (i != j) less twice that of every generated and real one, averaged."""
     total = torch.zeros((), dtype=fake.dtype)
-    if cfg.fdm_whiten:  # the channels mapped by numpy's eigendecomposition of the real values' covariance
-        import numpy as np
-
-        flat = real[..., 1:].detach().reshape(-1, real.size(-1) - 1).numpy()
-        variances, directions = np.linalg.eigh(np.cov(flat, rowvar=False))
-        w = torch.from_numpy(directions / np.sqrt(np.maximum(variances, cfg.fdm_floor**2 * variances.max())))
-        fake = torch.cat([fake[..., :1], fake[..., 1:] @ w], -1)
-        real = torch.cat([real[..., :1], real[..., 1:] @ w], -1)
     floor = cfg.fdm_floor * real[..., 1:].reshape(-1, real.size(-1) - 1).std(dim=0).repeat(len(times) + 1)
 
     def point(p, i, at):
@@ -178,7 +170,6 @@ def direct_fdm(fake: torch.Tensor, real: torch.Tensor, cfg, times: tuple[torch.T
         ["loss.sig_scale=0.7", "loss.sig_sigma=2"],
         ["loss.fdm_floor=0.9"],
         ["loss.fdm_times=3", "loss.fdm_kernel=energy"],
-        ["loss.fdm_whiten=true", "loss.fdm_kernel=energy"],
     ],
 )
 def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
@@ -196,48 +187,9 @@ def test_fdm_loss_and_its_gradient_match_a_direct_computation(sets):
     assert torch.allclose(got, want, rtol=1e-9, atol=1e-12), (got, want)
     assert torch.allclose(g_got, g_want, rtol=1e-7, atol=1e-10)
     assert g_got[..., 1:].abs().sum() > 0
-    if cfg.fdm_floor != 0.1 or cfg.fdm_whiten:  # the floor binds on some coordinates here, or the channels
-        # are mixed: the loss is not the default's
-        default = losses.build(resolve(sets=["loss.fdm_pairs=5", "loss.fdm_partners=0", *sets[1:]]).loss)
+    if cfg.fdm_floor != 0.1:  # the floor binds on some coordinates here: the loss is not the default's
+        default = losses.build(resolve(sets=["loss.fdm_pairs=5", "loss.fdm_partners=0"]).loss)
         assert not torch.allclose(got, default.objective(fake, Batch(real), Shard(), seed=3))
-
-
-def test_whitening_gives_the_real_values_unit_spread_in_every_direction_and_floors_a_tie():
-    from infgan.train.losses.fdm import whitening
-
-    g = torch.Generator().manual_seed(0)
-    mix = torch.tensor([[1.0, 0.9, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 2.0]], dtype=torch.float64)
-    values = torch.randn(50, 8, 3, generator=g, dtype=torch.float64) @ mix
-    w = whitening(values, 0.1)
-    white = values.reshape(-1, 3) @ w
-    assert torch.allclose(torch.cov(white.t()), torch.eye(3, dtype=torch.float64), atol=1e-9)
-    tied = torch.cat([values[..., :2], values[..., :1]], -1)  # the third channel is the first
-    w = whitening(tied, 0.1)
-    largest = torch.cov(tied.reshape(-1, 3).t()).diagonal().sum().sqrt()  # >= the largest direction's spread
-    assert 1.0 / (0.1 * largest) <= w.norm(dim=0).max() < float("inf")  # the tie's direction, floored
-
-
-def test_whitened_fdm_tells_a_broken_tie_between_channels_from_a_kept_one():
-    """Two channels that are one number in the data: a generator that breaks the tie a little loses
-    more, against keeping it, under the whitened kernel than under the channels as they are."""
-    g = torch.Generator().manual_seed(0)
-
-    def tied(n: int, seed: int, slip: float) -> torch.Tensor:
-        walk = paths(n, 12, seed)
-        noise = slip * torch.randn(n, 12, 1, generator=g, dtype=torch.float64)
-        return torch.cat([walk, walk[..., 1:] * 0.8, walk[..., 1:] * 0.8 + noise], -1)
-
-    real, kept, broken = tied(64, 1, 0.0), tied(64, 2, 0.0), tied(64, 2, 0.1)
-    gaps = {}
-    for whiten in ("false", "true"):
-        cfg = resolve(
-            sets=["loss.fdm_pairs=32", "loss.fdm_partners=0", "loss.fdm_kernel=energy", f"loss.fdm_whiten={whiten}"]
-        ).loss
-        loss = losses.build(cfg)
-        gaps[whiten] = float(
-            loss.objective(broken, Batch(real), Shard(), seed=0) - loss.objective(kept, Batch(real), Shard(), seed=0)
-        )
-    assert gaps["false"] > 0 and gaps["true"] > 5 * gaps["false"], gaps
 
 
 @pytest.mark.slow  # about 5 s: 500 points against 500 at every pair, 16 times

@@ -284,16 +284,6 @@ class LossConfig:
         gt=0,
         le=1,
     )
-    # Why: a kernel on standardised coordinates weighs each channel alike but every direction
-    # across channels by how much the data move in it, so where channels move together (energy's
-    # temperatures, a bar's prices) the ties between them, the directions the data barely move in,
-    # count for almost nothing beside the one they share.
-    fdm_whiten: bool = option(
-        False,
-        "fdm: the channels rotated onto the real batch's principal directions, each scaled to unit spread "
-        "(but at least fdm_floor of the largest) before the coordinates, so ties between channels weigh "
-        "as much as what they share",
-    )
     fdm_kernel: str = option(
         "rbf",
         "fdm: kernel on pairs: rbf (exp(-|a - b|^2 / (sig_sigma * channels))) or energy (-|a - b|, the energy score)",

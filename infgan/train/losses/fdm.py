@@ -7,9 +7,7 @@ time points. Each step draws `loss.fdm_pairs` pairs of times s < s + k (the same
 the lag k log-uniform in 1 .. time - 1, so that one-step increments are matched as often as long
 ones, and s uniform. Each generated pair is scored against the real pairs with the RBF kernel
 score exp(-|a - b|^2 / (sig_sigma * channels)), in coordinates (X_0, X_s, X_{s+k} - X_s), each coordinate divided by
-its spread over the real batch and times `sig_scale`. With `loss.fdm_whiten` the channels are first
-rotated onto the real batch's principal directions and scaled to unit spread (`whitening`), so the
-kernel weighs ties between channels as much as what they share.
+its spread over the real batch and times `sig_scale`.
 
 With `loss.fdm_times` 3 each draw is a triple s < t < u (the lags drawn one after the other, each
 log-uniform in what is left of the series) in coordinates (X_0, X_s, X_t - X_s, X_u - X_t): a smooth
@@ -122,9 +120,6 @@ class FDM(DirectLoss):
         g = torch.Generator().manual_seed(seed)
         drawn = self.times(values.size(1), g)
         reals = shard.gather(batch.coeffs.detach())[..., 1:]
-        if self.cfg.fdm_whiten:
-            w = whitening(reals, self.cfg.fdm_floor)
-            values, reals = values @ w, reals @ w
 
         y = coordinates(reals, *drawn)
         scale = self.cfg.sig_scale / spreads(y, reals, self.cfg.fdm_floor)  # (pairs, 1, coordinates)
@@ -157,17 +152,6 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor | No
     else:
         dot, norms = dot.gather(2, index), norms.gather(1, index.flatten(1)).view_as(index)
     return (a.square().sum(-1, keepdim=True) + norms - 2 * dot).clamp_min(0)
-
-
-def whitening(values: torch.Tensor, floor: float) -> torch.Tensor:
-    """The (channels, channels) map onto the principal directions of `values` (n, time, channels)
-    over every time, each scaled to unit spread, but a direction whose spread is below `floor` times
-    the largest one's by 1 / (floor times the largest spread): a direction the data hold (almost)
-    fixed, as two channels that are one number, is then matched closely without dividing by zero."""
-    flat = values.reshape(-1, values.size(-1)).double()
-    variances, directions = torch.linalg.eigh(torch.cov(flat.t()).reshape(flat.size(1), flat.size(1)))
-    least = (floor**2) * variances.max().clamp_min(1e-12)
-    return (directions / variances.clamp_min(least).sqrt()).to(values.dtype)
 
 
 def coordinates(v: torch.Tensor, s: torch.Tensor, *later: torch.Tensor) -> torch.Tensor:
