@@ -116,30 +116,14 @@ class PersistentASHA(ASHAScheduler):
 
 
 class EndsOwnRun:
-    """Mixin for Ray's PBT and PB2: a result at or past `budget` (the trial's last) is not perturbed,
-    and a member whose last result is in is neither a donor nor exploited from then on.
-
-    Ray leaves a member out of the quantiles only once Tune has marked it finished, which comes after
-    its trainable has returned; in between (a member writing its final plots and summary) a
-    synchronous perturbation set off by another member could clone it, its final checkpoint then
-    starting the exploiting member at the budget's end, or exploit it, stopping it before its summary
-    was written (a resumed sweep then found a member ended without one and took itself for
-    interrupted: seen once, in a clean-clone CI run of the PBT test)."""
+    """Mixin for Ray's PBT and PB2: a result at or past `budget` (the trial's last) is not perturbed."""
 
     budget: int = 0
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if self.budget and result.get("step", 0) >= self.budget:
-            self.__dict__.setdefault("_ended", set()).add(trial.trial_id)
             return "CONTINUE"  # TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
-
-    def _quantiles(self) -> tuple[list[Any], list[Any]]:
-        lower, upper = super()._quantiles()  # type: ignore[misc]
-        ended = self.__dict__.get("_ended", set())
-        upper = [t for t in upper if t.trial_id not in ended]
-        lower = [t for t in lower if t.trial_id not in ended] if upper else []  # nobody left to clone
-        return lower, upper
 
 
 class SyncNeverStalls:
