@@ -198,3 +198,42 @@ def test_importances_take_a_member_whose_explored_value_passed_its_bound_by_roun
     ]
     assert lrs[-1] > 0.1
     assert set(_importances(sweep, trials)) == {"train.generator_lr"}  # it raised ValueError before
+
+
+def test_a_trial_cut_off_after_its_last_checkpoint_is_finished_and_the_others_are_left(tmp_path):
+    """A member Tune ended after its final report, before its summary: the sweep finishes it from its
+    last checkpoint (final files and summary, no more training, its records as they were), and leaves
+    alone a finished trial and one still short of its budget."""
+    import yaml
+
+    from infgan.tune.results import collect
+    from infgan.tune.trial import finish_cut_off
+
+    exp = tmp_path / "exp"
+    (exp / "trials").mkdir(parents=True)
+    (exp / "sweep.yaml").write_text(yaml.safe_dump({"metric": "val/score", "mode": "min"}))
+    cfg = tiny("train.steps=8", "eval.every=4", "checkpoint.every=4", "eval.path_metrics=off")
+    for name in ("cut", "done", "short"):
+        run = exp / "trials" / name
+        (run).mkdir()
+        (run / "params.json").write_text("{}")
+        fit(cfg, run, RunContext(device=torch.device("cpu"), progress=False))
+    (exp / "trials" / "cut" / "summary.json").unlink()
+    (exp / "trials" / "cut" / "generator.pt").unlink()
+    records = (exp / "trials" / "cut" / "metrics.jsonl").read_text()
+    (exp / "trials" / "short" / "summary.json").unlink()
+    (exp / "trials" / "short" / "checkpoints" / "step_000008.pt").unlink()
+    done = (exp / "trials" / "done" / "summary.json").read_text()
+
+    assert finish_cut_off(exp, 8) == ["cut"]
+    summary = json.loads((exp / "trials" / "cut" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 8
+    assert (exp / "trials" / "cut" / "generator.pt").exists()
+    assert (exp / "trials" / "cut" / "metrics.jsonl").read_text() == records
+    assert (exp / "trials" / "done" / "summary.json").read_text() == done
+    assert not (exp / "trials" / "short" / "summary.json").exists()
+    assert {t.trial_id: t.status for t in collect(exp)[1]} == {
+        "cut": "completed",
+        "done": "completed",
+        "short": "incomplete",
+    }

@@ -30,7 +30,7 @@ from infgan.tune.schedulers import make_scheduler
 from infgan.tune.searchers import make_searcher, population
 from infgan.tune.space import SearchSpace, check_scheduler
 from infgan.tune.spec import SCHEDULERS
-from infgan.tune.trial import confirm_trial, tune_trial
+from infgan.tune.trial import confirm_trial, finish_cut_off, tune_trial
 from infgan.wandb.tracking import Tracking
 
 TUNE_DIR = "tune"
@@ -121,6 +121,10 @@ def run_sweep(
         stop = StepBudget(max_total_steps) if max_total_steps else None
         search = lambda: _search(space, exp_dir, trainable, limit, callbacks, first_points, stop)  # noqa: E731
         results = _fit(_start_or_restore(tune_dir, trainable, callbacks, search))
+        for trial_id in finish_cut_off(exp_dir, space.steps):
+            print(
+                f"{trial_id}  ended by Tune after its last step, before its summary: finished from its last checkpoint"
+            )
         if max_total_steps is None and finished_trials(exp_dir) + results.num_errors < space.samples:
             raise KeyboardInterrupt  # Tune's SIGINT handler (Ctrl-C, or SIGTERM) saved the state and returned early
         if space.confirm_top and space.confirm_seeds:  # (a budgeted sweep too: hpo_compare confirms)

@@ -142,6 +142,28 @@ def train_trial(space: SearchSpace, cfg: Config, run_dir: Path, member: Member |
         report({"step": summary["steps"], space.metric: objective.worst(space.mode), "diverged": True})
 
 
+def finish_cut_off(exp_dir: Path, steps: int) -> list[str]:
+    """Trials that reached their budget's last checkpoint but wrote no summary, finished here: their
+    final plots, weights and summary written from that checkpoint, with no training (a run resumed at
+    its end). Returns their ids.
+
+    Why: Tune has ended a PBT member after its final report but before its summary (seen in two
+    clean-clone CI runs of the PBT test, after a resumed sweep's exploits; in the one whose files were
+    read, the trial was TERMINATED with a last result not `done`; the cause inside Tune not found), and
+    a sweep counts its finished trials by their summaries, so it took itself for interrupted."""
+    from infgan.tune.results import collect
+
+    finished = []
+    for t in collect(exp_dir)[1]:
+        run = RunDir(t.run_dir)
+        last = latest_checkpoint(run.checkpoints)
+        if t.status != "incomplete" or last is None or step_of(last) < steps:
+            continue
+        fit(run.saved_config(), run.root, RunContext(device=torch.device("cpu"), progress=False), resume=True)
+        finished.append(t.trial_id)
+    return finished
+
+
 @dataclass(frozen=True)
 class Member:
     """A Population Based Training member as its trial's context sees it: its trial id, what to call
