@@ -203,8 +203,8 @@ class ModelConfig:
     )
     # Why: the noise a channel's data call for is not always the noise a user wants generated: on
     # TimeGAN's stock file a bar's Open, High and Low are white noise about the Close from one day to
-    # the next, the volume partly so, and the volume's noise made prices predict it worse
-    # (docs/quality.md, stocks).
+    # the next and the volume partly so, but noise on the bars made prices predict the volume worse,
+    # and the volume's alone gave the better generator (docs/quality.md, stocks).
     obs_noise_channels: tuple[str, ...] = option(
         (),
         "the channels (by name) that get the observation noise; the others get none; empty = every channel "
