@@ -215,7 +215,7 @@ def test_a_trial_cut_off_after_its_last_checkpoint_is_finished_and_the_others_ar
     cfg = tiny("train.steps=8", "eval.every=4", "checkpoint.every=4", "eval.path_metrics=off")
     for name in ("cut", "done", "short"):
         run = exp / "trials" / name
-        (run).mkdir()
+        run.mkdir()
         (run / "params.json").write_text("{}")
         fit(cfg, run, RunContext(device=torch.device("cpu"), progress=False))
     (exp / "trials" / "cut" / "summary.json").unlink()
