@@ -14,6 +14,7 @@ import infgan.train.loop as loop
 from infgan.cli import main
 from infgan.metrics import generate
 from infgan.models import Generator
+from infgan.schedule import rate_factor
 from infgan.train.checkpoint import checkpoints, load_checkpoint
 from infgan.train.context import RunContext
 from infgan.train.loop import fit
@@ -45,7 +46,9 @@ def test_same_seed_same_run_and_other_seed_differs(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["train.n_critic=2", "loss.kind=wgan_gp"]])
+@pytest.mark.parametrize(
+    "extra", [[], ["train.n_critic=2", "loss.kind=wgan_gp"], ["train.lr_schedule=cosine", "train.lr_final=0.2"]]
+)
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, extra):
     cfg = tiny(*extra)
     full = fit(cfg, tmp_path / "full", quiet())
@@ -92,6 +95,30 @@ def test_the_average_weighs_steps_equally_or_exponentially(decay):
     averaged = next(state.g_avg.module.parameters())
     expected = start + (1.0 if decay == 0 else 1.25)  # SWA: mean of 0, 1, 2; EMA: copy 0, then 0.5, then 1.25
     assert torch.allclose(averaged, expected)
+
+
+@pytest.mark.parametrize("name", ["constant", "linear", "cosine"])
+def test_a_schedule_starts_at_the_configured_rate_and_falls_to_its_final_fraction(name):
+    factors = [rate_factor(name, step, 9, 0.2) for step in range(9)]
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(1.0 if name == "constant" else 0.2)
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+    quarter = {"constant": 1.0, "linear": 0.8, "cosine": 0.2 + 0.4 * (1 + 2**-0.5)}[name]
+    assert factors[2] == pytest.approx(quarter)
+
+
+def test_both_players_train_each_step_at_the_schedules_rate(tmp_path):
+    from infgan.train.step import train_step
+
+    cfg = tiny("train.lr_schedule=linear", "train.lr_final=0.5", "train.critic_lr=0.2")
+    seen = []
+
+    def step(loss, state, *args, **kwargs):
+        seen.append((state.g_opt.param_groups[0]["lr"], state.critic_opt.param_groups[0]["lr"]))
+        return train_step(loss, state, *args, **kwargs)
+
+    fit(cfg, tmp_path / "r", quiet(), step=step)
+    factors = [1 - 0.5 * s / 11 for s in range(12)]
+    assert seen == pytest.approx([(0.046 * f, 0.2 * f) for f in factors])
 
 
 def test_non_finite_loss_stops_the_run_as_diverged(tmp_path, monkeypatch, capsys):

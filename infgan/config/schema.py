@@ -16,6 +16,7 @@ from typing import Any
 
 from infgan.config.kinds import LOSS_KINDS
 from infgan.objective import PATH_COMPUTATIONS
+from infgan.schedule import SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -309,6 +310,15 @@ class TrainConfig:
     critic_weight_decay: float = option(0.01, "critic weight decay", ge=0, critic=True)
     adam_betas: tuple[float, float] = option((0.5, 0.9), "Adam betas (adam only)")
     swa_start: int = option(500, "step from which weights are averaged (evaluation uses the average)", ge=0)
+    # Why a schedule: a rate that fits the marginals fast early (the default's 0.5) keeps the weights
+    # moving late, and the average from swa_start then mixes weights far apart (docs/quality.md).
+    lr_schedule: str = option(
+        "constant",
+        "how both players' learning rates change over the run: constant, linear or cosine (from the "
+        "configured rate at the first step to lr_final times it at the last)",
+        choices=tuple(SCHEDULES),
+    )
+    lr_final: float = option(0.1, "the fraction of the learning rates reached at the last step", ge=0, le=1)
     ema_decay: float = option(
         0.0,
         "0: equal-weight average of every step from swa_start (SWA); else the decay of an exponential "

@@ -206,6 +206,7 @@ def fit(
     )
     try:
         while message is None and state.step < cfg.train.steps:
+            state.set_rates(cfg)  # the schedule's rates for this step
             out = (step or train_step)(loss, state, players, batch, ts, cfg.train.n_critic)
             message = guard.losses(out, state.step + 1, ctx)
             if message is not None:

@@ -16,6 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from infgan.config import Config
 from infgan.config.kinds import needs_critic
 from infgan.models import Critic, Generator
+from infgan.schedule import rate_factor
 
 
 def make_optimizer(
@@ -141,15 +142,17 @@ class TrainState:
         self.progress = Progress.from_dict(sd["progress"])
 
     def set_rates(self, cfg: Config) -> None:
-        """Give the optimisers the config's learning rates and weight decays (a loaded optimiser state
-        brings the ones it was saved with: a PBT member exploring new rates must not keep its donor's)."""
+        """Give the optimisers the config's learning rates, as its schedule has them at this state's
+        step, and weight decays (a loaded optimiser state brings the ones it was saved with: a PBT
+        member exploring new rates must not keep its donor's)."""
         t = cfg.train
+        factor = rate_factor(t.lr_schedule, self.step, t.steps, t.lr_final)
         groups = [(self.g_opt, t.generator_lr, t.generator_weight_decay)]
         if self.critic_opt is not None:
             groups.append((self.critic_opt, t.critic_lr, t.critic_weight_decay))
         for opt, lr, decay in groups:
             for group in opt.param_groups:
-                group["lr"], group["weight_decay"] = lr, decay
+                group["lr"], group["weight_decay"] = lr * factor, decay
 
 
 def init_state(
