@@ -73,6 +73,7 @@ def test_set_overrides_parse_yaml_values():
         (["model.obs_noise_start=data"], ["'model.obs_noise_start' data", "set model.obs_noise > 0"]),
         (["model.obs_noise_start=auto"], ["'model.obs_noise_start' must be one of value, data"]),
         (["model.obs_noise_channels=[Open]"], ["'model.obs_noise_channels'", "set model.obs_noise > 0"]),
+        (["model.obs_noise_learn=false"], ["'model.obs_noise_learn'", "set model.obs_noise > 0"]),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_key(sets, words):

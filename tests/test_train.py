@@ -121,6 +121,13 @@ def test_both_players_train_each_step_at_the_schedules_rate(tmp_path):
     assert seen == pytest.approx([(0.046 * f, 0.2 * f) for f in factors])
 
 
+@pytest.mark.parametrize("learn", [True, False])
+def test_observation_noise_scales_train_unless_held(tmp_path, learn):
+    fit(tiny("loss.kind=fdm", "model.obs_noise=0.3", f"model.obs_noise_learn={learn}"), tmp_path / "r", quiet())
+    scale = torch.nn.functional.softplus(load_checkpoint(tmp_path / "r" / "generator.pt")["generator"]["noise_scale"])
+    assert torch.allclose(scale, torch.tensor([0.3])) is not learn
+
+
 def test_non_finite_loss_stops_the_run_as_diverged(tmp_path, monkeypatch, capsys):
     real_step = loop.train_step
     calls = {"n": 0}

@@ -206,6 +206,11 @@ class ModelConfig:
     # TimeGAN's stock file a bar's Open, High and Low are white noise about the Close from one day to
     # the next and the volume partly so, but noise on the bars made prices predict the volume worse,
     # and the volume's alone gave the better generator (docs/quality.md, stocks).
+    # Why: started from data, a channel's scale is the data's own white-noise level; training moved
+    # stocks' volume from 0.23 to about 0.31 (docs/quality.md measures holding it there).
+    obs_noise_learn: bool = option(
+        True, "whether the observation-noise scales are trained (false: they stay where they start)"
+    )
     obs_noise_channels: tuple[str, ...] = option(
         (),
         "the channels (by name) that get the observation noise; the others get none; empty = every channel "

@@ -128,6 +128,11 @@ def from_dict(data: Mapping[str, Any] | None) -> Config:
             "'model.obs_noise_channels' picks channels for an observation noise that model.obs_noise 0 leaves "
             "out; set model.obs_noise > 0 or leave obs_noise_channels empty"
         )
+    if not cfg.model.obs_noise_learn and cfg.model.obs_noise == 0:
+        raise ConfigError(
+            "'model.obs_noise_learn' false holds an observation noise that model.obs_noise 0 leaves out; "
+            "set model.obs_noise > 0 or leave obs_noise_learn true"
+        )
     d = cfg.data
     if cfg.loss.fdm_times > d.t_size:
         raise ConfigError(

@@ -71,7 +71,8 @@ class Generator(nn.Module):
         self.noise_scale: nn.Parameter | None = None
         if cfg.obs_noise > 0:
             start = torch.full((data_size,), float(cfg.obs_noise))
-            self.noise_scale = nn.Parameter(start + torch.log(-torch.expm1(-start)))  # softplus^-1
+            # requires_grad False (model.obs_noise_learn false): the scales stay where they start.
+            self.noise_scale = nn.Parameter(start + torch.log(-torch.expm1(-start)), cfg.obs_noise_learn)
         # Channels not held constant (`hold`); kept in the weights' file only where the noise needs it.
         self.keep: torch.Tensor
         self.register_buffer("keep", torch.ones(data_size), persistent=self.noise_scale is not None)
