@@ -2,7 +2,7 @@
 imports for type checking only are not imports). A newcomer reads upwards from the helpers.
 
 Floors, lowest first (a module's floor is that of the longest prefix listed):
-0. helpers: atomic, cache, text, objective, interrupt, reaper, plots, diagnostics;
+0. helpers: atomic, cache, text, objective, schedule, interrupt, reaper, plots, diagnostics;
 1. the config (with the loss kinds' table, `infgan.config.kinds`, which says which kinds train a
    critic without importing training code);
 2. data, models, metrics, resource limits, output checks, the Ray cluster connection;
@@ -26,6 +26,7 @@ FLOORS = {
     "infgan.cache": 0,
     "infgan.text": 0,
     "infgan.objective": 0,
+    "infgan.schedule": 0,
     "infgan.interrupt": 0,
     "infgan.reaper": 0,
     "infgan.plots": 0,
